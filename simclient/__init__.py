@@ -1,0 +1,4 @@
+"""simclient: a blocking, thread-based Python SDK for the Termina simulator."""
+from ._version import __version__
+
+__all__ = ["__version__"]
