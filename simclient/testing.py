@@ -1,0 +1,1 @@
+"""pytest plugin: the ``local_simulator`` fixture for users' own tests (filled in later)."""
