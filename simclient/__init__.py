@@ -1,4 +1,35 @@
-"""simclient: a blocking, thread-based Python SDK for the Termina simulator."""
-from ._version import __version__
+"""simclient: a blocking, thread-based Python SDK for the Termina simulator.
 
-__all__ = ["__version__"]
+    from simclient import Client, CreateSession
+    with Client().start_session(CreateSession(start_slot=..., slot_count=100)) as session:
+        for event in session.events(): ...
+"""
+import logging as _logging
+
+from . import errors, events
+from ._version import __version__
+from .builders import Continue, CreateSession, oracle_update, program_executed
+from .config import ClientConfig
+from .errors import (
+    AuthenticationError,
+    CompletionDrainStalled,
+    ConnectionLostError,
+    InvalidRequestError,
+    ProtocolError,
+    RpcError,
+    SessionClosedError,
+    SessionError,
+    SimclientError,
+    SubscriptionError,
+)
+from .protocol import AccountData, AvailableRange, BacktestError
+
+_logging.getLogger("simclient").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "__version__", "errors", "events",
+    "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update",
+    "AccountData", "AvailableRange", "BacktestError",
+    "SimclientError", "AuthenticationError", "InvalidRequestError", "SessionError", "ConnectionLostError",
+    "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
+]

@@ -1,0 +1,193 @@
+"""Request builders: :class:`CreateSession` and :class:`Continue`, validated on construction.
+
+A bad value raises ``ValueError`` naming the field. The wire encoding lives in :mod:`simclient.protocol`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ._base58 import is_pubkey
+from .protocol import AccountData
+
+__all__ = ["CreateSession", "Continue", "program_executed", "oracle_update", "MAX_DISCONNECT_TIMEOUT_SECS"]
+
+#: §3.1: ``disconnectTimeoutSecs`` may not exceed 900.
+MAX_DISCONNECT_TIMEOUT_SECS = 900
+_U16 = 0xFFFF
+_U32 = 0xFFFFFFFF
+_U64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _check_uint(name: str, value: Any, maximum: int = _U64, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+
+
+def _check_pubkey(name: str, value: Any) -> None:
+    if not is_pubkey(value):
+        raise ValueError(f"{name} must be a base58 public key (32 bytes), got {value!r}")
+
+
+def program_executed(program_id: str) -> Dict[str, Any]:
+    """Discovery filter ``ProgramExecuted(program)`` (§5.4)."""
+    _check_pubkey("program_executed.program_id", program_id)
+    return {"programExecuted": program_id}
+
+
+def oracle_update(programs: Sequence[str], accounts: Sequence[str] = ()) -> Dict[str, Any]:
+    """Discovery filter ``OracleUpdate{programs, accounts}`` (§5.4, servers 0.28+)."""
+    for p in programs:
+        _check_pubkey("oracle_update.programs[]", p)
+    for a in accounts:
+        _check_pubkey("oracle_update.accounts[]", a)
+    return {"oracleUpdate": {"programs": list(programs), "accounts": list(accounts)}}
+
+
+@dataclass(frozen=True)
+class CreateSession:
+    """What to replay. Both bounds are inclusive; give exactly one of ``end_slot`` / ``slot_count``
+    (``slot_count=N`` replays N + 1 slots, like the official builder: ``endSlot = startSlot + slotCount``).
+
+    ``discoveries`` takes ``program_executed(...)`` / ``oracle_update(...)`` dicts or plain program-id strings
+    (read as ``programExecuted``). ``extra`` is merged into the wire params for server fields newer than this SDK.
+    """
+
+    start_slot: int
+    end_slot: Optional[int] = None
+    slot_count: Optional[int] = None
+    signer_filter: Tuple[str, ...] = ()
+    send_summary: bool = False
+    disconnect_timeout_secs: int = MAX_DISCONNECT_TIMEOUT_SECS
+    capacity_wait_timeout_secs: Optional[int] = None
+    extra_compute_units: Optional[int] = None
+    discoveries: Tuple[Dict[str, Any], ...] = ()
+    actions: Tuple[Any, ...] = ()
+    account_overrides: Optional[Mapping[int, Mapping[str, AccountData]]] = None
+    extra: Optional[Mapping[str, Any]] = None
+
+    def __post_init__(self) -> None:
+        _check_uint("start_slot", self.start_slot)
+        if (self.end_slot is None) == (self.slot_count is None):
+            raise ValueError("give exactly one of end_slot / slot_count")
+        if self.end_slot is not None:
+            _check_uint("end_slot", self.end_slot)
+            if self.end_slot < self.start_slot:
+                raise ValueError(f"end_slot ({self.end_slot}) must be >= start_slot ({self.start_slot})")
+        if self.slot_count is not None:
+            _check_uint("slot_count", self.slot_count, _U64 - self.start_slot)
+        if not isinstance(self.send_summary, bool):
+            raise ValueError(f"send_summary must be a bool, got {self.send_summary!r}")
+        _check_uint("disconnect_timeout_secs", self.disconnect_timeout_secs, MAX_DISCONNECT_TIMEOUT_SECS)
+        if self.capacity_wait_timeout_secs is not None:
+            _check_uint("capacity_wait_timeout_secs", self.capacity_wait_timeout_secs, _U16)
+        if self.extra_compute_units is not None:
+            _check_uint("extra_compute_units", self.extra_compute_units, _U32)
+        if isinstance(self.signer_filter, str):
+            raise ValueError("signer_filter must be a sequence of base58 keys, not one string")
+        object.__setattr__(self, "signer_filter", tuple(self.signer_filter))
+        for key in self.signer_filter:
+            _check_pubkey("signer_filter[]", key)
+        discoveries = []
+        for d in self.discoveries if not isinstance(self.discoveries, (str, dict)) else [self.discoveries]:
+            if isinstance(d, str):
+                d = program_executed(d)
+            if not isinstance(d, dict) or len(d) != 1:
+                raise ValueError(f"discoveries[] must be a filter like {{'programExecuted': id}}, got {d!r}")
+            discoveries.append(d)
+        object.__setattr__(self, "discoveries", tuple(discoveries))
+        object.__setattr__(self, "actions", tuple(self.actions))
+        if self.account_overrides is not None:
+            for slot, accounts in self.account_overrides.items():
+                _check_uint("account_overrides slot", slot)
+                for addr, acct in accounts.items():
+                    _check_pubkey("account_overrides address", addr)
+                    if not isinstance(acct, AccountData):
+                        raise ValueError(f"account_overrides[{slot}][{addr}] must be AccountData")
+        if self.extra is not None and not isinstance(self.extra, Mapping):
+            raise ValueError("extra must be a mapping of wire field names to values")
+
+    @property
+    def resolved_end_slot(self) -> int:
+        """The inclusive end slot sent on the wire."""
+        if self.end_slot is not None:
+            return self.end_slot
+        assert self.slot_count is not None
+        return self.start_slot + self.slot_count
+
+    @property
+    def total_slots(self) -> int:
+        return self.resolved_end_slot - self.start_slot + 1
+
+
+def _transaction_to_b64(tx: Any) -> str:
+    """solders (Versioned)Transaction, raw bytes, or a base64 string → base64 of the bincode bytes (§3.2)."""
+    if isinstance(tx, (bytes, bytearray, memoryview)):
+        raw = bytes(tx)
+        if not raw:
+            raise ValueError("transaction bytes are empty")
+        return base64.b64encode(raw).decode()
+    if isinstance(tx, str):
+        try:
+            raw = base64.b64decode(tx, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("transaction string is not valid base64") from None
+        if not raw:
+            raise ValueError("transaction is empty")
+        return tx
+    module = type(tx).__module__ or ""
+    if module.startswith("solders") and hasattr(tx, "__bytes__"):
+        return base64.b64encode(bytes(tx)).decode()
+    raise ValueError(
+        f"transaction must be a solders Transaction/VersionedTransaction, bytes or a base64 str, "
+        f"got {type(tx).__name__}")
+
+
+def _account_to_data(acct: Any) -> AccountData:
+    if isinstance(acct, AccountData):
+        return acct
+    if (type(acct).__module__ or "").startswith("solders"):
+        return AccountData.from_solders(acct)
+    raise ValueError(f"account must be AccountData or a solders Account, got {type(acct).__name__}")
+
+
+@dataclass
+class Continue:
+    """One ``continue``: run ``advance_count`` slots (skipped slots count), then pause again.
+
+    ``transactions`` are base64 bincode transactions run after the block's own; ``modify_account_states``
+    overrides accounts before execution. Both helpers return ``self`` so calls chain.
+    """
+
+    advance_count: int = 1
+    transactions: List[str] = field(default_factory=list)
+    modify_account_states: Dict[str, AccountData] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_uint("advance_count", self.advance_count, minimum=1)
+        txs: Iterable[Any] = self.transactions or ()
+        if isinstance(txs, (str, bytes)):
+            raise ValueError("transactions must be a sequence of transactions, not a single one")
+        self.transactions = [_transaction_to_b64(t) for t in txs]
+        mods = dict(self.modify_account_states or {})
+        self.modify_account_states = {}
+        for addr, acct in mods.items():
+            self.modify_account(addr, acct)
+
+    def push_transaction(self, tx: Any) -> "Continue":
+        """Append a transaction (solders object, bincode bytes, or base64 str)."""
+        self.transactions.append(_transaction_to_b64(tx))
+        return self
+
+    def modify_account(self, address: Any, account: Any) -> "Continue":
+        """Override ``address`` (base58 str or solders Pubkey) with ``account`` before execution."""
+        addr = str(address)
+        _check_pubkey("modify_account.address", addr)
+        self.modify_account_states[addr] = _account_to_data(account)
+        return self

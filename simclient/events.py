@@ -1,0 +1,169 @@
+"""The events a session yields: frozen dataclasses, ``match``-friendly.
+
+Control events (from the control WebSocket) and data-plane events (from the session's subscriptions) share one
+stream per session. ``Transaction.value`` / ``AccountDiff.pre|post`` keep the server's JSON as dicts, so nothing
+the server sent is lost; typed helpers decode it on demand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .protocol import AccountData, BacktestError
+
+__all__ = [
+    "Event",
+    "ReadyForContinue",
+    "Slot",
+    "Status",
+    "Paused",
+    "DiscoveryBatch",
+    "Transaction",
+    "AccountDiff",
+    "Completed",
+    "ServerError",
+    "SessionSummary",
+]
+
+
+class Event:
+    """Marker base class of every event."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class ReadyForContinue(Event):
+    """The session is idle and waits for ``send_continue`` / ``send_continue_to``."""
+
+
+@dataclass(frozen=True)
+class Slot(Event):
+    """A slot became current or finished executing (skipped slots are never announced)."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class Status(Event):
+    """A progress phase (``startingRuntime``, ``preparingBundle``, ``executedBlockTransactions`` …).
+
+    Unknown phases are passed through unchanged."""
+
+    status: str
+
+
+@dataclass(frozen=True)
+class Paused(Event):
+    """Reached a ``continue_to`` target: the session stopped immediately before ``(slot, batch_index)``."""
+
+    slot: int
+    batch_index: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DiscoveryBatch(Event):
+    """An upcoming batch matches one of the session's discovery filters."""
+
+    slot: int
+    batch_index: int
+    matched: Tuple[Any, ...] = ()
+    transactions: Tuple[Any, ...] = ()
+    transaction_indices: Tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """Counters of a finished session (``sendSummary``)."""
+
+    correct_simulation: int = 0
+    incorrect_simulation: int = 0
+    execution_errors: int = 0
+    balance_diff: int = 0
+    log_diff: int = 0
+    unsanitizable: int = 0
+    reroute_stats: Any = None
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Completed(Event):
+    """The range is exhausted and every trailing subscription notification was delivered before this."""
+
+    summary: Optional[SessionSummary] = None
+
+
+@dataclass(frozen=True)
+class ServerError(Event):
+    """A non-terminal server error, delivered in order (terminal ones raise :class:`SessionError`)."""
+
+    error: "BacktestError"
+
+
+@dataclass(frozen=True)
+class Transaction(Event):
+    """One executed transaction from ``transactionSubscribe`` (what ``getTransaction`` would return)."""
+
+    slot: int
+    signature: str
+    value: Dict[str, Any] = field(compare=True, hash=False)
+
+    @property
+    def success(self) -> bool:
+        meta = self.value.get("meta") or {}
+        return meta.get("err") is None
+
+    @property
+    def error(self) -> Any:
+        return (self.value.get("meta") or {}).get("err")
+
+    @property
+    def logs(self) -> list:
+        return list((self.value.get("meta") or {}).get("logMessages") or [])
+
+    @property
+    def signature_obj(self) -> Any:
+        """A ``solders.signature.Signature`` when the ``solana`` extra is installed, else the base58 string."""
+        try:
+            from solders.signature import Signature  # type: ignore[import-not-found]
+        except ImportError:
+            return self.signature
+        return Signature.from_string(self.signature)
+
+
+@dataclass(frozen=True)
+class AccountDiff(Event):
+    """One account write from ``accountDiffSubscribe``. ``pre`` is None for a created account, ``post`` for a
+    deleted one; both are Solana ``UiAccount`` dicts."""
+
+    slot: int
+    account: str
+    signature: Optional[str]
+    pre: Optional[Dict[str, Any]] = field(default=None, hash=False)
+    post: Optional[Dict[str, Any]] = field(default=None, hash=False)
+
+    @property
+    def key(self) -> Tuple[int, str, Optional[str]]:
+        """The dedup key ``(slot, account, signature)``."""
+        return (self.slot, self.account, self.signature)
+
+    def pre_account(self) -> "Optional[AccountData]":
+        """``pre`` decoded into :class:`simclient.protocol.AccountData` (None when absent)."""
+        from .protocol import AccountData
+
+        return None if self.pre is None else AccountData.from_ui_account(self.pre)
+
+    def post_account(self) -> "Optional[AccountData]":
+        from .protocol import AccountData
+
+        return None if self.post is None else AccountData.from_ui_account(self.post)
+
+    @property
+    def account_pubkey(self) -> Any:
+        """A ``solders.pubkey.Pubkey`` when the ``solana`` extra is installed, else the base58 string."""
+        try:
+            from solders.pubkey import Pubkey  # type: ignore[import-not-found]
+        except ImportError:
+            return self.account
+        return Pubkey.from_string(self.account)

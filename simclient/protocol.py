@@ -1,0 +1,773 @@
+"""The wire format, in one place: encode requests, decode responses (PROTOCOL.md §2–§5, §8, §9, §12).
+
+Everything the SDK puts on or takes off a socket goes through this module. Inferred ([I]) readings of the spec are
+collected here, each with the rule it follows:
+
+* Requests: adjacent tagging ``{"method", "params"}``; struct-variant keys snake_case (L1: ``session_id``,
+  ``last_sequence``, ``control_session_id``, ``last_sequences``); payload structs camelCase (L2); the ``*V1``
+  per-session requests as ``{"sessionId", "request": {...}}`` (§3.5); ``parallel`` flattened beside the create
+  params (§3.1); ``slot_count`` becomes ``endSlot = startSlot + slotCount`` (§3.1).
+* Responses: both casings accepted for every key (L1, L2); ``seqId`` popped from the top level (§2.1);
+  ``sessionEventV2.event`` uses the same ``method``/``params`` envelope (§4.1); ``params: null`` equals absent.
+* Errors (L4): an externally tagged object (any casing of the variant), a bare string, or ``{"code"|"type": …}``,
+  normalised to ``BacktestError(variant=PascalCase, fields)``. Terminal vs transient per §10.1, in
+  :data:`TERMINAL_VARIANTS` / :data:`TRANSIENT_VARIANTS`; unknown variants are terminal. The §7.1 "continue while
+  busy" ``invalidRequest`` is the one non-terminal ``InvalidRequest`` (:func:`is_continue_busy`).
+* Subscriptions (§9): ``transactionSubscribe`` filter ``{"programs": [...]}``; ``accountDiffSubscribe`` one
+  request per program with ``{"address", "address_type": "program"}``; ``replayFromSlot`` inclusive; notification
+  ``result`` either ``{context, value}`` or bare (L5); ``result: null`` is end-of-stream (§9.5); error -32016 is
+  the replay-window refusal (§9.3).
+* Unknown methods decode to :class:`Unknown` (L6); callers log and skip them. Anything else malformed raises
+  :class:`~simclient.errors.ProtocolError` (raw text truncated to 200 chars) and never another exception type.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import events as ev
+from ._base58 import b58encode
+from .errors import ProtocolError
+
+try:  # optional speed-up (extra ``fast``)
+    import orjson as _orjson  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+__all__ = [
+    "loads", "dumps", "JSON_BACKEND",
+    "BacktestError", "AccountData", "AvailableRange",
+    "SessionCreated", "SessionAttached", "SessionsCreatedV2", "ParallelSessionAttachedV2", "Success",
+    "SessionEventV2", "Unknown", "Frame",
+    "decode_response", "decode_error", "decode_available_ranges",
+    "encode_create", "encode_continue", "encode_continue_to", "encode_close", "encode_attach", "encode_resume",
+    "encode_attach_parallel", "encode_continue_v1", "encode_continue_to_v1", "encode_close_v1",
+    "encode_account_data", "encode_continue_params",
+    "TERMINAL_VARIANTS", "TRANSIENT_VARIANTS", "RETRY_ONCE_VARIANTS", "is_continue_busy",
+    "REPLAY_WINDOW_ERROR_CODE",
+    "encode_subscribe", "SubscribeAck", "RpcErrorReply", "Notification", "decode_subscription_frame",
+    "transaction_from_result", "account_diff_from_result",
+]
+
+# --------------------------------------------------------------------------------------------------------- JSON
+
+JSON_BACKEND = "orjson" if _orjson is not None else "json"
+
+
+def loads(text: Union[str, bytes]) -> Any:
+    if _orjson is not None:
+        return _orjson.loads(text)
+    return json.loads(text)
+
+
+def dumps(obj: Any) -> str:
+    if _orjson is not None:
+        return _orjson.dumps(obj).decode()
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def _camel_to_snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _snake_to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _pascal(name: str) -> str:
+    """Any casing of a variant name → PascalCase (``invalidRequest``/``invalid_request`` → ``InvalidRequest``)."""
+    if "_" in name or name.islower():
+        return "".join(p[:1].upper() + p[1:] for p in name.split("_") if p)
+    return name[:1].upper() + name[1:]
+
+
+def _get(obj: Mapping[str, Any], snake: str, default: Any = None) -> Any:
+    """Read a key in either casing (L1/L2)."""
+    if snake in obj:
+        return obj[snake]
+    camel = _snake_to_camel(snake)
+    if camel in obj:
+        return obj[camel]
+    return default
+
+
+def _require(obj: Mapping[str, Any], snake: str, what: str) -> Any:
+    value = _get(obj, snake, _MISSING)
+    if value is _MISSING:
+        raise _Bad(f"{what}: missing field {snake!r}")
+    return value
+
+
+_MISSING = object()
+
+
+class _Bad(Exception):
+    """Internal: a decode failure, turned into ProtocolError with the raw frame at the boundary."""
+
+
+def _u64(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Bad(f"{what}: expected an unsigned integer, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _opt_u64(value: Any, what: str) -> Optional[int]:
+    return None if value is None else _u64(value, what)
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"{what}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_str(value: Any, what: str) -> Optional[str]:
+    return None if value is None else _str(value, what)
+
+
+def _obj(value: Any, what: str) -> Dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Bad(f"{what}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, what: str) -> list:
+    if not isinstance(value, list):
+        raise _Bad(f"{what}: expected an array, got {type(value).__name__}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------- BacktestError
+
+#: §10.1 terminal variants (stop, surface, no reconnect). Every ``Invalid*`` variant is terminal too.
+TERMINAL_VARIANTS = frozenset({
+    "SessionNotFound", "SessionOwnerMismatch", "SessionNameTaken", "InvalidRequest", "BundleNotFound",
+    "NoProducedBlocksInRange", "NoMoreBlocks", "AdvanceSlotFailed", "FinalizeSlotFailed",
+    "InitializingSysvarsFailed", "SimulationError", "InvalidTransactionEncoding", "InvalidTransactionFormat",
+    "InvalidAccountEncoding", "InvalidAccountOwner", "InvalidAccountPubkey", "InvalidBlockhashFormat",
+})
+#: §10.1 transient variants: reconnect and attach within the budget.
+TRANSIENT_VARIANTS = frozenset({"SessionOwnershipBusy"})
+#: §10.1 "retry once, then terminal".
+RETRY_ONCE_VARIANTS = frozenset({"ClerkError", "Internal"})
+
+_CONTINUE_BUSY = re.compile(r"continue while busy", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class BacktestError:
+    """A server ``error`` normalised per L4: PascalCase ``variant`` and its ``fields``."""
+
+    variant: str
+    fields: Dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def message(self) -> str:
+        detail = self.fields.get("error") or self.fields.get("reason")
+        if detail is None and self.fields:
+            detail = ", ".join(f"{k}={v}" for k, v in self.fields.items())
+        return f"{self.variant}: {detail}" if detail else self.variant
+
+    @property
+    def terminal(self) -> bool:
+        """§10.1: terminal unless transient, retry-once, or the §7.1 "continue while busy" answer."""
+        if self.variant in TRANSIENT_VARIANTS or self.variant in RETRY_ONCE_VARIANTS:
+            return False
+        if is_continue_busy(self):
+            return False
+        return True  # listed terminal variants, every Invalid*, and unknown variants (L4)
+
+    @property
+    def is_invalid_request(self) -> bool:
+        return self.variant.startswith("Invalid")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def is_continue_busy(error: BacktestError) -> bool:
+    """The §7.1 answer to a continue that arrived while the session was executing (non-terminal)."""
+    return error.variant == "InvalidRequest" and bool(_CONTINUE_BUSY.search(str(error.fields.get("error", ""))))
+
+
+def decode_error(params: Any) -> BacktestError:
+    """L4: externally tagged object, bare string, or ``{"code"|"type": variant, ...}``."""
+    if isinstance(params, str):
+        return BacktestError(_pascal(params))
+    if isinstance(params, dict):
+        for tag in ("code", "type"):
+            if isinstance(params.get(tag), str):
+                rest = {k: v for k, v in params.items() if k != tag}
+                return BacktestError(_pascal(params[tag]), rest)
+        if len(params) == 1:
+            (variant, content), = params.items()
+            if isinstance(content, dict):
+                return BacktestError(_pascal(variant), {_camel_to_snake(k): v for k, v in content.items()})
+            if content is None:
+                return BacktestError(_pascal(variant))
+            return BacktestError(_pascal(variant), {"error": content})
+    raise _Bad(f"error: cannot decode params of type {type(params).__name__}")
+
+
+# ------------------------------------------------------------------------------------------ payload types
+
+
+@dataclass(frozen=True)
+class AccountData:
+    """An account override (PROTOCOL §5.1): raw ``data`` bytes, ``space`` = len(data) unless given."""
+
+    lamports: int
+    data: bytes = b""
+    owner: str = "11111111111111111111111111111111"
+    executable: bool = False
+    space: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lamports, bool) or not isinstance(self.lamports, int) or self.lamports < 0:
+            raise ValueError(f"AccountData.lamports must be a non-negative int, got {self.lamports!r}")
+        if not isinstance(self.data, (bytes, bytearray)):
+            raise ValueError(f"AccountData.data must be bytes, got {type(self.data).__name__}")
+        if not isinstance(self.owner, str) or not self.owner:
+            raise ValueError(f"AccountData.owner must be a base58 string, got {self.owner!r}")
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "AccountData":
+        """Decode the §5.1 shape ``{"data": {"data": b64, "encoding": "base64"}, ...}``."""
+        enc = obj.get("data") or {}
+        raw = _decode_binary(enc.get("data", ""), enc.get("encoding", "base64"))
+        return cls(lamports=int(obj["lamports"]), data=raw, owner=obj["owner"],
+                   executable=bool(obj.get("executable", False)), space=obj.get("space"))
+
+    @classmethod
+    def from_ui_account(cls, ui: Mapping[str, Any]) -> "AccountData":
+        """Decode a Solana ``UiAccount`` (``data: [payload, encoding]``). Unknown encodings raise ValueError."""
+        data = ui.get("data")
+        if isinstance(data, list) and len(data) == 2:
+            raw = _decode_binary(data[0], data[1])
+        elif isinstance(data, dict):
+            raw = _decode_binary(data.get("data", ""), data.get("encoding", "base64"))
+        elif isinstance(data, str):
+            raw = _decode_binary(data, "base58")
+        else:
+            raise ValueError(f"UiAccount.data has an unsupported shape: {type(data).__name__}")
+        return cls(lamports=int(ui["lamports"]), data=raw, owner=ui["owner"],
+                   executable=bool(ui.get("executable", False)), space=ui.get("space"))
+
+    @classmethod
+    def from_solders(cls, account: Any) -> "AccountData":
+        """From a ``solders.account.Account``."""
+        return cls(lamports=int(account.lamports), data=bytes(account.data), owner=str(account.owner),
+                   executable=bool(account.executable))
+
+    def to_solders(self) -> Any:
+        """To a ``solders.account.Account`` (needs the ``solana`` extra)."""
+        from solders.account import Account  # type: ignore[import-not-found]
+        from solders.pubkey import Pubkey  # type: ignore[import-not-found]
+
+        return Account(lamports=self.lamports, data=bytes(self.data), owner=Pubkey.from_string(self.owner),
+                       executable=self.executable)
+
+
+def _decode_binary(payload: Any, encoding: Any) -> bytes:
+    if encoding == "base64":
+        try:
+            return base64.b64decode(payload, validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise ValueError(f"invalid base64 account data: {exc}") from None
+    if encoding == "base58":
+        from ._base58 import b58decode
+
+        return b58decode(payload)
+    raise ValueError(f"unknown account data encoding {encoding!r} (expected 'base64' or 'base58')")
+
+
+def encode_account_data(acct: AccountData) -> Dict[str, Any]:
+    return {
+        "data": {"data": base64.b64encode(bytes(acct.data)).decode(), "encoding": "base64"},
+        "executable": acct.executable,
+        "lamports": acct.lamports,
+        "owner": acct.owner,
+        "space": len(acct.data) if acct.space is None else acct.space,
+    }
+
+
+@dataclass(frozen=True)
+class AvailableRange:
+    """One entry of ``GET /available-ranges`` (§1.3)."""
+
+    bundle_start_slot: int
+    bundle_start_slot_utc: Optional[str] = None
+    max_bundle_end_slot: Optional[int] = None
+    max_bundle_end_slot_utc: Optional[str] = None
+    max_bundle_size: Optional[int] = None
+    kind: Optional[str] = None
+    scope: Optional[str] = None
+
+
+def decode_available_ranges(body: Any) -> List[AvailableRange]:
+    if not isinstance(body, list):
+        raise ProtocolError("available-ranges: expected a JSON array", dumps(body) if body is not None else None)
+    out = []
+    try:
+        for item in body:
+            item = _obj(item, "available-ranges entry")
+            out.append(AvailableRange(
+                bundle_start_slot=_u64(_require(item, "bundle_start_slot", "available-ranges"), "bundle_start_slot"),
+                bundle_start_slot_utc=_opt_str(_get(item, "bundle_start_slot_utc"), "bundle_start_slot_utc"),
+                max_bundle_end_slot=_opt_u64(_get(item, "max_bundle_end_slot"), "max_bundle_end_slot"),
+                max_bundle_end_slot_utc=_opt_str(_get(item, "max_bundle_end_slot_utc"), "max_bundle_end_slot_utc"),
+                max_bundle_size=_opt_u64(_get(item, "max_bundle_size"), "max_bundle_size"),
+                kind=None if _get(item, "kind") is None else str(_get(item, "kind")),
+                scope=None if _get(item, "scope") is None else str(_get(item, "scope")),
+            ))
+    except _Bad as exc:
+        raise ProtocolError(str(exc), dumps(body)) from None
+    return out
+
+
+# ------------------------------------------------------------------------------------- response types
+
+
+@dataclass(frozen=True)
+class SessionCreated:
+    session_id: str
+    rpc_endpoint: str
+    task_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SessionAttached(SessionCreated):
+    pass
+
+
+@dataclass(frozen=True)
+class SessionsCreatedV2:
+    """Terminal message of a parallel create. ``start_slots``/``end_slots`` are None when the server omits
+    them (a server too old for the multiplexed client; the caller fails loudly)."""
+
+    control_session_id: str
+    session_ids: Tuple[str, ...]
+    task_ids: Tuple[Optional[str], ...] = ()
+    start_slots: Optional[Tuple[int, ...]] = None
+    end_slots: Optional[Tuple[int, ...]] = None
+
+
+@dataclass(frozen=True)
+class ParallelSessionAttachedV2:
+    control_session_id: str
+    session_ids: Tuple[str, ...] = ()
+    task_ids: Tuple[Optional[str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Success:
+    """Ack of close and of resume."""
+
+
+@dataclass(frozen=True)
+class SessionEventV2:
+    """One sub-session's event on a parallel control socket; ``event`` is an :mod:`simclient.events` value,
+    :class:`Success`, or :class:`Unknown`."""
+
+    session_id: str
+    seq_id: int
+    event: Any
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A method this client does not know (L6): log and skip."""
+
+    method: str
+    params: Any = None
+
+
+class Frame:
+    """A decoded control frame: the message and the top-level ``seqId`` (None when unwrapped)."""
+
+    __slots__ = ("message", "seq_id")
+
+    def __init__(self, message: Any, seq_id: Optional[int]):
+        self.message = message
+        self.seq_id = seq_id
+
+    def __repr__(self) -> str:
+        return f"Frame(seq_id={self.seq_id!r}, message={self.message!r})"
+
+
+_READY = ev.ReadyForContinue()
+_SUCCESS = Success()
+
+
+def _d_session_created(params: Any, cls: type = SessionCreated) -> Any:
+    p = _obj(params, "sessionCreated")
+    return cls(
+        session_id=_str(_require(p, "session_id", "sessionCreated"), "session_id"),
+        rpc_endpoint=_str(_require(p, "rpc_endpoint", "sessionCreated"), "rpc_endpoint"),
+        task_id=_opt_str(_get(p, "task_id"), "task_id"),
+    )
+
+
+def _d_sessions_created_v2(params: Any) -> SessionsCreatedV2:
+    p = _obj(params, "sessionsCreatedV2")
+    ids = tuple(_str(s, "session_ids[]") for s in _list(_require(p, "session_ids", "sessionsCreatedV2"), "session_ids"))
+    task_ids = tuple(_opt_str(t, "task_ids[]") for t in _list(_get(p, "task_ids") or [], "task_ids"))
+    starts = _get(p, "start_slots")
+    ends = _get(p, "end_slots")
+    return SessionsCreatedV2(
+        control_session_id=_str(_require(p, "control_session_id", "sessionsCreatedV2"), "control_session_id"),
+        session_ids=ids,
+        task_ids=task_ids,
+        start_slots=None if starts is None else tuple(_u64(s, "start_slots[]") for s in _list(starts, "start_slots")),
+        end_slots=None if ends is None else tuple(_u64(s, "end_slots[]") for s in _list(ends, "end_slots")),
+    )
+
+
+def _d_parallel_attached(params: Any) -> ParallelSessionAttachedV2:
+    p = _obj(params, "parallelSessionAttachedV2")
+    return ParallelSessionAttachedV2(
+        control_session_id=_str(_require(p, "control_session_id", "parallelSessionAttachedV2"), "control_session_id"),
+        session_ids=tuple(_str(s, "session_ids[]") for s in _list(_get(p, "session_ids") or [], "session_ids")),
+        task_ids=tuple(_opt_str(t, "task_ids[]") for t in _list(_get(p, "task_ids") or [], "task_ids")),
+    )
+
+
+def _d_paused(params: Any) -> ev.Paused:
+    p = _obj(params, "paused")
+    return ev.Paused(slot=_u64(_require(p, "slot", "paused"), "paused.slot"),
+                     batch_index=_opt_u64(_get(p, "batch_index"), "paused.batchIndex"))
+
+
+def _d_discovery(params: Any) -> ev.DiscoveryBatch:
+    p = _obj(params, "discoveryBatch")
+    return ev.DiscoveryBatch(
+        slot=_u64(_require(p, "slot", "discoveryBatch"), "discoveryBatch.slot"),
+        batch_index=_u64(_require(p, "batch_index", "discoveryBatch"), "discoveryBatch.batchIndex"),
+        matched=tuple(_list(_get(p, "matched") or [], "matched")),
+        transactions=tuple(_list(_get(p, "transactions") or [], "transactions")),
+        transaction_indices=tuple(_u64(i, "transactionIndices[]")
+                                  for i in _list(_get(p, "transaction_indices") or [], "transactionIndices")),
+    )
+
+
+_SUMMARY_FIELDS = ("correct_simulation", "incorrect_simulation", "execution_errors", "balance_diff", "log_diff",
+                   "unsanitizable")
+
+
+def _d_summary(raw: Any) -> Optional[ev.SessionSummary]:
+    if raw is None:
+        return None
+    s = _obj(raw, "summary")
+    known = {name: _u64(_get(s, name, 0), f"summary.{name}") for name in _SUMMARY_FIELDS}
+    seen = set(_SUMMARY_FIELDS) | {_snake_to_camel(n) for n in _SUMMARY_FIELDS} | {"rerouteStats", "reroute_stats"}
+    return ev.SessionSummary(**known, reroute_stats=_get(s, "reroute_stats"),
+                             extra={k: v for k, v in s.items() if k not in seen})
+
+
+def _d_completed(params: Any) -> ev.Completed:
+    if params is None:
+        return ev.Completed(None)
+    p = _obj(params, "completed")
+    return ev.Completed(summary=_d_summary(p.get("summary")))
+
+
+def _d_status(params: Any) -> ev.Status:
+    if isinstance(params, str):  # lenient: a bare status string
+        return ev.Status(params)
+    p = _obj(params, "status")
+    return ev.Status(_str(_require(p, "status", "status"), "status.status"))
+
+
+def _d_slot(params: Any) -> ev.Slot:
+    if isinstance(params, dict):  # lenient: {"slot": n}
+        params = _require(params, "slot", "slotNotification")
+    return ev.Slot(_u64(params, "slotNotification"))
+
+
+def _d_session_event_v2(params: Any) -> SessionEventV2:
+    p = _obj(params, "sessionEventV2")
+    inner = _obj(_require(p, "event", "sessionEventV2"), "sessionEventV2.event")
+    return SessionEventV2(
+        session_id=_str(_require(p, "session_id", "sessionEventV2"), "session_id"),
+        seq_id=_u64(_require(p, "seq_id", "sessionEventV2"), "seq_id"),
+        event=_decode_message(inner, nested=True),
+    )
+
+
+_DECODERS: Dict[str, Callable[[Any], Any]] = {
+    "sessionCreated": _d_session_created,
+    "sessionAttached": lambda p: _d_session_created(p, SessionAttached),
+    "sessionsCreatedV2": _d_sessions_created_v2,
+    "parallelSessionAttachedV2": _d_parallel_attached,
+    "readyForContinue": lambda p: _READY,
+    "slotNotification": _d_slot,
+    "paused": _d_paused,
+    "discoveryBatch": _d_discovery,
+    "status": _d_status,
+    "success": lambda p: _SUCCESS,
+    "completed": _d_completed,
+    "error": lambda p: ev.ServerError(decode_error(p)),
+    "sessionEventV2": _d_session_event_v2,
+}
+# Methods allowed inside sessionEventV2.event (§4.1 SessionEventKind).
+_NESTED = frozenset({"readyForContinue", "slotNotification", "paused", "discoveryBatch", "status", "success",
+                     "completed", "error"})
+
+
+def _decode_message(obj: Dict[str, Any], nested: bool = False) -> Any:
+    method = obj.get("method")
+    if not isinstance(method, str):
+        raise _Bad("frame has no string 'method'")
+    decoder = _DECODERS.get(method)
+    if decoder is None or (nested and method not in _NESTED):
+        return Unknown(method, obj.get("params"))
+    return decoder(obj.get("params"))
+
+
+def decode_response(raw: Union[str, bytes]) -> Frame:
+    """Decode one control frame. Raises :class:`ProtocolError` (and nothing else) on a malformed frame."""
+    try:
+        obj = loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"control frame is not JSON ({exc})", _text(raw)) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"control frame is a JSON {type(obj).__name__}, not an object", _text(raw))
+    try:
+        seq = obj.get("seqId", obj.get("seq_id"))
+        seq_id = None if seq is None else _u64(seq, "seqId")
+        return Frame(_decode_message(obj), seq_id)
+    except _Bad as exc:
+        raise ProtocolError(str(exc), _text(raw)) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # defensive: never leak another type
+        raise ProtocolError(f"malformed control frame ({type(exc).__name__}: {exc})", _text(raw)) from None
+
+
+def _text(raw: Union[str, bytes]) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+
+
+# ------------------------------------------------------------------------------------------- requests
+
+
+def _request(method: str, params: Any = _MISSING) -> Dict[str, Any]:
+    return {"method": method} if params is _MISSING else {"method": method, "params": params}
+
+
+def encode_create(create: Any, parallel: bool = False) -> Dict[str, Any]:
+    """``createBacktestSession`` from a :class:`simclient.CreateSession` (§3.1: V1 = params + ``parallel``)."""
+    params: Dict[str, Any] = {
+        "startSlot": create.start_slot,
+        "endSlot": create.resolved_end_slot,
+        "signerFilter": list(create.signer_filter),
+        "sendSummary": create.send_summary,
+        "disconnectTimeoutSecs": create.disconnect_timeout_secs,
+    }
+    if create.capacity_wait_timeout_secs is not None:
+        params["capacityWaitTimeoutSecs"] = create.capacity_wait_timeout_secs
+    if create.extra_compute_units is not None:
+        params["extraComputeUnits"] = create.extra_compute_units
+    if create.discoveries:
+        params["discoveries"] = [dict(d) for d in create.discoveries]
+    if create.actions:
+        params["actions"] = list(create.actions)
+    if create.account_overrides:
+        params["accountOverrides"] = {
+            str(slot): {addr: encode_account_data(a) for addr, a in accounts.items()}
+            for slot, accounts in create.account_overrides.items()
+        }
+    if create.extra:
+        params.update(create.extra)
+    if parallel:
+        params["parallel"] = True
+    return _request("createBacktestSession", params)
+
+
+def encode_continue_params(cont: Any) -> Dict[str, Any]:
+    """``ContinueParams`` (§3.2) from a :class:`simclient.Continue`."""
+    return {
+        "advanceCount": cont.advance_count,
+        "transactions": list(cont.transactions),
+        "modifyAccountStates": {addr: encode_account_data(a) for addr, a in cont.modify_account_states.items()},
+    }
+
+
+def encode_continue(cont: Any) -> Dict[str, Any]:
+    return _request("continue", encode_continue_params(cont))
+
+
+def encode_continue_to(slot: int, batch_index: int) -> Dict[str, Any]:
+    return _request("continueTo", {"slot": slot, "batchIndex": batch_index})
+
+
+def encode_close() -> Dict[str, Any]:
+    return _request("closeBacktestSession")
+
+
+def encode_attach(session_id: str, last_sequence: Optional[int]) -> Dict[str, Any]:
+    params: Dict[str, Any] = {"session_id": session_id}
+    if last_sequence is not None:
+        params["last_sequence"] = last_sequence
+    return _request("attachBacktestSession", params)
+
+
+def encode_resume() -> Dict[str, Any]:
+    return _request("resumeAttachedSession")
+
+
+def encode_attach_parallel(control_session_id: str, last_sequences: Mapping[str, int]) -> Dict[str, Any]:
+    return _request("attachParallelControlSessionV2",
+                    {"control_session_id": control_session_id, "last_sequences": dict(last_sequences)})
+
+
+def encode_continue_v1(session_id: str, cont: Any) -> Dict[str, Any]:
+    return _request("continueSessionV1", {"sessionId": session_id, "request": encode_continue_params(cont)})
+
+
+def encode_continue_to_v1(session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
+    return _request("continueToSessionV1",
+                    {"sessionId": session_id, "request": {"slot": slot, "batchIndex": batch_index}})
+
+
+def encode_close_v1(session_id: str) -> Dict[str, Any]:
+    return _request("closeSessionV1", {"sessionId": session_id})
+
+
+# --------------------------------------------------------------------------------- data-plane (§9)
+
+#: JSON-RPC error code of the §9.3 replay-window refusal.
+REPLAY_WINDOW_ERROR_CODE = -32016
+
+
+def encode_subscribe(request_id: int, kind: str, filter_: Any, replay_from_slot: Optional[int] = None,
+                     compression: Optional[str] = None) -> Dict[str, Any]:
+    """``<kind>Subscribe`` with the shared config object (§9.3)."""
+    config: Dict[str, Any] = {}
+    if kind == "transaction":
+        config.update({"commitment": "confirmed", "encoding": "json", "maxSupportedTransactionVersion": 0})
+    if replay_from_slot is not None:
+        config["replayFromSlot"] = replay_from_slot
+    if compression:
+        config["compression"] = compression
+    return {"jsonrpc": "2.0", "id": request_id, "method": f"{kind}Subscribe", "params": [filter_, config]}
+
+
+def transaction_filter(program_ids: Sequence[str]) -> Dict[str, Any]:
+    return {"programs": list(program_ids)}
+
+
+def account_diff_filter(program_id: str) -> Dict[str, Any]:
+    return {"address": program_id, "address_type": "program"}
+
+
+@dataclass(frozen=True)
+class SubscribeAck:
+    request_id: Any
+    subscription: int
+
+
+@dataclass(frozen=True)
+class RpcErrorReply:
+    request_id: Any
+    code: int
+    message: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """``<kind>Notification``; ``result`` None is end-of-stream (§9.5)."""
+
+    method: str
+    subscription: int
+    result: Any
+
+
+def decode_subscription_frame(raw: Union[str, bytes]) -> Any:
+    """Decode one data-plane frame into SubscribeAck, RpcErrorReply, Notification or Unknown."""
+    try:
+        obj = loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"subscription frame is not JSON ({exc})", _text(raw)) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("subscription frame is not a JSON object", _text(raw))
+    try:
+        if "method" in obj:
+            method = _str(obj["method"], "method")
+            params = obj.get("params")
+            if not method.endswith("Notification") or not isinstance(params, dict):
+                return Unknown(method, params)
+            return Notification(method, _u64(_require(params, "subscription", method), "subscription"),
+                                params.get("result"))
+        if "error" in obj and obj["error"] is not None:
+            err = _obj(obj["error"], "error")
+            code = err.get("code")
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise _Bad("error.code is not an integer")
+            return RpcErrorReply(obj.get("id"), code, str(err.get("message", "")), err.get("data"))
+        if "result" in obj:
+            result = obj["result"]
+            if isinstance(result, bool) or not isinstance(result, int):
+                return Unknown("response", obj)  # e.g. an unsubscribe's ``true``
+            return SubscribeAck(obj.get("id"), result)
+        return Unknown("", obj)
+    except _Bad as exc:
+        raise ProtocolError(str(exc), _text(raw)) from None
+
+
+def _unwrap(result: Any) -> Tuple[Optional[int], Any]:
+    """L5: ``{context, value}`` or a bare payload → (context slot, payload)."""
+    if isinstance(result, dict) and "value" in result and "context" in result:
+        ctx = result.get("context") or {}
+        return (ctx.get("slot") if isinstance(ctx, dict) else None), result["value"]
+    return None, result
+
+
+def transaction_from_result(result: Any) -> ev.Transaction:
+    """A ``transactionNotification`` result → :class:`events.Transaction`."""
+    try:
+        ctx_slot, value = _unwrap(result)
+        value = _obj(value, "transactionNotification.value")
+        slot = value.get("slot", ctx_slot)
+        return ev.Transaction(slot=_u64(slot, "transaction.slot"), signature=_tx_signature(value), value=value)
+    except _Bad as exc:
+        raise ProtocolError(str(exc), dumps(result)) from None
+
+
+def _tx_signature(value: Dict[str, Any]) -> str:
+    tx = value.get("transaction")
+    if isinstance(tx, dict):
+        sigs = tx.get("signatures")
+        if isinstance(sigs, list) and sigs and isinstance(sigs[0], str):
+            return sigs[0]
+    if isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64" and isinstance(tx[0], str):
+        raw = base64.b64decode(tx[0])
+        if len(raw) >= 65 and raw[0] >= 1:  # shortvec count (< 128) then 64-byte signatures
+            return b58encode(raw[1:65])
+    raise _Bad("transaction has no signature")
+
+
+def account_diff_from_result(result: Any) -> ev.AccountDiff:
+    """An ``accountDiffNotification`` result → :class:`events.AccountDiff` (context may sit inside or around)."""
+    try:
+        ctx_slot, value = _unwrap(result)
+        value = _obj(value, "accountDiffNotification")
+        ctx = value.get("context") if isinstance(value.get("context"), dict) else {}
+        slot = ctx.get("slot", value.get("slot", ctx_slot))
+        pre, post = value.get("pre"), value.get("post")
+        return ev.AccountDiff(
+            slot=_u64(slot, "accountDiff.slot"),
+            account=_str(_require(value, "account", "accountDiff"), "account"),
+            signature=_opt_str(value.get("signature"), "signature"),
+            pre=None if pre is None else _obj(pre, "pre"),
+            post=None if post is None else _obj(post, "post"),
+        )
+    except _Bad as exc:
+        raise ProtocolError(str(exc), dumps(result)) from None
