@@ -1,0 +1,39 @@
+"""Counters a session exposes as ``session.stats`` (plain ints; written by one thread each, read by anyone)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class ControlStats:
+    """Counters of one control connection (shared by the sub-sessions of a parallel run)."""
+
+    reconnects: int = 0
+    frames_received: int = 0
+    frames_discarded: int = 0  # undecodable / garbage frames, logged and skipped
+
+
+@dataclass
+class SessionStats:
+    """What one (sub-)session survived and delivered.
+
+    ``reconnects`` counts control re-attaches plus subscription reconnects; ``replays_dropped`` control frames
+    dropped by sequence cursor; ``duplicates_dropped`` subscription notifications dropped by signature / diff key.
+    """
+
+    control_reconnects: int = 0
+    subscription_reconnects: int = 0
+    replays_dropped: int = 0
+    duplicates_dropped: int = 0
+    events_delivered: int = 0
+    continues_resent: int = 0
+    frames_discarded: int = 0
+
+    @property
+    def reconnects(self) -> int:
+        return self.control_reconnects + self.subscription_reconnects
+
+    def as_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["reconnects"] = self.reconnects
+        return out

@@ -1,0 +1,164 @@
+"""One WebSocket connection over ``websocket-client``: connect with headers, send, receive with a deadline, ping.
+
+Nothing here retries or interprets messages: :mod:`simclient.control` and :mod:`simclient.subscriptions` do.
+A ``Connection`` has exactly one reading thread; ``send_*`` and ``ping`` may be called from any thread.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+import threading
+from typing import Any, Optional, Tuple, Union
+
+import websocket
+
+from ._version import __version__
+from .errors import AuthenticationError
+from .protocol import dumps
+
+log = logging.getLogger("simclient.transport")
+
+USER_AGENT = f"simclient-python/{__version__}"
+
+OPCODE_TEXT = websocket.ABNF.OPCODE_TEXT
+OPCODE_BINARY = websocket.ABNF.OPCODE_BINARY
+OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+OPCODE_PING = websocket.ABNF.OPCODE_PING
+OPCODE_PONG = websocket.ABNF.OPCODE_PONG
+
+
+class TransportError(Exception):
+    """The connection failed or was lost (transient unless ``close_code`` says otherwise)."""
+
+    def __init__(self, message: str, close_code: Optional[int] = None, status: Optional[int] = None):
+        self.close_code = close_code
+        self.status = status
+        super().__init__(message)
+
+    @property
+    def terminal(self) -> bool:
+        """§10.1: WS close codes 4000–4999 are terminal; 401/403 are raised as AuthenticationError instead."""
+        return self.close_code is not None and 4000 <= self.close_code <= 4999
+
+
+class Closed(TransportError):
+    """The peer sent a close frame (``close_code`` holds its status)."""
+
+
+class Connection:
+    """A connected WebSocket. Use :meth:`open`."""
+
+    def __init__(self, ws: websocket.WebSocket, url: str):
+        self._ws = ws
+        self.url = url
+        self._send_lock = threading.Lock()
+        self._closed = False
+        self._timeout: Optional[float] = -1.0  # last value given to settimeout (avoid a syscall per frame)
+
+    @classmethod
+    def open(cls, url: str, api_key: Optional[str] = None, timeout: float = 30.0) -> "Connection":
+        """Connect (TCP + TLS + upgrade) within ``timeout``. Raises AuthenticationError on 401/403 and
+        TransportError on anything else. TLS certificates are always verified for ``wss://``."""
+        headers = [f"User-Agent: {USER_AGENT}"]
+        if api_key is not None:
+            headers.append(f"X-API-Key: {api_key}")
+        ws = websocket.WebSocket(
+            sslopt={"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True},
+            enable_multithread=False,  # we serialise sends ourselves; one reader thread
+            skip_utf8_validation=True,  # JSON decoding validates; websocket-client's pure-Python check is slow
+        )
+        try:
+            ws.connect(url, header=headers, timeout=timeout, suppress_origin=True)
+        except websocket.WebSocketBadStatusException as exc:
+            ws.shutdown()
+            if exc.status_code in (401, 403):
+                raise AuthenticationError(exc.status_code, url) from None
+            raise TransportError(f"upgrade refused: HTTP {exc.status_code}", status=exc.status_code) from None
+        except (OSError, websocket.WebSocketException, ValueError) as exc:
+            ws.shutdown()
+            raise TransportError(f"connect to {url} failed: {type(exc).__name__}: {exc}") from None
+        ws.settimeout(None)
+        try:  # keep latency low for small frames
+            ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+        return cls(ws, url)
+
+    # ------------------------------------------------------------------ sending (any thread)
+
+    def send_text(self, text: str) -> None:
+        with self._send_lock:
+            try:
+                self._ws.send(text, OPCODE_TEXT)
+            except (OSError, websocket.WebSocketException) as exc:
+                raise TransportError(f"send failed: {type(exc).__name__}: {exc}") from None
+
+    def send_json(self, obj: Any) -> None:
+        self.send_text(dumps(obj))
+
+    def ping(self) -> None:
+        with self._send_lock:
+            try:
+                self._ws.ping()
+            except (OSError, websocket.WebSocketException) as exc:
+                raise TransportError(f"ping failed: {exc}") from None
+
+    # ------------------------------------------------------------------ receiving (one thread)
+
+    def recv(self, timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
+        """The next data frame as ``(opcode, payload)``, or ``None`` when ``timeout`` passed with nothing.
+        Pings are answered; pongs are returned as ``(OPCODE_PONG, b"")`` so callers can count inbound traffic.
+        Raises :class:`Closed` on a close frame and :class:`TransportError` when the connection breaks."""
+        ws = self._ws
+        try:
+            if timeout != self._timeout:
+                ws.sock.settimeout(timeout)
+                self._timeout = timeout
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            return None
+        except socket.timeout:
+            return None
+        except (OSError, AttributeError, websocket.WebSocketException, struct.error) as exc:
+            raise TransportError(f"connection lost: {type(exc).__name__}: {exc}") from None
+        if opcode == OPCODE_CLOSE:
+            code = None
+            data = frame.data or b""
+            if len(data) >= 2:
+                code = struct.unpack("!H", data[:2])[0]
+            raise Closed(f"closed by peer (code {code})", close_code=code)
+        if opcode == OPCODE_PING:
+            return (OPCODE_PONG, b"")  # answered by websocket-client; counts as inbound traffic
+        return opcode, frame.data
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Graceful close (close frame, wait briefly for the echo), then release the socket. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with self._send_lock:
+                self._ws.close(timeout=timeout)
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+        finally:
+            self._ws.shutdown()
+
+    def abort(self) -> None:
+        """Wake the reading thread at once (shutdown of the socket); the reader then sees TransportError."""
+        try:
+            self._ws.abort()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def release(self) -> None:
+        """Drop the socket without a close handshake."""
+        self._closed = True
+        try:
+            self._ws.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
