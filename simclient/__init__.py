@@ -8,6 +8,9 @@ import logging as _logging
 
 from . import errors, events
 from ._version import __version__
+from .client import Client
+from .parallel import Failure, ParallelResult, ParallelRun
+from .session import Session, SubSession
 from .builders import Continue, CreateSession, oracle_update, program_executed
 from .config import ClientConfig
 from .errors import (
@@ -27,7 +30,8 @@ from .protocol import AccountData, AvailableRange, BacktestError
 _logging.getLogger("simclient").addHandler(_logging.NullHandler())
 
 __all__ = [
-    "__version__", "errors", "events",
+    "__version__", "errors", "events", "Client", "Session", "SubSession", "ParallelRun", "ParallelResult",
+    "Failure",
     "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update",
     "AccountData", "AvailableRange", "BacktestError",
     "SimclientError", "AuthenticationError", "InvalidRequestError", "SessionError", "ConnectionLostError",

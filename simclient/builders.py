@@ -97,9 +97,12 @@ class CreateSession:
         discoveries = []
         for d in self.discoveries if not isinstance(self.discoveries, (str, dict)) else [self.discoveries]:
             if isinstance(d, str):
+                _check_pubkey("discoveries[]", d)
                 d = program_executed(d)
             if not isinstance(d, dict) or len(d) != 1:
                 raise ValueError(f"discoveries[] must be a filter like {{'programExecuted': id}}, got {d!r}")
+            if "programExecuted" in d:
+                _check_pubkey("discoveries[].programExecuted", d["programExecuted"])
             discoveries.append(d)
         object.__setattr__(self, "discoveries", tuple(discoveries))
         object.__setattr__(self, "actions", tuple(self.actions))

@@ -61,7 +61,7 @@ class ClientConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:  # NaN too
                 raise ValueError(f"ClientConfig.{f.name} must be a non-negative number, got {value!r}")
         if self.reconnect_attempts < 1:
             raise ValueError("ClientConfig.reconnect_attempts must be >= 1")

@@ -84,8 +84,11 @@ def _snake_to_camel(name: str) -> str:
 
 def _pascal(name: str) -> str:
     """Any casing of a variant name → PascalCase (``invalidRequest``/``invalid_request`` → ``InvalidRequest``)."""
-    if "_" in name or name.islower():
-        return "".join(p[:1].upper() + p[1:] for p in name.split("_") if p)
+    known = _KNOWN_VARIANTS_FOLDED.get(name.replace("_", "").replace("-", "").lower())
+    if known is not None:
+        return known
+    if "_" in name or name.islower() or name.isupper():
+        return "".join(p[:1].upper() + (p[1:].lower() if p.isupper() else p[1:]) for p in name.split("_") if p)
     return name[:1].upper() + name[1:]
 
 
@@ -113,8 +116,11 @@ class _Bad(Exception):
     """Internal: a decode failure, turned into ProtocolError with the raw frame at the boundary."""
 
 
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
 def _u64(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > _U64_MAX:
         raise _Bad(f"{what}: expected an unsigned integer, got {type(value).__name__} {value!r:.40}")
     return value
 
@@ -158,6 +164,8 @@ TERMINAL_VARIANTS = frozenset({
 TRANSIENT_VARIANTS = frozenset({"SessionOwnershipBusy"})
 #: §10.1 "retry once, then terminal".
 RETRY_ONCE_VARIANTS = frozenset({"ClerkError", "Internal"})
+#: Every §5.6 variant keyed by its case- and separator-folded name, so any wire casing maps back to it (L4).
+_KNOWN_VARIANTS_FOLDED = {v.lower(): v for v in TERMINAL_VARIANTS | TRANSIENT_VARIANTS | RETRY_ONCE_VARIANTS}
 
 _CONTINUE_BUSY = re.compile(r"continue while busy", re.IGNORECASE)
 
@@ -200,14 +208,14 @@ def is_continue_busy(error: BacktestError) -> bool:
 
 def decode_error(params: Any) -> BacktestError:
     """L4: externally tagged object, bare string, or ``{"code"|"type": variant, ...}``."""
-    if isinstance(params, str):
+    if isinstance(params, str) and params:
         return BacktestError(_pascal(params))
     if isinstance(params, dict):
         for tag in ("code", "type"):
-            if isinstance(params.get(tag), str):
-                rest = {k: v for k, v in params.items() if k != tag}
+            if isinstance(params.get(tag), str) and params[tag]:
+                rest = {_camel_to_snake(k): v for k, v in params.items() if k != tag}
                 return BacktestError(_pascal(params[tag]), rest)
-        if len(params) == 1:
+        if len(params) == 1 and next(iter(params)):
             (variant, content), = params.items()
             if isinstance(content, dict):
                 return BacktestError(_pascal(variant), {_camel_to_snake(k): v for k, v in content.items()})
@@ -258,7 +266,11 @@ class AccountData:
             raw = _decode_binary(data, "base58")
         else:
             raise ValueError(f"UiAccount.data has an unsupported shape: {type(data).__name__}")
-        return cls(lamports=int(ui["lamports"]), data=raw, owner=ui["owner"],
+        try:
+            lamports, owner = int(ui["lamports"]), ui["owner"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"UiAccount is missing or has an invalid lamports/owner: {exc!r}") from None
+        return cls(lamports=lamports, data=raw, owner=owner,
                    executable=bool(ui.get("executable", False)), space=ui.get("space"))
 
     @classmethod
@@ -536,7 +548,7 @@ def decode_response(raw: Union[str, bytes]) -> Frame:
     """Decode one control frame. Raises :class:`ProtocolError` (and nothing else) on a malformed frame."""
     try:
         obj = loads(raw)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise ProtocolError(f"control frame is not JSON ({exc})", _text(raw)) from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"control frame is a JSON {type(obj).__name__}, not an object", _text(raw))
@@ -694,7 +706,7 @@ def decode_subscription_frame(raw: Union[str, bytes]) -> Any:
     """Decode one data-plane frame into SubscribeAck, RpcErrorReply, Notification or Unknown."""
     try:
         obj = loads(raw)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise ProtocolError(f"subscription frame is not JSON ({exc})", _text(raw)) from None
     if not isinstance(obj, dict):
         raise ProtocolError("subscription frame is not a JSON object", _text(raw))
@@ -748,7 +760,10 @@ def _tx_signature(value: Dict[str, Any]) -> str:
         if isinstance(sigs, list) and sigs and isinstance(sigs[0], str):
             return sigs[0]
     if isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64" and isinstance(tx[0], str):
-        raw = base64.b64decode(tx[0])
+        try:
+            raw = base64.b64decode(tx[0], validate=True)
+        except (binascii.Error, ValueError):
+            raise _Bad("transaction is not valid base64") from None
         if len(raw) >= 65 and raw[0] >= 1:  # shortvec count (< 128) then 64-byte signatures
             return b58encode(raw[1:65])
     raise _Bad("transaction has no signature")

@@ -1,0 +1,494 @@
+"""Server-side session state: single sessions, parallel sub-sessions, their control streams and subscriptions.
+
+Everything in this module runs on the simulator's event loop thread. Inferred protocol choices made here:
+
+* **Position model.** A session's position ``pos = (slot, batch)`` means "every block transaction before batch
+  ``batch`` of ``slot`` has executed". It starts at ``(startSlot, 0)``. ``continue{advanceCount: N}`` runs slot
+  numbers ``pos.slot .. pos.slot + N - 1`` (clamped to ``endSlot``; a partially executed slot counts as one; skipped
+  slots count but emit nothing). ``continueTo{slot, batchIndex}`` runs up to immediately before that batch (a batch
+  is one transaction; ``batchIndex`` is its index in the block) and emits ``paused``.
+* **Per produced slot** the control stream carries ``status decodedTransactions``, ``[status
+  appliedAccountModifications]`` (first slot of a continue that modified accounts), ``status
+  readyToExecuteUserTransactions``, then the slot's data-plane notifications (awaited, so they are written before
+  the next control frame), ``status executedBlockTransactions``, ``[status executedUserTransactions]`` (when user
+  transactions ran in that slot), and ``slotNotification(slot)``. Skipped slots emit nothing.
+  ``slotNotification(startSlot)`` is also sent once at startup, even if ``startSlot`` happens to be skipped.
+* **Idle markers**: a continue ends with ``readyForContinue``, a continueTo with ``paused``, both preceded by the
+  next ``discoveryBatch`` when the session has discovery filters: the first matching batch not yet executed (when
+  paused at ``(s, b)``, the search starts at ``(s, b + 1)``, so a client feeding discoveries to ``continueTo``
+  always makes progress). After ``endSlot``: ``completed{summary}``, then the data-plane end of stream.
+* **Sequencing**: a single session created with ``disconnectTimeoutSecs > 0`` wraps every frame it emits with
+  ``seqId`` (including ``status startingRuntime`` and ``sessionCreated``), and keeps them all in its replay buffer.
+  ``sessionAttached`` (the attach reply) is *not* sequenced: it is a reply on the new connection, not a session
+  event. Parallel sub-sessions always number their ``sessionEventV2`` ``seq_id`` from 1; ``sessionCreated``,
+  ``sessionsCreatedV2`` and ``parallelSessionAttachedV2`` are bare. Errors about the request itself (garbled JSON,
+  unknown method, unknown session id) are bare; errors about a session's state (``continue while busy``...) are
+  that session's events and sequenced.
+* **Retained window**: the last ``replay_window`` produced slots a session has (at least partly) executed. Replay
+  notifications are regenerated from the deterministic chain, so replay is exact.
+* **Account overrides** (``modifyAccountStates``, RPC ``modifyAccounts``) overlay the RPC state until the chain
+  itself next writes the account; they never change the data-plane notifications.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+
+from . import wire
+from .chain import TxRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import ControlConn, LocalSimulator, SubConn
+
+log = logging.getLogger("simclient.local")
+
+STARTING, IDLE, PAUSED, BUSY, COMPLETED, FAILED, CLOSED = (
+    "starting", "idle", "paused", "busy", "completed", "failed", "closed")
+FINISHED = (COMPLETED, FAILED, CLOSED)
+
+
+class Subscription:
+    """One data-plane subscription (``transactionSubscribe`` or ``accountDiffSubscribe``) on a socket."""
+
+    def __init__(self, sub_id: int, kind: str, conn: "SubConn", programs: Optional[set] = None,
+                 address: Optional[str] = None, address_type: str = "program"):
+        self.id = sub_id
+        self.kind = kind                  # "transaction" | "accountDiff"
+        self.conn = conn
+        self.programs = programs          # transaction: None = all programs
+        self.address = address            # accountDiff filter
+        self.address_type = address_type
+        self.ended = False
+
+    def texts_for(self, tx: TxRecord) -> List[str]:
+        """The notification frames this subscription gets for one executed transaction."""
+        if self.kind == "transaction":
+            if self.programs is None or tx.program_id in self.programs:
+                return ['{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":%d,'
+                        '"result":{"context":{"slot":%d},"value":%s}}}' % (self.id, tx.slot, tx.value_json)]
+            return []
+        out = []
+        if self.address is None or (self.address_type == "program" and tx.program_id == self.address):
+            for dj in tx.diff_json:
+                out.append('{"jsonrpc":"2.0","method":"accountDiffNotification","params":{"subscription":%d,'
+                           '"result":%s}}' % (self.id, dj))
+        elif self.address_type != "program":
+            for d, dj in zip(tx.diffs, tx.diff_json):
+                if d["account"] == self.address:
+                    out.append('{"jsonrpc":"2.0","method":"accountDiffNotification","params":{"subscription":%d,'
+                               '"result":%s}}' % (self.id, dj))
+        return out
+
+    def end_text(self) -> str:
+        return '{"jsonrpc":"2.0","method":"%sNotification","params":{"subscription":%d,"result":null}}' % (
+            self.kind, self.id)
+
+
+class SimSession:
+    """A single session, or one sub-session of a parallel control session."""
+
+    def __init__(self, sim: "LocalSimulator", session_id: str, task_id: str, req: wire.CreateRequest,
+                 start: int, end: int, parent: Optional["ParallelControl"] = None):
+        self.sim = sim
+        self.id = session_id
+        self.task_id = task_id
+        self.request = req
+        self.start_slot = start
+        self.end_slot = end
+        self.parent = parent
+        self.timeout = req.disconnect_timeout_secs
+        self.resumable = self.timeout > 0
+        self.sequenced = parent is not None or self.resumable
+        self.send_summary = req.send_summary
+        self.discoveries = req.discoveries
+        self.conn: Optional["ControlConn"] = None       # single sessions only
+        self.seq = 0
+        self.buffer: List[str] = []                     # sequenced frames; buffer[i] has seq i + 1
+        self.state = STARTING
+        self.pos: Tuple[int, int] = (start, 0)
+        self.current_slot = start
+        self.paused_at: Optional[Tuple[int, int]] = None
+        self.retained: Deque[int] = deque()
+        self.evicted_max: Optional[int] = None
+        self.subs: List[Subscription] = []
+        self._next_sub = 0
+        self.overrides: Dict[str, Tuple[Tuple[int, int], Dict[str, Any]]] = {}
+        self.received_transactions: List[bytes] = []    # continue batches and RPC sendTransaction, in arrival order
+        self.continue_transactions: List[bytes] = []
+        self.rpc_transactions: List[bytes] = []
+        self.modifications: List[Dict[str, Dict[str, Any]]] = []
+        self.executed_txs = 0
+        self.failed_txs = 0
+        self.user_txs_pending = 0
+        self.task: Optional[asyncio.Task] = None
+        self.expiry: Optional[asyncio.TimerHandle] = None
+
+    def __repr__(self) -> str:
+        return f"<SimSession {self.id} [{self.start_slot}, {self.end_slot}] {self.state} pos={self.pos}>"
+
+    @property
+    def rpc_endpoint(self) -> str:
+        return f"/backtest/{self.id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    def next_sub_id(self) -> int:
+        self._next_sub += 1
+        return self._next_sub
+
+    # ------------------------------------------------------------------ control stream
+    async def emit(self, text: str) -> None:
+        """Emit one session event: sequence/wrap it, buffer it, and send it live if a control socket is attached."""
+        sim = self.sim
+        await sim.stall_gate()
+        parent = self.parent
+        if parent is not None:
+            self.seq += 1
+            out = wire.session_event(self.id, self.seq, text)
+            self.buffer.append(out)
+            conn = parent.conn
+            resumable = parent.resumable
+        elif self.sequenced:
+            self.seq += 1
+            out = wire.with_seq(self.seq, text)
+            self.buffer.append(out)
+            conn = self.conn
+            resumable = True
+        else:
+            out = text
+            conn = self.conn
+            resumable = False
+        if conn is None or conn.closed:
+            return
+        if resumable and sim.faults.take_control_drop():
+            sim.stats["control_drops"] += 1
+            log.info("fault: dropping control connection instead of sending %s", out[:80])
+            conn.abort()
+            return
+        await conn.send(out)
+
+    def replay_from(self, last: Optional[int]) -> List[str]:
+        return self.buffer[(last or 0):]
+
+    # ------------------------------------------------------------------ lifecycle
+    async def startup(self, created_via_parent: bool = False) -> None:
+        """Startup events: status startingRuntime, sessionCreated (single only), slotNotification(start), discovery,
+        readyForContinue."""
+        sim = self.sim
+        if not created_via_parent:
+            await self.emit(wire.status("startingRuntime"))
+            if sim.create_delay_ms:
+                await asyncio.sleep(sim.create_delay_ms / 1000)
+            await self.emit(wire.session_created("sessionCreated", self.id, self.task_id))
+        await self.emit(wire.slot_notification(self.start_slot))
+        await self._become_idle(IDLE)
+
+    async def _become_idle(self, state: str) -> None:
+        disc = self._discovery_frame(state)
+        if disc is not None:
+            await self.emit(disc)
+        self.state = state
+        if state == PAUSED:
+            assert self.paused_at is not None
+            await self.emit(wire.frame("paused", {"slot": self.paused_at[0], "batchIndex": self.paused_at[1]}))
+        else:
+            self.paused_at = None
+            await self.emit(wire.READY)
+
+    def _discovery_frame(self, state: str) -> Optional[str]:
+        if not self.discoveries:
+            return None
+        s, b = self.pos
+        if state == PAUSED and self.paused_at is not None:
+            s, b = self.paused_at[0], self.paused_at[1] + 1
+        found = self.sim.chain.find_match(self.discoveries, s, b, self.end_slot)
+        if found is None:
+            return None
+        slot, i, matched = found
+        payload = base64.b64encode(self.sim.chain.discovery_payload(slot, i)).decode()
+        return wire.frame("discoveryBatch", {"slot": slot, "batchIndex": i, "matched": matched,
+                                             "transactions": [{"data": payload, "encoding": "base64"}],
+                                             "transactionIndices": [i]})
+
+    def check_can_continue(self) -> Optional[str]:
+        """None if a continue may start now, else the text of the error frame to answer with."""
+        if self.state in (IDLE, PAUSED):
+            return None
+        if self.state in (BUSY, STARTING):
+            return wire.invalid_request("continue while busy")
+        return wire.invalid_request(f"session {self.id} has {self.state}")
+
+    def begin(self, coro: Any) -> None:
+        """Mark the session busy (synchronously: a second continue is then refused) and run ``coro``."""
+        self.state = BUSY
+        self.task = asyncio.ensure_future(self._guard(coro))
+        self.sim._track(self.task)
+
+    async def _guard(self, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - a bug; make it visible and end the session loudly
+            log.exception("session %s crashed", self.id)
+            try:
+                await self.emit(wire.error({"internal": {"error": "local simulator crashed; see its log"}}))
+            finally:
+                await self._finish(FAILED)
+
+    def apply_continue_inputs(self, req: wire.ContinueRequest) -> bool:
+        """Record a continue's transactions and overrides; True if accounts were modified."""
+        for raw in req.transactions:
+            self.received_transactions.append(raw)
+            self.continue_transactions.append(raw)
+        self.user_txs_pending += len(req.transactions)
+        if req.modify:
+            self.apply_overrides(req.modify)
+            return True
+        return False
+
+    def apply_overrides(self, mods: Dict[str, Dict[str, Any]]) -> None:
+        self.modifications.append(dict(mods))
+        for addr, acct in mods.items():
+            self.overrides[addr] = (self.pos, acct)
+
+    def account(self, address: str) -> Optional[Dict[str, Any]]:
+        """UiAccount of ``address`` at the session's position, with overrides applied."""
+        chain = self.sim.chain
+        ov = self.overrides.get(address)
+        if ov is not None:
+            opos, acct = ov
+            w = chain.last_write_position(address, self.pos[0], self.pos[1])
+            if w is None or w < opos:
+                return acct
+        return chain.account_at(address, self.pos[0], self.pos[1])
+
+    async def run_continue(self, advance: int, modified: bool) -> None:
+        last = min(self.pos[0] + advance - 1, self.end_slot)
+        first = True
+        while self.pos[0] <= last:
+            s = self.pos[0]
+            if not await self._exec_slot(s, None, modified and first):
+                return
+            first = False
+        if self.pos[0] > self.end_slot:
+            await self._complete()
+        else:
+            await self._become_idle(IDLE)
+
+    async def run_continue_to(self, slot: int, batch: int, modified: bool) -> None:
+        first = True
+        while self.pos[0] < slot:
+            if not await self._exec_slot(self.pos[0], None, modified and first):
+                return
+            first = False
+        if self.pos < (slot, batch):
+            if not await self._exec_slot(slot, batch, modified and first):
+                return
+        self.paused_at = (slot, batch)
+        await self._become_idle(PAUSED)
+
+    async def _exec_slot(self, s: int, stop_batch: Optional[int], modified: bool) -> bool:
+        """Execute slot ``s`` from the current batch to ``stop_batch`` (None = to its end). False if it failed."""
+        sim = self.sim
+        chain = sim.chain
+        await sim.stall_gate()
+        start_batch = self.pos[1] if self.pos[0] == s else 0
+        if start_batch == 0 and sim.faults.has_slot_failures:
+            variant = sim.faults.failure_at(s)
+            if variant is not None:
+                from .faults import error_params
+                log.info("fault: session %s fails at slot %d (%s)", self.id, s, variant)
+                await self.emit(wire.error(error_params(variant, s)))
+                await self._finish(FAILED)
+                return False
+        if not chain.is_produced(s):
+            self.pos = (s + 1, 0)
+            return True
+        if sim.slot_pace_ms:
+            await asyncio.sleep(sim.slot_pace_ms / 1000)
+            await sim.stall_gate()
+        if start_batch == 0:
+            if not self.retained or self.retained[-1] != s:
+                self.retained.append(s)
+                while len(self.retained) > sim.replay_window:
+                    self.evicted_max = self.retained.popleft()
+            self.pos = (s, 0)
+            await self.emit(wire.status("decodedTransactions"))
+            if modified:
+                await self.emit(wire.status("appliedAccountModifications"))
+            await self.emit(wire.status("readyToExecuteUserTransactions"))
+        n = chain.tx_count(s)
+        end_batch = n if stop_batch is None else min(stop_batch, n)
+        if self.subs and end_batch > start_batch:
+            blk = chain.block(s)
+            assert blk is not None
+            for i in range(start_batch, end_batch):
+                self.pos = (s, i + 1)
+                tx = blk.txs[i]
+                for sub in list(self.subs):
+                    for text in sub.texts_for(tx):
+                        await sim.deliver(sub, text)
+        ntx, nfail = chain.tx_summary(s, start_batch, end_batch)
+        self.executed_txs += ntx
+        self.failed_txs += nfail
+        if stop_batch is not None:
+            self.pos = (s, end_batch)
+            return True
+        self.pos = (s + 1, 0)
+        self.current_slot = s
+        await self.emit(wire.status("executedBlockTransactions"))
+        if self.user_txs_pending:
+            self.user_txs_pending = 0
+            await self.emit(wire.status("executedUserTransactions"))
+        await self.emit(wire.slot_notification(s))
+        return True
+
+    def summary(self) -> Dict[str, Any]:
+        return {"correctSimulation": self.executed_txs, "incorrectSimulation": 0, "executionErrors": 0,
+                "balanceDiff": 0, "logDiff": 0, "unsanitizable": 0, "rerouteStats": None}
+
+    async def _complete(self) -> None:
+        self.state = COMPLETED
+        await self.emit(wire.frame("completed", {"summary": self.summary() if self.send_summary else None}))
+        self.sim.stats["sessions_completed"] += 1
+        await self.end_subscriptions()
+
+    async def _finish(self, state: str) -> None:
+        self.state = state
+        await self.end_subscriptions()
+
+    async def end_subscriptions(self) -> None:
+        """Data-plane end of stream (PROTOCOL §9.5): a null notification per subscription, then close 1000."""
+        subs, self.subs = self.subs, []
+        by_conn: Dict[int, Tuple["SubConn", List[Subscription]]] = {}
+        for sub in subs:
+            by_conn.setdefault(id(sub.conn), (sub.conn, []))[1].append(sub)
+        for conn, conn_subs in by_conn.values():
+            for sub in conn_subs:
+                sub.ended = True
+                await conn.send(sub.end_text())
+            await conn.close()
+
+    def replay_texts(self, sub: Subscription, from_slot: int) -> List[str]:
+        """Retained notifications of slots >= from_slot that ``sub`` matches, as sent live so far."""
+        chain = self.sim.chain
+        out: List[str] = []
+        for s in self.retained:
+            if s < from_slot:
+                continue
+            blk = chain.block(s)
+            if blk is None:
+                continue
+            limit = self.pos[1] if s == self.pos[0] else len(blk.txs)
+            for tx in blk.txs[:limit]:
+                out.extend(sub.texts_for(tx))
+        return out
+
+    async def teardown(self, reason: str) -> None:
+        """Remove the session: cancel its work, end its subscriptions, stop serving it."""
+        if self.state == CLOSED:
+            return
+        log.info("session %s torn down: %s", self.id, reason)
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        task = self.task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        self.state = CLOSED
+        self.sim._unregister(self)
+        await self.end_subscriptions()
+
+    def on_detached(self) -> None:
+        """The single session's control socket went away."""
+        self.conn = None
+        if not self.resumable:
+            self.sim._spawn(self.teardown("control connection closed without a disconnect timeout"))
+            return
+        log.info("session %s detached; kept for %ds", self.id, self.timeout)
+        self.expiry = asyncio.get_event_loop().call_later(
+            self.timeout, lambda: self.sim._spawn(self.teardown("disconnect timeout expired")))
+
+
+class ParallelControl:
+    """A parallel control session: N sub-sessions multiplexed over one control socket (PROTOCOL §8)."""
+
+    def __init__(self, sim: "LocalSimulator", control_id: str, req: wire.CreateRequest):
+        self.sim = sim
+        self.id = control_id
+        self.request = req
+        self.timeout = req.disconnect_timeout_secs
+        self.resumable = self.timeout > 0
+        self.conn: Optional["ControlConn"] = None
+        self.subs: List[SimSession] = []
+        self.created_done = False
+        self.closed = False
+        self.task: Optional[asyncio.Task] = None
+        self.expiry: Optional[asyncio.TimerHandle] = None
+
+    def sub(self, session_id: str) -> Optional[SimSession]:
+        for s in self.subs:
+            if s.id == session_id:
+                return s
+        return None
+
+    async def send_bare(self, text: str) -> None:
+        await self.sim.stall_gate()
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            await conn.send(text)
+
+    async def create(self, bundles: List[Tuple[int, int]]) -> None:
+        """Stream one sessionCreated per sub-session (each after ``create_delay_ms``), with each sub-session's
+        startup events interleaved as sessionEventV2, then the terminal sessionsCreatedV2."""
+        sim = self.sim
+        for start, end in bundles:
+            if sim.create_delay_ms:
+                await asyncio.sleep(sim.create_delay_ms / 1000)
+            sub = sim._new_session(self.request, start, end, parent=self)
+            self.subs.append(sub)
+            early = sim.early_session_events
+            if early:
+                await sub.emit(wire.status("startingRuntime"))
+            await self.send_bare(wire.session_created("sessionCreated", sub.id, sub.task_id))
+            if not early:
+                await sub.emit(wire.status("startingRuntime"))
+            await sub.startup(created_via_parent=True)
+        params: Dict[str, Any] = {"control_session_id": self.id, "session_ids": [s.id for s in self.subs],
+                                  "task_ids": [s.task_id for s in self.subs]}
+        if not sim.omit_parallel_ranges:
+            params["start_slots"] = [s.start_slot for s in self.subs]
+            params["end_slots"] = [s.end_slot for s in self.subs]
+        self.created_done = True
+        await self.send_bare(wire.frame("sessionsCreatedV2", params))
+
+    async def teardown(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        log.info("parallel control session %s torn down: %s", self.id, reason)
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        if self.task is not None and not self.task.done() and self.task is not asyncio.current_task():
+            self.task.cancel()
+        self.sim._unregister_parallel(self)
+        for sub in self.subs:
+            await sub.teardown(reason)
+
+    def on_detached(self) -> None:
+        self.conn = None
+        if not self.resumable or not self.created_done:
+            why = ("control connection closed before sessionsCreatedV2" if self.resumable else
+                   "control connection closed without a disconnect timeout")
+            self.sim._spawn(self.teardown(why))
+            return
+        log.info("parallel control %s detached; kept for %ds", self.id, self.timeout)
+        self.expiry = asyncio.get_event_loop().call_later(
+            self.timeout, lambda: self.sim._spawn(self.teardown("disconnect timeout expired")))

@@ -1,0 +1,334 @@
+"""Session (single) and SubSession (one of a parallel run): the blocking driving surface.
+
+Both read one ``queue.Queue`` fed by the control reader thread and by the session's subscription workers, and
+both apply the completion drain: when ``completed`` arrives, trailing subscription notifications are delivered
+before :class:`~simclient.events.Completed`; if a subscription does not reach end-of-stream within
+``completion_drain_timeout`` (measured from the last event), the iterator yields what arrived and then raises
+:class:`CompletionDrainStalled`, so a truncated run is never reported as complete.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+
+from . import events as ev
+from . import protocol as wire
+from .builders import Continue
+from .config import ClientConfig
+from .control import ControlConnection, Route
+from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError
+from .rpc import RpcClient
+from .stats import SessionStats
+from .subscriptions import ACCOUNT_DIFFS, TRANSACTIONS, EndOfStream, ReconnectCoordinator, Subscription
+
+log = logging.getLogger("simclient.session")
+
+_CLOSED = object()  # queue sentinel put by close()
+
+
+class _BaseSession:
+    """What Session and SubSession share: subscriptions, events(), gating, run(), rpc, stats."""
+
+    def __init__(self, control: ControlConnection, route: Route, config: ClientConfig,
+                 coordinator: Optional[ReconnectCoordinator] = None):
+        self._control = control
+        self._route = route
+        self._config = config
+        self._coordinator = coordinator
+        self._subscriptions: List[Subscription] = []
+        self._rpc: Optional[RpcClient] = None
+        self._finished = False
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._drain: Optional[List[Any]] = None
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def session_id(self) -> str:
+        return self._route.session_id
+
+    @property
+    def rpc_endpoint(self) -> str:
+        """Absolute ``http(s)://`` URL of this session's JSON-RPC endpoint."""
+        return self._route.rpc_endpoint
+
+    @property
+    def task_id(self) -> Optional[str]:
+        return self._route.task_id
+
+    @property
+    def range(self) -> Tuple[int, int]:
+        """``(start_slot, end_slot)``, both inclusive (server-authoritative in parallel runs)."""
+        assert self._route.range is not None
+        return self._route.range
+
+    @property
+    def stats(self) -> SessionStats:
+        return self._route.stats
+
+    @property
+    def rpc(self) -> RpcClient:
+        """JSON-RPC client bound to :attr:`rpc_endpoint` (valid from the first ReadyForContinue)."""
+        if self._rpc is None:
+            self._rpc = RpcClient(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+        return self._rpc
+
+    def solana_client(self) -> Any:
+        """A ``solana.rpc.api.Client`` bound to this session's endpoint (needs the ``solana`` extra)."""
+        try:
+            from solana.rpc.api import Client as SolanaClient  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ImportError("session.solana_client() needs the 'solana' extra: pip install 'simclient[solana]'") \
+                from exc
+        return SolanaClient(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(session_id={self.session_id!r}, range={self._route.range})"
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def subscribe_transactions(self, program_ids: Sequence[str]) -> None:
+        """Stream every transaction invoking one of ``program_ids`` as :class:`events.Transaction`."""
+        self._add_subscription(TRANSACTIONS, program_ids)
+
+    def subscribe_account_diffs(self, program_ids: Sequence[str]) -> None:
+        """Stream every write to an account owned by one of ``program_ids`` as :class:`events.AccountDiff`."""
+        self._add_subscription(ACCOUNT_DIFFS, program_ids)
+
+    def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
+        if isinstance(program_ids, str):
+            program_ids = [program_ids]
+        if self._closed:
+            raise SessionClosedError("session is closed")
+        sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
+                           self._route.completed, self._route.range[0] if self._route.range else None,
+                           self.session_id, self._route.stats, self._coordinator)
+        self._subscriptions.append(sub)
+        sub.start()
+
+    def _subscriptions_ready(self) -> bool:
+        return all(s.ready.is_set() for s in self._subscriptions)
+
+    def _wait_subscriptions_up(self) -> None:
+        """Gating: a continue goes out only once every subscription is up (or has ended)."""
+        for sub in list(self._subscriptions):
+            while not sub.ready.wait(0.1):
+                if self._closed:
+                    raise SessionClosedError("session is closed")
+            if sub.error is not None:
+                raise sub.error
+
+    # ------------------------------------------------------------------ driving
+
+    def _encode_continue(self, cont: Continue) -> dict:
+        raise NotImplementedError
+
+    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
+        raise NotImplementedError
+
+    def send_continue(self, cont: Optional[Continue] = None, *, advance_count: Optional[int] = None) -> None:
+        """Advance the session (``Continue`` or just ``advance_count=N``). Waits until every subscription is up;
+        a continue issued while the control connection is down is sent once, after the re-attach."""
+        if cont is None:
+            cont = Continue(advance_count=1 if advance_count is None else advance_count)
+        elif advance_count is not None:
+            raise ValueError("give either a Continue or advance_count, not both")
+        if not isinstance(cont, Continue):
+            raise TypeError(f"send_continue takes a Continue, got {type(cont).__name__}")
+        self._wait_subscriptions_up()
+        self._control.send_continue(self._route, self._encode_continue(cont))
+
+    def send_continue_to(self, slot: int, batch_index: int = 0) -> None:
+        """Run up to immediately before batch ``batch_index`` of ``slot``; the session then yields ``Paused``."""
+        for name, value in (("slot", slot), ("batch_index", batch_index)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        self._wait_subscriptions_up()
+        self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index))
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
+        """Yield events until ``Completed`` (inclusive). Raises the session's fatal error, SessionClosedError
+        if closed meanwhile, or TimeoutError if ``timeout`` seconds pass without an event."""
+        while True:
+            event = self.next_event(timeout)
+            if event is None:
+                return
+            yield event
+            if type(event) is ev.Completed:
+                return
+
+    def next_event(self, timeout: Optional[float] = None) -> Optional[ev.Event]:
+        """The next event, or None once the session has finished."""
+        if self._drain is not None:
+            return self._serve_drain()
+        if self._finished:
+            return None
+        while True:
+            item = self._get(timeout)
+            kind = type(item)
+            if isinstance(item, ev.Event):
+                if kind is ev.Completed:
+                    return self._start_drain(item)
+                self._route.stats.events_delivered += 1
+                return item
+            if kind is EndOfStream:
+                continue
+            self._finished = True
+            if item is _CLOSED:
+                raise SessionClosedError(f"session {self.session_id} was closed")
+            if isinstance(item, BaseException):
+                raise item
+            raise SimclientError(f"unexpected queue item {item!r}")  # pragma: no cover
+
+    def _get(self, timeout: Optional[float]) -> Any:
+        try:
+            return self._route.sink.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no event from session {self.session_id} within {timeout}s") from None
+
+    def _start_drain(self, completed: ev.Completed) -> Optional[ev.Event]:
+        """``completed`` arrived: collect trailing notifications until every subscription ended."""
+        buffered: List[Any] = []
+        idle = self._config.completion_drain_timeout
+        deadline = time.monotonic() + idle
+        terminal: Any = completed
+        while not all(s.finished for s in self._subscriptions):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = [s.kind for s in self._subscriptions if not s.finished]
+                terminal = CompletionDrainStalled(
+                    f"session {self.session_id} completed but its {', '.join(missing)} subscription(s) did not "
+                    f"reach end-of-stream within {idle:.0f}s: the captured stream is incomplete")
+                break
+            try:
+                item = self._route.sink.get(timeout=left)
+            except queue.Empty:
+                continue
+            if item is _CLOSED:
+                terminal = SessionClosedError(f"session {self.session_id} was closed")
+                break
+            if isinstance(item, BaseException):
+                terminal = item
+                break
+            if type(item) is EndOfStream:
+                continue
+            buffered.append(item)
+            deadline = time.monotonic() + idle
+        buffered.append(terminal)
+        self._drain = buffered
+        return self._serve_drain()
+
+    def _serve_drain(self) -> Optional[ev.Event]:
+        assert self._drain is not None
+        if not self._drain:
+            self._finished = True
+            return None
+        item = self._drain.pop(0)
+        if isinstance(item, BaseException):
+            self._drain = []
+            self._finished = True
+            raise item
+        if type(item) is ev.Completed:
+            self._drain = []
+            self._finished = True
+        self._route.stats.events_delivered += 1
+        return item
+
+    def run(self, advance_count: Optional[int] = None, on_event: Optional[Callable[[ev.Event], Any]] = None,
+            timeout: Optional[float] = None) -> ev.Completed:
+        """Drive to the end: on each ReadyForContinue/Paused send ``Continue(advance_count)`` (default: the rest
+        of the range in one go). ``on_event`` sees every event. Returns the ``Completed`` event."""
+        if advance_count is None:
+            start, end = self._route.range or (0, 0)
+            advance_count = max(1, end - start + 1)
+        for event in self.events(timeout):
+            if on_event is not None:
+                on_event(event)
+            kind = type(event)
+            if kind is ev.ReadyForContinue or kind is ev.Paused:
+                self.send_continue(Continue(advance_count=advance_count))
+            elif kind is ev.Completed:
+                return event  # type: ignore[return-value]
+        raise SessionClosedError(f"session {self.session_id} ended without Completed")
+
+    # ------------------------------------------------------------------ closing
+
+    def _stop_subscriptions(self) -> None:
+        for sub in self._subscriptions:
+            sub.stop()
+        deadline = time.monotonic() + self._config.close_timeout
+        for sub in self._subscriptions:
+            sub.join(max(0.05, deadline - time.monotonic()))
+        if self._rpc is not None:
+            self._rpc.close()
+
+    def _threads(self) -> List[threading.Thread]:
+        return [s.thread for s in self._subscriptions]
+
+    def __enter__(self) -> "_BaseSession":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
+class Session(_BaseSession):
+    """One managed backtest session (``client.start_session``). Owns its control connection."""
+
+    def __init__(self, control: ControlConnection, route: Route, config: ClientConfig):
+        super().__init__(control, route, config)
+        control.subscriptions_ready = self._subscriptions_ready
+
+    def _encode_continue(self, cont: Continue) -> dict:
+        return wire.encode_continue(cont)
+
+    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
+        return wire.encode_continue_to(slot, batch_index)
+
+    def close(self) -> None:
+        """Idempotent: ``closeBacktestSession`` (when still connected), then stop and join every thread."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._route.closed = True
+        try:
+            self._stop_subscriptions()
+            self._control.close()
+        finally:
+            self._route.sink.put(_CLOSED)
+            leftover = [t.name for t in self._threads() + [self._control.thread] if t.is_alive()]
+            if leftover:
+                log.warning("threads still running after close: %s", leftover)
+
+    def __enter__(self) -> "Session":
+        return self
+
+
+class SubSession(_BaseSession):
+    """One sub-session of a parallel run: own queue and subscriptions, shared control connection."""
+
+    def _encode_continue(self, cont: Continue) -> dict:
+        return wire.encode_continue_v1(self.session_id, cont)
+
+    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
+        return wire.encode_continue_to_v1(self.session_id, slot, batch_index)
+
+    def close(self) -> None:
+        """Stop this sub-session's subscriptions (the shared control belongs to the ParallelRun)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop_subscriptions()
+        self._route.sink.put(_CLOSED)
+
+    def __enter__(self) -> "SubSession":
+        return self
+
+
+__all__ = ["Session", "SubSession", "SessionError"]

@@ -1,0 +1,351 @@
+"""Data-plane subscriptions: one worker thread per subscription (``simclient-sub-<session>-<kind>``).
+
+A worker owns one WebSocket to the session's endpoint, subscribes (``transactionSubscribe`` for a set of programs,
+or one ``accountDiffSubscribe`` per program on the same socket), and puts events into the session's queue.
+After a drop it reconnects (same backoff policy as the control connection) and resubscribes with
+``replayFromSlot`` = the last delivered slot; the server replays that slot inclusively (§9.3), so duplicates are
+dropped by signature (transactions) or by ``(slot, account, signature)`` (diffs). Only the keys of the newest
+slot are kept: a replay starts at that slot, so older keys can never repeat.
+
+End of stream (§9.5, [I]): a ``null`` result for every subscription id, a normal close (1000) once the session
+completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
+A replay-window refusal (-32016) fails the subscription loudly with :class:`SubscriptionError`: the captured
+stream would have a gap.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+
+import tenacity
+
+from . import protocol as wire
+from .config import ClientConfig
+from .errors import ProtocolError, SimclientError, SubscriptionError
+from .stats import SessionStats
+from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, Connection, TransportError
+from .urls import http_to_ws_url
+
+log = logging.getLogger("simclient.subscriptions")
+
+TRANSACTIONS = "transaction"
+ACCOUNT_DIFFS = "accountDiff"
+
+
+class EndOfStream:
+    """Queue marker: ``subscription`` reached its end of stream."""
+
+    __slots__ = ("subscription",)
+
+    def __init__(self, subscription: "Subscription"):
+        self.subscription = subscription
+
+
+class ReconnectCoordinator:
+    """Lets at most one subscription of a parallel batch reconnect at a time while its siblings stream."""
+
+    def __init__(self) -> None:
+        self._slot = threading.Semaphore(1)
+
+    def acquire(self, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            if self._slot.acquire(timeout=0.1):
+                return True
+        return False
+
+    def release(self) -> None:
+        self._slot.release()
+
+
+class _Lost(Exception):
+    pass
+
+
+class _Stopped(Exception):
+    pass
+
+
+class Subscription:
+    """One data-plane subscription and its worker thread."""
+
+    def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.Queue[Any]",
+                 config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
+                 stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None):
+        if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
+            raise ValueError(f"unknown subscription kind {kind!r}")
+        programs = [str(p) for p in program_ids]
+        if not programs:
+            raise ValueError("program_ids must name at least one program")
+        self.kind = kind
+        self.program_ids = programs
+        self.url = http_to_ws_url(rpc_endpoint)
+        self.sink = sink
+        self.config = config
+        self.completed = completed
+        self.start_slot = start_slot
+        self.session_id = session_id
+        self.stats = stats
+        self.coordinator = coordinator
+        self.ready = threading.Event()  # up, or finished / failed (gating waits on this)
+        self.up = False
+        self.done = False
+        self.error: Optional[BaseException] = None
+        self.last_slot: Optional[int] = None
+        self._seen: Set[Any] = set()
+        self._stop = threading.Event()
+        self._conn: Optional[Connection] = None
+        self._attempts = 0
+        self._history: List[tuple] = []
+        self._convert: Callable[[Any], Any] = (
+            wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
+        name = f"simclient-sub-{session_id[-8:]}-{'tx' if kind == TRANSACTIONS else 'diff'}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    # ------------------------------------------------------------------ caller side
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            conn.abort()
+
+    def join(self, timeout: Optional[float]) -> None:
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    @property
+    def finished(self) -> bool:
+        return self.done or self.error is not None
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _run(self) -> None:
+        try:
+            first = True
+            while True:
+                conn, ids = self._establish(first)
+                first = False
+                self.up = True
+                self.ready.set()
+                try:
+                    outcome = self._stream(conn, ids)
+                finally:
+                    self.up = False
+                    self._conn = None
+                if outcome:
+                    conn.close(timeout=0.5)
+                    self.done = True
+                    self.sink.put(EndOfStream(self))
+                    return
+                conn.release()
+                self.ready.clear()
+                self.stats.subscription_reconnects += 1
+        except _Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - surfaced through the session's queue
+            if not isinstance(exc, SimclientError):
+                log.exception("subscription worker crashed")
+                exc = SubscriptionError(f"{self.kind} subscription crashed: {type(exc).__name__}: {exc}")
+            self.error = exc
+            self.sink.put(exc)
+        finally:
+            self.ready.set()
+            conn = self._conn
+            if conn is not None:
+                conn.release()
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped()
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        cfg = self.config
+        n = max(0, self._attempts - 1)
+        base = min(cfg.backoff_max, cfg.backoff_initial * (cfg.backoff_multiplier ** n))
+        return max(0.0, base * random.uniform(1 - cfg.backoff_jitter, 1 + cfg.backoff_jitter))
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped()
+
+    def _establish(self, first: bool) -> Any:
+        self._attempts = 0
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type((TransportError, _Lost)),
+            stop=lambda rs: self._stop.is_set() or self._attempts >= self.config.reconnect_attempts,
+            wait=self._wait, sleep=self._sleep, reraise=True,
+            before_sleep=lambda rs: log.info("%s subscription of %s: retrying (%s)", self.kind, self.session_id,
+                                             rs.outcome.exception() if rs.outcome else ""),
+        )
+        try:
+            return retrying(self._attempt, first)
+        except (TransportError, _Lost) as exc:
+            self._check_stop()
+            raise SubscriptionError(
+                f"{self.kind} subscription of session {self.session_id} could not reconnect after "
+                f"{self._attempts} attempts: {exc}; the captured stream is incomplete") from None
+
+    def _attempt(self, first: bool) -> Any:
+        self._check_stop()
+        self._attempts += 1
+        gated = not first and self.coordinator is not None
+        if gated and not self.coordinator.acquire(self._stop):  # type: ignore[union-attr]
+            raise _Stopped()
+        conn: Optional[Connection] = None
+        try:
+            conn = Connection.open(self.url, None, self.config.connect_timeout)
+            self._conn = conn
+            if self._stop.is_set():
+                raise _Stopped()
+            ids = self._subscribe(conn, first)
+            return conn, ids
+        except BaseException as exc:
+            if conn is not None:
+                conn.release()
+            self._conn = None
+            if isinstance(exc, (TransportError, _Lost)):
+                self._history.append((self._attempts, str(exc)))
+            raise
+        finally:
+            if gated:
+                self.coordinator.release()  # type: ignore[union-attr]
+
+    def _replay_from(self, first: bool) -> Optional[int]:
+        if self.last_slot is not None:
+            return self.last_slot
+        return None if first else self.start_slot
+
+    def _subscribe(self, conn: Connection, first: bool) -> Dict[int, str]:
+        """Send the subscribe request(s) and wait for every ack. Returns {subscription id: label}."""
+        replay = self._replay_from(first)
+        requests: Dict[int, str] = {}
+        if self.kind == TRANSACTIONS:
+            conn.send_json(wire.encode_subscribe(1, TRANSACTIONS, wire.transaction_filter(self.program_ids), replay))
+            requests[1] = "programs"
+        else:
+            for i, program in enumerate(self.program_ids, start=1):
+                conn.send_json(wire.encode_subscribe(i, ACCOUNT_DIFFS, wire.account_diff_filter(program), replay))
+                requests[i] = program
+        ids: Dict[int, str] = {}
+        early: List[Any] = []
+        deadline = time.monotonic() + self.config.handshake_timeout
+        while len(ids) < len(requests):
+            self._check_stop()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Lost(f"no subscribe ack within {self.config.handshake_timeout:.0f}s")
+            frame = conn.recv(min(left, 0.5))
+            if frame is None or frame[0] not in (OPCODE_TEXT, OPCODE_BINARY):
+                continue
+            try:
+                msg = wire.decode_subscription_frame(frame[1])
+            except ProtocolError as exc:
+                log.warning("discarding undecodable subscription frame: %s", exc)
+                continue
+            if isinstance(msg, wire.SubscribeAck) and msg.request_id in requests:
+                ids[msg.subscription] = requests[msg.request_id]
+            elif isinstance(msg, wire.RpcErrorReply):
+                if msg.code == wire.REPLAY_WINDOW_ERROR_CODE:
+                    raise SubscriptionError(
+                        f"{self.kind} subscription of session {self.session_id} cannot resume from slot {replay}: "
+                        f"{msg.message}; the captured stream is incomplete")
+                raise SubscriptionError(
+                    f"{self.kind} subscribe for session {self.session_id} refused: {msg.code} {msg.message}")
+            elif isinstance(msg, wire.Notification):
+                early.append(msg)  # a notification racing its ack: keep it
+        for msg in early:
+            self._on_notification(msg, ids, set())
+        log.debug("%s subscription of %s up (replayFromSlot=%s)", self.kind, self.session_id, replay)
+        return ids
+
+    def _stream(self, conn: Connection, ids: Dict[int, str]) -> bool:
+        """Read notifications; True at end of stream, False when the connection was lost."""
+        cfg = self.config
+        ended: Set[int] = set()
+        now = time.monotonic()
+        last_inbound = last_note = now
+        next_ping = now + cfg.keepalive_interval
+        poll = min(0.25, cfg.eos_silence / 2 if cfg.eos_silence > 0 else 0.25, cfg.keepalive_interval)
+        while True:
+            if self._stop.is_set():
+                raise _Stopped()
+            try:
+                frame = conn.recv(poll)
+                now = time.monotonic()
+                if frame is not None:
+                    last_inbound = now
+                    opcode, payload = frame
+                    if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+                        last_note = now
+                        try:
+                            msg = wire.decode_subscription_frame(payload)
+                        except ProtocolError as exc:
+                            self.stats.frames_discarded += 1
+                            log.warning("discarding undecodable subscription frame: %s", exc)
+                            continue
+                        if type(msg) is wire.Notification:
+                            if self._on_notification(msg, ids, ended):
+                                return True
+                        elif isinstance(msg, wire.RpcErrorReply):
+                            log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
+                else:
+                    if self.completed.is_set() and now - last_note >= cfg.eos_silence:
+                        log.debug("%s subscription of %s: end of stream by silence", self.kind, self.session_id)
+                        return True
+                    if now - last_inbound > cfg.keepalive_deadline:
+                        log.warning("%s subscription of %s: keepalive deadline passed", self.kind, self.session_id)
+                        return False
+                if now >= next_ping:
+                    conn.ping()
+                    next_ping = now + cfg.keepalive_interval
+            except Closed as exc:
+                if self._stop.is_set():
+                    raise _Stopped() from None
+                if exc.close_code == 1000 and self.completed.is_set():
+                    return True
+                log.info("%s subscription of %s closed by server (%s)", self.kind, self.session_id, exc)
+                return False
+            except TransportError as exc:
+                if self._stop.is_set():
+                    raise _Stopped() from None
+                log.info("%s subscription of %s lost: %s", self.kind, self.session_id, exc)
+                return False
+
+    def _on_notification(self, msg: wire.Notification, ids: Dict[int, str], ended: Set[int]) -> bool:
+        """Deliver one notification; True once every subscription id reached its end of stream."""
+        if msg.subscription not in ids:
+            log.warning("notification for unknown subscription id %s ignored", msg.subscription)
+            return False
+        if msg.result is None:
+            ended.add(msg.subscription)
+            return len(ended) >= len(ids)
+        try:
+            event = self._convert(msg.result)
+        except ProtocolError as exc:
+            self.stats.frames_discarded += 1
+            log.warning("discarding undecodable %s notification: %s", self.kind, exc)
+            return False
+        slot = event.slot
+        key = event.signature if self.kind == TRANSACTIONS else event.key
+        last = self.last_slot
+        if last is not None and slot <= last:
+            if slot < last or key in self._seen:
+                self.stats.duplicates_dropped += 1
+                return False
+            self._seen.add(key)
+        else:
+            self.last_slot = slot
+            self._seen = {key}
+        self.sink.put(event)
+        return False
