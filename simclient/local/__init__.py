@@ -1,0 +1,45 @@
+"""simclient.local: a local stand-in for the Termina simulator, over a deterministic synthetic chain.
+
+It serves the whole wire protocol of PROTOCOL.md (control WebSocket, per-session JSON-RPC and subscriptions,
+available ranges) on loopback, with deterministic fault injection::
+
+    from simclient.local import LocalSimulator, FaultPlan
+
+    with LocalSimulator(port=0, seed=0) as sim:
+        print(sim.url)            # ws://127.0.0.1:<port>/backtest
+
+This subpackage needs the ``local`` extra (aiohttp). Nothing outside it imports aiohttp.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .chain import SyntheticChain
+from .faults import FaultPlan
+from .server import LocalSimulator
+
+__all__ = ["LocalSimulator", "FaultPlan", "SyntheticChain", "serve"]
+
+log = logging.getLogger("simclient.local")
+
+
+def serve(port: int = 8900, api_key: str = "local-dev-key", seed: int = 0, bundle_size: int = 100,
+          host: str = "127.0.0.1", **kwargs: Any) -> None:
+    """Run a :class:`LocalSimulator` in the foreground until interrupted (Ctrl-C).
+
+    Extra keyword arguments (``num_bundles``, ``first_slot``, ``replay_window``, ``slot_pace_ms``,
+    ``create_delay_ms``, ``faults``) are passed to :class:`LocalSimulator`.
+    """
+    sim = LocalSimulator(port=port, api_key=api_key, seed=seed, bundle_size=bundle_size, host=host, **kwargs)
+    sim.start()
+    chain = sim.chain
+    log.warning("simclient local simulator on %s (http %s); slots %d..%d in %d bundles of %d; seed %d",
+                sim.url, sim.http_url, chain.first_slot, chain.last_slot, chain.num_bundles, chain.bundle_size,
+                chain.seed)
+    try:
+        sim.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()

@@ -1,0 +1,765 @@
+"""The local simulator server: aiohttp routes for the control WS, the per-session data plane and available ranges.
+
+Routes (PROTOCOL §1):
+
+* ``GET /backtest``: control WebSocket; ``X-API-Key`` must match, else HTTP 401 before the upgrade.
+* ``POST /backtest/{id}``: per-session JSON-RPC 2.0 (see :mod:`simclient.local.rpc`); no auth.
+* ``GET /backtest/{id}``: per-session subscription WebSocket; no auth. Unknown session: HTTP 404.
+* ``GET /available-ranges``: JSON array of AvailableRange; no auth.
+
+All WebSockets use ``autoping=False``: the server answers pings itself, so a :meth:`FaultPlan.stall` also starves
+the client's keepalive. Server-side compression (permessage-deflate) is off.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections import Counter
+from typing import Any, Dict, List, Optional, Set
+
+from aiohttp import WSMsgType, web
+
+from . import wire
+from .chain import SyntheticChain
+from .faults import FaultPlan
+from .rpc import handle_rpc
+from .session import FINISHED, IDLE, PAUSED, ParallelControl, SimSession, Subscription
+
+log = logging.getLogger("simclient.local")
+
+THREAD_NAME = "simclient-local-sim"
+STAT_KEYS = (
+    "control_connections", "control_drops", "control_disconnects", "subscription_connections",
+    "subscription_drops", "subscriptions", "garbage_sent", "frames_sent", "notifications_sent",
+    "continues_received", "continues_lost", "continues_busy_rejected", "sessions_created",
+    "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
+    "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_ignored",
+)
+MAX_MSG_SIZE = 64 * 1024 * 1024
+
+
+class _Conn:
+    """A server-side WebSocket with an ordered, stall-aware send path."""
+
+    def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request):
+        self.sim = sim
+        self.ws = ws
+        self.transport = request.transport
+        self.lock = asyncio.Lock()
+        self.closed = False
+
+    def abort(self) -> None:
+        """Kill the TCP connection without a close handshake (what a network failure looks like)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def send(self, text: str) -> bool:
+        async with self.lock:
+            return await self.send_locked(text)
+
+    async def send_locked(self, text: str) -> bool:
+        await self.sim.stall_gate()
+        if self.closed:
+            return False
+        try:
+            await self.ws.send_str(text)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.closed = True
+            return False
+
+    async def close(self, code: int = 1000) -> None:
+        async with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                await asyncio.wait_for(self.ws.close(code=code), 1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self.transport is not None:
+                    self.transport.abort()
+
+
+class ControlConn(_Conn):
+    def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request):
+        super().__init__(sim, ws, request)
+        self.session: Optional[SimSession] = None
+        self.parallel: Optional[ParallelControl] = None
+        self.creating = False
+
+    async def send_locked(self, text: str) -> bool:
+        await self.sim.stall_gate()
+        if self.closed:
+            return False
+        garbage = self.sim.faults.on_control_frame()
+        if garbage is not None:
+            self.sim.stats["garbage_sent"] += 1
+            if not await super().send_locked(garbage):
+                return False
+        ok = await super().send_locked(text)
+        if ok:
+            self.sim.stats["frames_sent"] += 1
+        return ok
+
+
+class SubConn(_Conn):
+    def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request, session: SimSession):
+        super().__init__(sim, ws, request)
+        self.session = session
+
+
+class LocalSimulator:
+    """A local stand-in for the hosted simulator, serving PROTOCOL.md over a deterministic :class:`SyntheticChain`.
+
+    It runs an asyncio loop and an aiohttp server in a daemon thread named ``simclient-local-sim``. Use it as a
+    context manager, or call :meth:`start` / :meth:`stop`. ``port=0`` picks a free port.
+
+    Attributes that may be changed while running: ``faults`` (a :class:`FaultPlan`, also mutable in place),
+    ``create_delay_ms``, ``slot_pace_ms``, ``replay_window``, ``omit_parallel_ranges`` (``sessionsCreatedV2``
+    without ``start_slots``/``end_slots``, like a too-old server), ``early_session_events`` (a parallel
+    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``).
+    """
+
+    def __init__(self, port: int = 0, api_key: str = "local-dev-key", seed: int = 0, bundle_size: int = 100,
+                 num_bundles: int = 100, first_slot: int = 300_000_000, replay_window: int = 100,
+                 slot_pace_ms: float = 0, create_delay_ms: float = 0, faults: Optional[FaultPlan] = None,
+                 host: str = "127.0.0.1"):
+        if replay_window < 1:
+            raise ValueError("replay_window must be >= 1")
+        self.host = host
+        self.requested_port = port
+        self.api_key = api_key
+        self.seed = seed
+        self.chain = SyntheticChain(seed=seed, first_slot=first_slot, bundle_size=bundle_size,
+                                    num_bundles=num_bundles)
+        self.replay_window = replay_window
+        self.slot_pace_ms = slot_pace_ms
+        self.create_delay_ms = create_delay_ms
+        self._faults = faults if faults is not None else FaultPlan(seed)
+        self.omit_parallel_ranges = False
+        self.early_session_events = False
+        self.stats: Counter = Counter({k: 0 for k in STAT_KEYS})
+        self._port: Optional[int] = None
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._ready = threading.Event()
+        self._start_error: Optional[BaseException] = None
+        self._sessions: Dict[str, SimSession] = {}          # live (routable) sessions, incl. sub-sessions
+        self._all_sessions: Dict[str, SimSession] = {}      # every session ever created (for inspection)
+        self._parallels: Dict[str, ParallelControl] = {}
+        self._conns: Set[_Conn] = set()
+        self._tasks: Set[asyncio.Future] = set()
+        self._id_counter = 0
+
+    # ------------------------------------------------------------------ public surface
+    @property
+    def faults(self) -> FaultPlan:
+        return self._faults
+
+    @faults.setter
+    def faults(self, plan: Optional[FaultPlan]) -> None:
+        self._faults = plan if plan is not None else FaultPlan(self.seed)
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the simulator is not running")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The control WebSocket URL, ``ws://host:port/backtest``."""
+        return f"ws://{self.host}:{self.port}/backtest"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def program_ids(self) -> List[str]:
+        return list(self.chain.program_ids)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def session(self, session_id: str) -> SimSession:
+        """The server-side state of a session (also after it ended). KeyError if unknown."""
+        return self._all_sessions[session_id]
+
+    def sessions(self) -> List[SimSession]:
+        return list(self._all_sessions.values())
+
+    def __enter__(self) -> "LocalSimulator":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not running"
+        return f"<LocalSimulator {where} seed={self.seed}>"
+
+    def start(self, timeout: float = 10.0) -> "LocalSimulator":
+        """Start serving in the background thread; returns once the port is bound."""
+        if self.running:
+            return self
+        self._ready.clear()
+        self._start_error = None
+        self._thread = threading.Thread(target=self._thread_main, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("local simulator did not start in time")
+        if self._start_error is not None:
+            self._thread.join(2.0)
+            self._thread = None
+            raise self._start_error
+        log.info("local simulator listening on %s (seed=%s)", self.url, self.seed)
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Close every socket, stop the loop and join the thread (within ``timeout`` seconds)."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(loop.stop)
+        except RuntimeError:
+            pass  # loop already closed
+        thread.join(timeout)
+        if thread.is_alive():  # pragma: no cover
+            log.warning("local simulator thread did not stop within %.1fs", timeout)
+        self._thread = None
+        self._port = None
+
+    def serve_forever(self) -> None:
+        """Block the calling thread until interrupted (KeyboardInterrupt) and then stop."""
+        self.start()
+        try:
+            assert self._thread is not None
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    # ------------------------------------------------------------------ thread and loop
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            try:
+                loop.run_until_complete(self._astart())
+            except BaseException as exc:  # port in use, bad host...
+                self._start_error = exc
+                self._ready.set()
+                return
+            self._ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._ashutdown())
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._loop = None
+
+    async def _astart(self) -> None:
+        app = web.Application(client_max_size=MAX_MSG_SIZE)
+        app.router.add_get("/available-ranges", self._h_ranges)
+        app.router.add_get("/backtest", self._h_control)
+        app.router.add_get("/backtest/", self._h_control)
+        app.router.add_post("/backtest/{sid}", self._h_rpc)
+        app.router.add_get("/backtest/{sid}", self._h_subscriptions)
+        app.router.add_get("/", self._h_root)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.25)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, self.host, self.requested_port)
+        await site.start()
+        self._port = runner.addresses[0][1]
+
+    async def _ashutdown(self) -> None:
+        for conn in list(self._conns):
+            conn.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        for sess in list(self._sessions.values()):
+            if sess.expiry is not None:
+                sess.expiry.cancel()
+        for par in list(self._parallels.values()):
+            if par.expiry is not None:
+                par.expiry.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=0.5)
+        if self._runner is not None:
+            try:
+                await asyncio.wait_for(self._runner.cleanup(), 1.0)
+            except (asyncio.TimeoutError, Exception):  # pragma: no cover
+                log.debug("runner cleanup timed out", exc_info=True)
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in rest:
+            t.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=0.5)
+
+    def _track(self, task: "asyncio.Future[Any]") -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _spawn(self, coro: Any) -> "asyncio.Task[Any]":
+        task = asyncio.ensure_future(coro)
+        self._track(task)
+        return task
+
+    async def stall_gate(self) -> None:
+        """Wait while a FaultPlan stall is in effect."""
+        while True:
+            left = self._faults.stall_remaining()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)
+
+    # ------------------------------------------------------------------ registry
+    def _new_id(self, kind: str) -> str:
+        self._id_counter += 1
+        digest = hashlib.blake2b(f"{self.seed}/{kind}/{self._id_counter}".encode(), digest_size=16).digest()
+        return str(uuid.UUID(bytes=digest, version=4))
+
+    def _new_session(self, req: wire.CreateRequest, start: int, end: int,
+                     parent: Optional[ParallelControl] = None) -> SimSession:
+        sid = self._new_id("session")
+        task_id = "task-" + sid.split("-")[0]
+        sess = SimSession(self, sid, task_id, req, start, end, parent)
+        self._sessions[sid] = sess
+        self._all_sessions[sid] = sess
+        self.stats["sessions_created"] += 1
+        log.info("session %s created for [%d, %d]%s", sid, start, end, " (parallel)" if parent else "")
+        return sess
+
+    def _unregister(self, sess: SimSession) -> None:
+        self._sessions.pop(sess.id, None)
+
+    def _unregister_parallel(self, par: ParallelControl) -> None:
+        self._parallels.pop(par.id, None)
+
+    async def deliver(self, sub: Subscription, text: str) -> None:
+        """Send one live notification (subject to ``drop_subscriptions_every``)."""
+        conn = sub.conn
+        if conn.closed or sub.ended:
+            return
+        if self._faults.take_subscription_drop():
+            self.stats["subscription_drops"] += 1
+            log.info("fault: dropping subscription socket of session %s", conn.session.id)
+            conn.abort()
+            return
+        if await conn.send(text):
+            self.stats["notifications_sent"] += 1
+
+    # ------------------------------------------------------------------ HTTP handlers
+    async def _h_root(self, request: web.Request) -> web.Response:
+        return web.json_response({"service": "simclient.local", "control": "/backtest",
+                                  "available_ranges": "/available-ranges"})
+
+    async def _h_ranges(self, request: web.Request) -> web.Response:
+        await self.stall_gate()
+        return web.Response(text=wire.dumps(self.chain.available_ranges()), content_type="application/json")
+
+    async def _h_rpc(self, request: web.Request) -> web.Response:
+        self.stats["rpc_requests"] += 1
+        sess = self._sessions.get(request.match_info["sid"])
+        await self.stall_gate()
+        body = await request.read()
+        if sess is None:
+            err = {"jsonrpc": "2.0", "id": None,
+                   "error": {"code": -32001, "message": f"session not found: {request.match_info['sid']}"}}
+            return web.Response(status=404, text=wire.dumps(err), content_type="application/json")
+        return web.Response(text=handle_rpc(sess, body), content_type="application/json")
+
+    async def _ws_accept(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False, autoclose=True, compress=False, max_msg_size=MAX_MSG_SIZE)
+        await ws.prepare(request)
+        return ws
+
+    async def _pong(self, conn: _Conn, data: bytes) -> None:
+        if self._faults.stall_remaining() > 0:
+            self.stats["pings_ignored"] += 1
+            return
+        try:
+            await conn.ws.pong(data)
+            self.stats["pings_answered"] += 1
+        except Exception:
+            conn.closed = True
+
+    # ------------------------------------------------------------------ control WS
+    async def _h_control(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("X-API-Key") != self.api_key:
+            self.stats["auth_rejected"] += 1
+            raise web.HTTPUnauthorized(text="missing or invalid X-API-Key\n")
+        ws = await self._ws_accept(request)
+        conn = ControlConn(self, ws, request)
+        self._conns.add(conn)
+        self.stats["control_connections"] += 1
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_control_text(conn, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._on_control_text(conn, msg.data.decode("utf-8", "replace"))
+                elif msg.type == WSMsgType.PING:
+                    await self._pong(conn, msg.data)
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+                if conn.closed:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - connection-level failure
+            log.debug("control connection failed", exc_info=True)
+        finally:
+            conn.closed = True
+            self._conns.discard(conn)
+            self.stats["control_disconnects"] += 1
+            if conn.session is not None and conn.session.conn is conn:
+                conn.session.on_detached()
+            if conn.parallel is not None and conn.parallel.conn is conn:
+                conn.parallel.on_detached()
+        return ws
+
+    async def _reply(self, conn: ControlConn, text: str) -> None:
+        """A bare (unsequenced) reply on this connection."""
+        await conn.send(text)
+
+    async def _on_control_text(self, conn: ControlConn, text: str) -> None:
+        try:
+            method, params = wire.parse_frame(text)
+        except wire.RequestError as exc:
+            self.stats["invalid_requests"] += 1
+            await self._reply(conn, wire.error(exc.params))
+            return
+        is_continue = method in ("continue", "continueTo", "continueSessionV1", "continueToSessionV1")
+        if is_continue:
+            self.stats["continues_received"] += 1
+            if self._faults.take_lost_continue():
+                self.stats["continues_lost"] += 1
+                log.info("fault: losing %s and dropping the control connection", method)
+                conn.abort()
+                return
+        try:
+            await getattr(self, "_m_" + method)(conn, params)
+        except wire.RequestError as exc:
+            self.stats["invalid_requests"] += 1
+            await self._reply(conn, wire.error(exc.params))
+
+    # --- create
+    async def _m_createBacktestSession(self, conn: ControlConn, params: Any) -> None:
+        if conn.session is not None or conn.parallel is not None or conn.creating:
+            raise wire.invalid("this control connection already has a session")
+        req = wire.parse_create(params)
+        chain = self.chain
+        if req.start_slot < chain.first_slot or req.end_slot > chain.last_slot:
+            raise wire.RequestError({"bundleNotFound": {"start_slot": req.start_slot, "end_slot": req.end_slot}})
+        if not req.parallel:
+            if not any(chain.is_produced(s) for s in range(req.start_slot, req.end_slot + 1)):
+                raise wire.RequestError(
+                    {"noProducedBlocksInRange": {"start_slot": req.start_slot, "end_slot": req.end_slot}})
+            sess = self._new_session(req, req.start_slot, req.end_slot)
+            sess.conn = conn
+            conn.session = sess
+            sess.task = self._spawn(sess._guard(sess.startup()))
+            return
+        bundles = [b for b in chain.bundles_covering(req.start_slot, req.end_slot)
+                   if any(chain.is_produced(s) for s in range(b[0], b[1] + 1))]
+        if not bundles:
+            raise wire.RequestError(
+                {"noProducedBlocksInRange": {"start_slot": req.start_slot, "end_slot": req.end_slot}})
+        par = ParallelControl(self, self._new_id("control"), req)
+        par.conn = conn
+        conn.parallel = par
+        self._parallels[par.id] = par
+        self.stats["parallel_sessions_created"] += 1
+        par.task = self._spawn(par.create(bundles))
+
+    # --- continue family
+    def _target(self, conn: ControlConn, session_id: Optional[str]) -> SimSession:
+        if session_id is None:
+            if conn.parallel is not None:
+                raise wire.invalid("plain continue/continueTo is not valid on a parallel control session; "
+                                   "use continueSessionV1/continueToSessionV1")
+            if conn.session is None:
+                raise wire.invalid("no session on this control connection")
+            return conn.session
+        sess: Optional[SimSession] = None
+        if conn.parallel is not None:
+            sess = conn.parallel.sub(session_id)
+        elif conn.session is not None and conn.session.id == session_id:
+            sess = conn.session
+        if sess is None:
+            raise wire.RequestError({"sessionNotFound": {"session_id": session_id}})
+        return sess
+
+    async def _start_continue(self, sess: SimSession, params: Any) -> None:
+        busy = sess.check_can_continue()
+        if busy is not None:
+            self.stats["continues_busy_rejected"] += 1
+            await sess.emit(busy)
+            return
+        try:
+            req = wire.parse_continue(params)
+        except wire.RequestError as exc:
+            await sess.emit(wire.error(exc.params))
+            return
+        modified = sess.apply_continue_inputs(req)
+        sess.begin(sess.run_continue(req.advance_count, modified))
+
+    async def _start_continue_to(self, sess: SimSession, params: Any) -> None:
+        busy = sess.check_can_continue()
+        if busy is not None:
+            self.stats["continues_busy_rejected"] += 1
+            await sess.emit(busy)
+            return
+        try:
+            slot, batch = wire.parse_continue_to(params)
+            if slot > sess.end_slot:
+                raise wire.invalid(f"continueTo target slot {slot} is after endSlot {sess.end_slot}")
+            if (slot, batch) < sess.pos or (sess.state == PAUSED and (slot, batch) == sess.paused_at):
+                raise wire.invalid(f"continueTo target ({slot}, {batch}) is not ahead of the session position "
+                                   f"({sess.pos[0]}, {sess.pos[1]})")
+        except wire.RequestError as exc:
+            await sess.emit(wire.error(exc.params))
+            return
+        sess.begin(sess.run_continue_to(slot, batch, False))
+
+    async def _m_continue(self, conn: ControlConn, params: Any) -> None:
+        await self._start_continue(self._target(conn, None), params)
+
+    async def _m_continueTo(self, conn: ControlConn, params: Any) -> None:
+        await self._start_continue_to(self._target(conn, None), params)
+
+    async def _m_continueSessionV1(self, conn: ControlConn, params: Any) -> None:
+        sid, inner = wire.split_v1(params, "continueSessionV1")
+        await self._start_continue(self._target(conn, sid), inner)
+
+    async def _m_continueToSessionV1(self, conn: ControlConn, params: Any) -> None:
+        sid, inner = wire.split_v1(params, "continueToSessionV1")
+        await self._start_continue_to(self._target(conn, sid), inner)
+
+    # --- close
+    async def _m_closeBacktestSession(self, conn: ControlConn, params: Any) -> None:
+        if conn.session is not None:
+            sess = conn.session
+            await sess.emit(wire.SUCCESS)
+            await sess.teardown("closed by the client")
+            return
+        if conn.parallel is not None:
+            par = conn.parallel
+            await self._reply(conn, wire.SUCCESS)
+            await par.teardown("closed by the client")
+            return
+        raise wire.invalid("no session on this control connection")
+
+    async def _m_closeSessionV1(self, conn: ControlConn, params: Any) -> None:
+        sid, _inner = wire.split_v1(params, "closeSessionV1")
+        sess = self._target(conn, sid)
+        await sess.emit(wire.SUCCESS)
+        await sess.teardown("closed by the client (closeSessionV1)")
+
+    # --- attach / resume
+    async def _m_attachBacktestSession(self, conn: ControlConn, params: Any) -> None:
+        sid, last = wire.parse_attach(params)
+        if conn.session is not None or conn.parallel is not None or conn.creating:
+            raise wire.invalid("this control connection already has a session")
+        sess = self._sessions.get(sid)
+        if sess is None or sess.parent is not None or not sess.resumable:
+            raise wire.RequestError({"sessionNotFound": {"session_id": sid}})
+        old = sess.conn
+        if old is not None and old is not conn:
+            log.info("session %s: attach takes over from a previous control connection", sid)
+            sess.conn = None
+            old.abort()
+        if sess.expiry is not None:
+            sess.expiry.cancel()
+            sess.expiry = None
+        self.stats["sessions_attached"] += 1
+        async with conn.lock:
+            replay = sess.replay_from(last)
+            sess.conn = conn
+            conn.session = sess
+            await conn.send_locked(wire.session_created("sessionAttached", sess.id, sess.task_id))
+            for text in replay:
+                if not await conn.send_locked(text):
+                    break
+
+    async def _m_resumeAttachedSession(self, conn: ControlConn, params: Any) -> None:
+        if conn.session is not None:
+            await conn.session.emit(wire.SUCCESS)
+        elif conn.parallel is not None:
+            await self._reply(conn, wire.SUCCESS)
+        else:
+            raise wire.invalid("resumeAttachedSession without an attached session")
+
+    async def _m_attachParallelControlSessionV2(self, conn: ControlConn, params: Any) -> None:
+        cid, last_seqs = wire.parse_parallel_attach(params)
+        if conn.session is not None or conn.parallel is not None or conn.creating:
+            raise wire.invalid("this control connection already has a session")
+        par = self._parallels.get(cid)
+        if par is None or not par.resumable or not par.created_done:
+            raise wire.RequestError({"sessionNotFound": {"session_id": cid}})
+        old = par.conn
+        if old is not None and old is not conn:
+            par.conn = None
+            old.abort()
+        if par.expiry is not None:
+            par.expiry.cancel()
+            par.expiry = None
+        self.stats["parallel_attached"] += 1
+        subs = [s for s in par.subs if s.state != "closed"]
+        async with conn.lock:
+            replays = [s.replay_from(last_seqs.get(s.id)) for s in subs]
+            par.conn = conn
+            conn.parallel = par
+            await conn.send_locked(wire.frame("parallelSessionAttachedV2", {
+                "control_session_id": par.id, "session_ids": [s.id for s in subs],
+                "task_ids": [s.task_id for s in subs]}))
+            for replay in replays:
+                for text in replay:
+                    if not await conn.send_locked(text):
+                        return
+
+    # ------------------------------------------------------------------ subscription WS
+    async def _h_subscriptions(self, request: web.Request) -> web.StreamResponse:
+        sid = request.match_info["sid"]
+        sess = self._sessions.get(sid)
+        if sess is None:
+            raise web.HTTPNotFound(text=f"session not found: {sid}\n")
+        if not request.headers.get("Upgrade", "").lower() == "websocket":
+            raise web.HTTPMethodNotAllowed("GET", ["POST"], text="POST JSON-RPC or open a WebSocket\n")
+        ws = await self._ws_accept(request)
+        conn = SubConn(self, ws, request, sess)
+        self._conns.add(conn)
+        self.stats["subscription_connections"] += 1
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_sub_text(conn, msg.data)
+                elif msg.type == WSMsgType.PING:
+                    await self._pong(conn, msg.data)
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+                if conn.closed:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover
+            log.debug("subscription connection failed", exc_info=True)
+        finally:
+            conn.closed = True
+            self._conns.discard(conn)
+            sess.subs = [s for s in sess.subs if s.conn is not conn]
+        return ws
+
+    async def _on_sub_text(self, conn: SubConn, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            await conn.send(wire.dumps({"jsonrpc": "2.0", "id": None,
+                                        "error": {"code": -32700, "message": "Parse error"}}))
+            return
+        if not isinstance(msg, dict):
+            await conn.send(wire.dumps({"jsonrpc": "2.0", "id": None,
+                                        "error": {"code": -32600, "message": "Invalid request"}}))
+            return
+        rid = msg.get("id")
+        method = msg.get("method")
+        params = msg.get("params")
+        if params is None:
+            params = []
+        if not isinstance(params, list):
+            params = [params]
+
+        def err(code: int, message: str) -> str:
+            return wire.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
+
+        if method in ("transactionSubscribe", "accountDiffSubscribe"):
+            await self._subscribe(conn, rid, method, params, err)
+        elif method in ("transactionUnsubscribe", "accountDiffUnsubscribe"):
+            kind = "transaction" if method.startswith("transaction") else "accountDiff"
+            sub_id = params[0] if params else None
+            sess = conn.session
+            found = [s for s in sess.subs if s.conn is conn and s.id == sub_id and s.kind == kind]
+            if not found:
+                await conn.send(err(-32602, f"Invalid subscription id: {sub_id}"))
+                return
+            sess.subs = [s for s in sess.subs if s not in found]
+            await conn.send(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": True}))
+        else:
+            await conn.send(err(-32601, f"Method not found: {method} (the local simulator serves "
+                                        "transactionSubscribe and accountDiffSubscribe)"))
+
+    async def _subscribe(self, conn: SubConn, rid: Any, method: str, params: List[Any], err: Any) -> None:
+        sess = conn.session
+        filt = params[0] if params else None
+        cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        if filt is None:
+            filt = {}
+        if method == "transactionSubscribe":
+            if isinstance(filt, list):
+                filt = {"programs": filt}
+            if not isinstance(filt, dict):
+                await conn.send(err(-32602, "Invalid params: filter must be an object {\"programs\": [...]}"))
+                return
+            programs = wire.get(filt, "programs", None)
+            if programs is None:
+                programs = wire.get(filt, "programIds", None)
+            if programs is not None and (not isinstance(programs, list)
+                                         or not all(isinstance(p, str) for p in programs)):
+                await conn.send(err(-32602, "Invalid params: `programs` must be an array of base58 ids"))
+                return
+            make = lambda sub_id: Subscription(sub_id, "transaction", conn, set(programs) if programs else None)  # noqa: E731
+        else:
+            if isinstance(filt, str):
+                filt = {"address": filt, "address_type": "account"}
+            address = wire.get(filt, "address") if isinstance(filt, dict) else None
+            atype = wire.get(filt, "addressType", "account") if isinstance(filt, dict) else None
+            if not isinstance(address, str) or atype not in ("program", "account"):
+                await conn.send(err(-32602, "Invalid params: expected {\"address\": <base58>, "
+                                            "\"address_type\": \"program\"|\"account\"}"))
+                return
+            make = lambda sub_id: Subscription(sub_id, "accountDiff", conn, None, address, atype)  # noqa: E731
+        replay = wire.get(cfg, "replayFromSlot", None)
+        if replay is not None and (not isinstance(replay, int) or isinstance(replay, bool)):
+            replay = None   # malformed options default to off (PROTOCOL §9.3)
+        async with conn.lock:
+            if replay is not None and sess.evicted_max is not None and replay <= sess.evicted_max:
+                oldest = sess.retained[0] if sess.retained else sess.evicted_max + 1
+                await conn.send_locked(err(-32016, f"replay window exceeded: oldest retained slot {oldest}"))
+                return
+            sub = make(sess.next_sub_id())
+            texts = sess.replay_texts(sub, replay) if replay is not None else []
+            finished = sess.state in FINISHED
+            if not finished:
+                sess.subs.append(sub)
+            self.stats["subscriptions"] += 1
+            await conn.send_locked(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id}))
+            for text in texts:
+                if not await conn.send_locked(text):
+                    return
+            if finished:
+                sub.ended = True
+                await conn.send_locked(sub.end_text())
+        if finished:
+            await conn.close()
+
+
+__all__ = ["LocalSimulator", "ControlConn", "SubConn", "THREAD_NAME", "IDLE"]
