@@ -70,6 +70,15 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _raw(obj: Any) -> str:
+    """Best-effort text of a decoded value for ``ProtocolError.raw``: never raises (orjson refuses ints beyond
+    64 bits and non-string keys, which a caller-built or stdlib-decoded value may hold)."""
+    try:
+        return dumps(obj)
+    except (TypeError, ValueError, RecursionError):
+        return repr(obj)
+
+
 # ------------------------------------------------------------------------------------------------- helpers
 
 
@@ -326,7 +335,7 @@ class AvailableRange:
 
 def decode_available_ranges(body: Any) -> List[AvailableRange]:
     if not isinstance(body, list):
-        raise ProtocolError("available-ranges: expected a JSON array", dumps(body) if body is not None else None)
+        raise ProtocolError("available-ranges: expected a JSON array", _raw(body) if body is not None else None)
     out = []
     try:
         for item in body:
@@ -341,7 +350,7 @@ def decode_available_ranges(body: Any) -> List[AvailableRange]:
                 scope=None if _get(item, "scope") is None else str(_get(item, "scope")),
             ))
     except _Bad as exc:
-        raise ProtocolError(str(exc), dumps(body)) from None
+        raise ProtocolError(str(exc), _raw(body)) from None
     return out
 
 
@@ -750,7 +759,7 @@ def transaction_from_result(result: Any) -> ev.Transaction:
         slot = value.get("slot", ctx_slot)
         return ev.Transaction(slot=_u64(slot, "transaction.slot"), signature=_tx_signature(value), value=value)
     except _Bad as exc:
-        raise ProtocolError(str(exc), dumps(result)) from None
+        raise ProtocolError(str(exc), _raw(result)) from None
 
 
 def _tx_signature(value: Dict[str, Any]) -> str:
@@ -785,4 +794,4 @@ def account_diff_from_result(result: Any) -> ev.AccountDiff:
             post=None if post is None else _obj(post, "post"),
         )
     except _Bad as exc:
-        raise ProtocolError(str(exc), dumps(result)) from None
+        raise ProtocolError(str(exc), _raw(result)) from None
