@@ -37,7 +37,7 @@ STAT_KEYS = (
     "subscription_drops", "subscriptions", "garbage_sent", "frames_sent", "notifications_sent",
     "continues_received", "continues_lost", "continues_busy_rejected", "sessions_created",
     "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
-    "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_ignored",
+    "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 
@@ -184,6 +184,18 @@ class LocalSimulator:
     @property
     def http_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def first_slot(self) -> int:
+        return self.chain.first_slot
+
+    @property
+    def last_slot(self) -> int:
+        return self.chain.last_slot
+
+    @property
+    def bundle_size(self) -> int:
+        return self.chain.bundle_size
 
     @property
     def program_ids(self) -> List[str]:
@@ -392,13 +404,22 @@ class LocalSimulator:
         await ws.prepare(request)
         return ws
 
-    async def _pong(self, conn: _Conn, data: bytes) -> None:
+    def _on_ping(self, conn: _Conn, data: bytes) -> None:
+        """Answer a ping; while stalled the pong waits for the end of the stall (the reader itself goes on)."""
         if self._faults.stall_remaining() > 0:
-            self.stats["pings_ignored"] += 1
+            self.stats["pings_delayed"] += 1
+        self._spawn(self._pong(conn, data))
+
+    async def _pong(self, conn: _Conn, data: bytes) -> None:
+        await self.stall_gate()
+        if conn.closed:
             return
         try:
+            # uncompressed frames are written synchronously by aiohttp: safe next to a concurrent send_str
             await conn.ws.pong(data)
             self.stats["pings_answered"] += 1
+        except asyncio.CancelledError:
+            raise
         except Exception:
             conn.closed = True
 
@@ -418,7 +439,7 @@ class LocalSimulator:
                 elif msg.type == WSMsgType.BINARY:
                     await self._on_control_text(conn, msg.data.decode("utf-8", "replace"))
                 elif msg.type == WSMsgType.PING:
-                    await self._pong(conn, msg.data)
+                    self._on_ping(conn, msg.data)
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
                 if conn.closed:
@@ -520,8 +541,8 @@ class LocalSimulator:
         except wire.RequestError as exc:
             await sess.emit(wire.error(exc.params))
             return
-        modified = sess.apply_continue_inputs(req)
-        sess.begin(sess.run_continue(req.advance_count, modified))
+        sess.apply_continue_inputs(req)
+        sess.begin(sess.run_continue(req.advance_count))
 
     async def _start_continue_to(self, sess: SimSession, params: Any) -> None:
         busy = sess.check_can_continue()
@@ -539,7 +560,7 @@ class LocalSimulator:
         except wire.RequestError as exc:
             await sess.emit(wire.error(exc.params))
             return
-        sess.begin(sess.run_continue_to(slot, batch, False))
+        sess.begin(sess.run_continue_to(slot, batch))
 
     async def _m_continue(self, conn: ControlConn, params: Any) -> None:
         await self._start_continue(self._target(conn, None), params)
@@ -654,7 +675,7 @@ class LocalSimulator:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_sub_text(conn, msg.data)
                 elif msg.type == WSMsgType.PING:
-                    await self._pong(conn, msg.data)
+                    self._on_ping(conn, msg.data)
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
                 if conn.closed:

@@ -123,6 +123,7 @@ class SimSession:
         self.executed_txs = 0
         self.failed_txs = 0
         self.user_txs_pending = 0
+        self.mods_pending = False
         self.task: Optional[asyncio.Task] = None
         self.expiry: Optional[asyncio.TimerHandle] = None
 
@@ -249,6 +250,7 @@ class SimSession:
         self.user_txs_pending += len(req.transactions)
         if req.modify:
             self.apply_overrides(req.modify)
+            self.mods_pending = True
             return True
         return False
 
@@ -268,32 +270,27 @@ class SimSession:
                 return acct
         return chain.account_at(address, self.pos[0], self.pos[1])
 
-    async def run_continue(self, advance: int, modified: bool) -> None:
+    async def run_continue(self, advance: int) -> None:
         last = min(self.pos[0] + advance - 1, self.end_slot)
-        first = True
         while self.pos[0] <= last:
-            s = self.pos[0]
-            if not await self._exec_slot(s, None, modified and first):
+            if not await self._exec_slot(self.pos[0], None):
                 return
-            first = False
         if self.pos[0] > self.end_slot:
             await self._complete()
         else:
             await self._become_idle(IDLE)
 
-    async def run_continue_to(self, slot: int, batch: int, modified: bool) -> None:
-        first = True
+    async def run_continue_to(self, slot: int, batch: int) -> None:
         while self.pos[0] < slot:
-            if not await self._exec_slot(self.pos[0], None, modified and first):
+            if not await self._exec_slot(self.pos[0], None):
                 return
-            first = False
         if self.pos < (slot, batch):
-            if not await self._exec_slot(slot, batch, modified and first):
+            if not await self._exec_slot(slot, batch):
                 return
         self.paused_at = (slot, batch)
         await self._become_idle(PAUSED)
 
-    async def _exec_slot(self, s: int, stop_batch: Optional[int], modified: bool) -> bool:
+    async def _exec_slot(self, s: int, stop_batch: Optional[int]) -> bool:
         """Execute slot ``s`` from the current batch to ``stop_batch`` (None = to its end). False if it failed."""
         sim = self.sim
         chain = sim.chain
@@ -320,7 +317,8 @@ class SimSession:
                     self.evicted_max = self.retained.popleft()
             self.pos = (s, 0)
             await self.emit(wire.status("decodedTransactions"))
-            if modified:
+            if self.mods_pending:
+                self.mods_pending = False
                 await self.emit(wire.status("appliedAccountModifications"))
             await self.emit(wire.status("readyToExecuteUserTransactions"))
         n = chain.tx_count(s)
@@ -394,6 +392,11 @@ class SimSession:
         """Remove the session: cancel its work, end its subscriptions, stop serving it."""
         if self.state == CLOSED:
             return
+        self.state = CLOSED
+        self.sim._unregister(self)
+        await self._teardown_rest(reason)
+
+    async def _teardown_rest(self, reason: str) -> None:
         log.info("session %s torn down: %s", self.id, reason)
         if self.expiry is not None:
             self.expiry.cancel()
@@ -401,15 +404,15 @@ class SimSession:
         task = self.task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
-        self.state = CLOSED
-        self.sim._unregister(self)
         await self.end_subscriptions()
 
     def on_detached(self) -> None:
         """The single session's control socket went away."""
         self.conn = None
         if not self.resumable:
-            self.sim._spawn(self.teardown("control connection closed without a disconnect timeout"))
+            self.state = CLOSED          # unroutable at once; the async part ends the subscriptions
+            self.sim._unregister(self)
+            self.sim._spawn(self._teardown_rest("control connection closed without a disconnect timeout"))
             return
         log.info("session %s detached; kept for %ds", self.id, self.timeout)
         self.expiry = asyncio.get_event_loop().call_later(
