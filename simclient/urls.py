@@ -9,7 +9,7 @@ def backtest_ws_url(url: str) -> str:
     and gain ``/backtest`` only if missing; other schemes pass through unchanged. Idempotent."""
     url = url.strip()
     if "://" not in url:
-        return f"wss://{url.rstrip('/')}/backtest"
+        url = f"wss://{url}"  # a bare host (optionally with the /backtest path) means wss
     scheme = url.split("://", 1)[0].lower()
     if scheme not in ("ws", "wss"):
         return url
