@@ -415,12 +415,16 @@ class LocalSimulator:
         if conn.closed:
             return
         try:
-            # uncompressed frames are written synchronously by aiohttp: safe next to a concurrent send_str
-            await conn.ws.pong(data)
+            # aiohttp writers are not safe for concurrent use while one of them awaits a drain: serialise
+            async with conn.lock:
+                if conn.closed:
+                    return
+                await conn.ws.pong(data)
             self.stats["pings_answered"] += 1
         except asyncio.CancelledError:
             raise
         except Exception:
+            log.debug("pong failed", exc_info=True)
             conn.closed = True
 
     # ------------------------------------------------------------------ control WS
