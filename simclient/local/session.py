@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 
@@ -126,6 +127,7 @@ class SimSession:
         self.mods_pending = False
         self.task: Optional[asyncio.Task] = None
         self.expiry: Optional[asyncio.TimerHandle] = None
+        self.ended = threading.Event()     # set once the session is removed (closed, torn down, expired)
 
     def __repr__(self) -> str:
         return f"<SimSession {self.id} [{self.start_slot}, {self.end_slot}] {self.state} pos={self.pos}>"
@@ -398,6 +400,7 @@ class SimSession:
 
     async def _teardown_rest(self, reason: str) -> None:
         log.info("session %s torn down: %s", self.id, reason)
+        self.ended.set()
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
