@@ -96,8 +96,14 @@ class _BaseSession:
         self._add_subscription(TRANSACTIONS, program_ids)
 
     def subscribe_account_diffs(self, program_ids: Sequence[str]) -> None:
-        """Stream every write to an account owned by one of ``program_ids`` as :class:`events.AccountDiff`."""
-        self._add_subscription(ACCOUNT_DIFFS, program_ids)
+        """Stream every write to an account owned by one of ``program_ids`` as :class:`events.AccountDiff`.
+
+        The filter names one program (§9.2), so each program gets its own subscription socket: a server may close
+        a socket once its subscription ended, which would cut off siblings sharing it."""
+        if isinstance(program_ids, str):
+            program_ids = [program_ids]
+        for program in dict.fromkeys(str(p) for p in program_ids):
+            self._add_subscription(ACCOUNT_DIFFS, [program])
 
     def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
         if isinstance(program_ids, str):

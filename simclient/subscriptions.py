@@ -102,7 +102,8 @@ class Subscription:
         self._history: List[tuple] = []
         self._convert: Callable[[Any], Any] = (
             wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
-        name = f"simclient-sub-{session_id[-8:]}-{'tx' if kind == TRANSACTIONS else 'diff'}"
+        tag = "tx" if kind == TRANSACTIONS else f"diff-{programs[0][:6]}"
+        name = f"simclient-sub-{session_id[-8:]}-{tag}"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # ------------------------------------------------------------------ caller side
