@@ -44,6 +44,7 @@ class _BaseSession:
         self._closed = False
         self._close_lock = threading.Lock()
         self._drain: Optional[List[Any]] = None
+        self._ended: set = set()  # subscriptions whose EndOfStream marker was read from the queue
 
     # ------------------------------------------------------------------ identity
 
@@ -182,6 +183,7 @@ class _BaseSession:
                 self._route.stats.events_delivered += 1
                 return item
             if kind is EndOfStream:
+                self._ended.add(item.subscription)
                 continue
             self._finished = True
             if item is _CLOSED:
@@ -202,10 +204,12 @@ class _BaseSession:
         idle = self._config.completion_drain_timeout
         deadline = time.monotonic() + idle
         terminal: Any = completed
-        while not all(s.finished for s in self._subscriptions):
+        # Read up to each subscription's own end-of-stream marker: the markers follow every event that worker
+        # queued, so nothing queued before them is left behind.
+        while any(s not in self._ended for s in self._subscriptions):
             left = deadline - time.monotonic()
             if left <= 0:
-                missing = [s.kind for s in self._subscriptions if not s.finished]
+                missing = [s.kind for s in self._subscriptions if s not in self._ended]
                 terminal = CompletionDrainStalled(
                     f"session {self.session_id} completed but its {', '.join(missing)} subscription(s) did not "
                     f"reach end-of-stream within {idle:.0f}s: the captured stream is incomplete")
@@ -221,6 +225,7 @@ class _BaseSession:
                 terminal = item
                 break
             if type(item) is EndOfStream:
+                self._ended.add(item.subscription)
                 continue
             buffered.append(item)
             deadline = time.monotonic() + idle

@@ -276,6 +276,7 @@ class Subscription:
         ended: Set[int] = set()
         now = time.monotonic()
         last_inbound = last_note = now
+        completed_at: Optional[float] = None
         next_ping = now + cfg.keepalive_interval
         poll = min(0.25, cfg.eos_silence / 2 if cfg.eos_silence > 0 else 0.25, cfg.keepalive_interval)
         while True:
@@ -301,8 +302,10 @@ class Subscription:
                         elif isinstance(msg, wire.RpcErrorReply):
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
                 else:
-                    if self.completed.is_set() and now - last_note >= cfg.eos_silence:
-                        log.debug("%s subscription of %s: end of stream by silence", self.kind, self.session_id)
+                    if completed_at is None and self.completed.is_set():
+                        completed_at = now  # silence counts from when we learnt of completion
+                    if completed_at is not None and now - max(last_note, completed_at) >= cfg.eos_silence:
+                        log.info("%s subscription of %s: end of stream by silence (no end-of-stream marker from the server)", self.kind, self.session_id)
                         return True
                     if now - last_inbound > cfg.keepalive_deadline:
                         log.warning("%s subscription of %s: keepalive deadline passed", self.kind, self.session_id)
@@ -314,6 +317,7 @@ class Subscription:
                 if self._stop.is_set():
                     raise _Stopped() from None
                 if exc.close_code == 1000 and self.completed.is_set():
+                    log.debug("%s subscription of %s: end of stream by normal close", self.kind, self.session_id)
                     return True
                 log.info("%s subscription of %s closed by server (%s)", self.kind, self.session_id, exc)
                 return False
@@ -329,6 +333,8 @@ class Subscription:
             log.warning("notification for unknown subscription id %s ignored", msg.subscription)
             return False
         if msg.result is None:
+            log.debug("%s subscription of %s: end-of-stream marker for id %s", self.kind, self.session_id,
+                      msg.subscription)
             ended.add(msg.subscription)
             return len(ended) >= len(ids)
         try:
