@@ -13,6 +13,7 @@ This subpackage needs the ``local`` extra (aiohttp). Nothing outside it imports 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from .chain import SyntheticChain
@@ -34,9 +35,11 @@ def serve(port: int = 8900, api_key: str = "local-dev-key", seed: int = 0, bundl
     sim = LocalSimulator(port=port, api_key=api_key, seed=seed, bundle_size=bundle_size, host=host, **kwargs)
     sim.start()
     chain = sim.chain
-    log.warning("simclient local simulator on %s (http %s); slots %d..%d in %d bundles of %d; seed %d",
-                sim.url, sim.http_url, chain.first_slot, chain.last_slot, chain.num_bundles, chain.bundle_size,
-                chain.seed)
+    banner = (f"simclient local simulator on {sim.url} (http {sim.http_url}); slots {chain.first_slot}.."
+              f"{chain.last_slot} in {chain.num_bundles} bundles of {chain.bundle_size}; seed {chain.seed}; "
+              f"Ctrl-C to stop")
+    print(banner, file=sys.stderr, flush=True)
+    log.info("%s", banner)
     try:
         sim.serve_forever()
     except KeyboardInterrupt:

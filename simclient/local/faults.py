@@ -9,9 +9,11 @@ their own thread while the simulator runs. Each configuring method returns the p
 Counting rules (chosen so that progress is always possible):
 
 * ``drop_control_every(n)``: counts *live sequenced* control frames only (frames of a session created with
-  ``disconnectTimeoutSecs > 0``, single ``seqId`` frames or parallel ``sessionEventV2`` frames). Attach replies and
-  replayed frames are not counted, so a reattach always gets its replay through. The n-th frame is kept in the
-  replay buffer but not sent; the TCP connection is aborted instead.
+  ``disconnectTimeoutSecs > 0``, single ``seqId`` frames or parallel ``sessionEventV2`` frames) emitted after the
+  create completed (after a single session's ``sessionCreated``, after ``sessionsCreatedV2`` in parallel mode): a
+  drop during create makes a client retry the create, which could otherwise loop forever. Attach replies and
+  replayed frames are not counted either, so a reattach always gets its replay through. The n-th frame is kept in
+  the replay buffer but not sent; the TCP connection is aborted instead.
 * ``drop_subscriptions_every(n)``: counts live data-plane notifications (not replayed ones); the n-th is not sent and
   its subscription socket is aborted. It stays in the retained window, so a ``replayFromSlot`` resubscribe gets it.
 * ``garbage_every(n)``: counts every control frame sent (live or replayed); before the n-th, a non-JSON text frame is

@@ -429,6 +429,7 @@ class LocalSimulator:
 
     # ------------------------------------------------------------------ control WS
     async def _h_control(self, request: web.Request) -> web.StreamResponse:
+        await self.stall_gate()
         if request.headers.get("X-API-Key") != self.api_key:
             self.stats["auth_rejected"] += 1
             raise web.HTTPUnauthorized(text="missing or invalid X-API-Key\n")
@@ -665,6 +666,7 @@ class LocalSimulator:
     # ------------------------------------------------------------------ subscription WS
     async def _h_subscriptions(self, request: web.Request) -> web.StreamResponse:
         sid = request.match_info["sid"]
+        await self.stall_gate()
         sess = self._sessions.get(sid)
         if sess is None:
             raise web.HTTPNotFound(text=f"session not found: {sid}\n")

@@ -128,6 +128,7 @@ class SimSession:
         self.task: Optional[asyncio.Task] = None
         self.expiry: Optional[asyncio.TimerHandle] = None
         self.ended = threading.Event()     # set once the session is removed (closed, torn down, expired)
+        self.announced = False              # single: sessionCreated has been emitted (drop faults apply after it)
 
     def __repr__(self) -> str:
         return f"<SimSession {self.id} [{self.start_slot}, {self.end_slot}] {self.state} pos={self.pos}>"
@@ -155,13 +156,14 @@ class SimSession:
             out = wire.session_event(self.id, self.seq, text)
             self.buffer.append(out)
             conn = parent.conn
-            resumable = parent.resumable
+            # drop faults only once the create is over: a drop during create makes clients retry the create
+            resumable = parent.resumable and parent.created_done
         elif self.sequenced:
             self.seq += 1
             out = wire.with_seq(self.seq, text)
             self.buffer.append(out)
             conn = self.conn
-            resumable = True
+            resumable = self.announced
         else:
             out = text
             conn = self.conn
@@ -188,6 +190,7 @@ class SimSession:
             if sim.create_delay_ms:
                 await asyncio.sleep(sim.create_delay_ms / 1000)
             await self.emit(wire.session_created("sessionCreated", self.id, self.task_id))
+            self.announced = True
         await self.emit(wire.slot_notification(self.start_slot))
         await self._become_idle(IDLE)
 

@@ -185,3 +185,34 @@ def test_attach_takes_over_a_live_connection(sim) -> None:
     finally:
         ws.close()
         ws2.close()
+
+
+def test_drop_every_frame_still_makes_progress(make_sim) -> None:
+    """drop_control_every(1): create frames up to sessionCreated are exempt, replays are never dropped."""
+    sim = make_sim(faults=FaultPlan().drop_control_every(1))
+    start, end = sim.first_slot, sim.first_slot + 8
+    ws = control(sim)
+    send(ws, "createBacktestSession", {"startSlot": start, "endSlot": end, "disconnectTimeoutSecs": 30})
+    got: List[dict] = [json.loads(recv_text(ws)), json.loads(recv_text(ws))]
+    assert [m["method"] for m in got] == ["status", "sessionCreated"]
+    sid = got[1]["params"]["session_id"]
+    continued = False
+    for _ in range(50):
+        try:
+            while True:
+                m = json.loads(recv_text(ws))
+                got.append(m)
+                if m["method"] == "readyForContinue" and not continued:
+                    send(ws, "continue", {"advanceCount": 9})
+                    continued = True
+                if m["method"] == "completed":
+                    break
+            break
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, AssertionError):
+            ws.close()
+            ws = control(sim)
+            send(ws, "attachBacktestSession", {"session_id": sid, "last_sequence": got[-1]["seqId"]})
+            assert json.loads(recv_text(ws))["method"] == "sessionAttached"
+    ws.close()
+    assert got[-1]["method"] == "completed"
+    assert [m["seqId"] for m in got] == list(range(1, len(got) + 1))
