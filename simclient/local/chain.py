@@ -303,7 +303,7 @@ class SyntheticChain:
             st = _Stream(self._hash("skeleton", slot))
             n = st.below(MAX_TXS_PER_SLOT + 1)
             txs = []
-            writes = set()
+            writes: set = set()
             for _ in range(n):
                 p = st.below(len(PROGRAM_IDS))
                 fail = st.below(1000) < FAIL_PER_MILLE
@@ -508,7 +508,7 @@ class SyntheticChain:
         ``program_ids`` None or empty means every program.
         """
         progs = set(program_ids) if program_ids else None
-        out = []
+        out: List[Dict[str, Any]] = []
         for s in self.produced_slots(start, end):
             blk = self.block(s)
             assert blk is not None
@@ -524,7 +524,7 @@ class SyntheticChain:
         """
         progs = set(program_ids) if program_ids else None
         accs = set(accounts) if accounts else None
-        out = []
+        out: List[Dict[str, Any]] = []
         for s in self.produced_slots(start, end):
             blk = self.block(s)
             assert blk is not None

@@ -193,7 +193,7 @@ def m_getTransaction(sess: "SimSession", params: List[Any]) -> Any:
 def m_getSignatureStatuses(sess: "SimSession", params: List[Any]) -> Any:
     if not params or not isinstance(params[0], list):
         raise _bad("expected an array of signatures")
-    out = []
+    out: List[Optional[Dict[str, Any]]] = []
     for sig in params[0]:
         tx = _executed(sess, sig)
         if tx is None:
