@@ -273,12 +273,8 @@ class SyntheticChain:
         return hashlib.blake2b(self._seed_bytes + b"\x1f" + key, digest_size=size).digest()
 
     def _expand(self, size: int, *parts: object) -> bytes:
-        out = b""
-        i = 0
-        while len(out) < size:
-            out += self._hash(*parts, i, size=64)
-            i += 1
-        return out[:size]
+        key = "\x1f".join([str(part) for part in parts]).encode()
+        return hashlib.shake_256(self._seed_bytes + b"\x1e" + key).digest(size)
 
     def is_produced(self, slot: int) -> bool:
         """True if ``slot`` is available and not skipped."""

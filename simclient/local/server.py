@@ -451,8 +451,8 @@ class LocalSimulator:
                     break
         except asyncio.CancelledError:
             raise
-        except Exception:  # pragma: no cover - connection-level failure
-            log.debug("control connection failed", exc_info=True)
+        except Exception:  # pragma: no cover - a bug in a request handler: make it visible
+            log.exception("control connection handler failed")
         finally:
             conn.closed = True
             self._conns.discard(conn)
@@ -688,8 +688,8 @@ class LocalSimulator:
                     break
         except asyncio.CancelledError:
             raise
-        except Exception:  # pragma: no cover
-            log.debug("subscription connection failed", exc_info=True)
+        except Exception:  # pragma: no cover - a bug in a request handler: make it visible
+            log.exception("subscription connection handler failed")
         finally:
             conn.closed = True
             self._conns.discard(conn)

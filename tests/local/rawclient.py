@@ -87,8 +87,9 @@ def subscribe(ws: websocket.WebSocket, method: str, params: List[Any], rid: int 
 
 
 def drain_subscription(ws: websocket.WebSocket) -> Dict[str, Any]:
-    """Read notifications until the socket closes; returns {"notifications", "ends", "close_code"}."""
+    """Read notifications until the socket closes; returns {"notifications", "ends", "close_code", "acks"}."""
     notes: List[dict] = []
+    acks: List[dict] = []
     ends: List[int] = []
     close_code = None
     while True:
@@ -100,11 +101,14 @@ def drain_subscription(ws: websocket.WebSocket) -> Dict[str, Any]:
         if opcode != websocket.ABNF.OPCODE_TEXT:
             continue
         msg = json.loads(frame.data.decode())
+        if "id" in msg:            # a (late) subscribe ack or error
+            acks.append(msg)
+            continue
         if msg["params"]["result"] is None:
             ends.append(msg["params"]["subscription"])
         else:
             notes.append(msg)
-    return {"notifications": notes, "ends": ends, "close_code": close_code}
+    return {"notifications": notes, "ends": ends, "close_code": close_code, "acks": acks}
 
 
 def slot_frames(chain: Any, start: int, end: int, modified: bool = False) -> List[str]:

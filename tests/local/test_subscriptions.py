@@ -218,3 +218,32 @@ def test_dropped_subscription_resumes_with_replay(make_sim) -> None:
         assert drops == sim.stats["subscription_drops"] >= 2
     finally:
         ws.close()
+
+
+def test_replay_to_live_seam_is_exact(make_sim) -> None:
+    """Subscribing with replayFromSlot while the session executes: retained notifications, then live ones, with no
+    duplicate and no gap at the seam."""
+    sim = make_sim(slot_pace_ms=4)
+    chain = sim.chain
+    start, end = sim.first_slot, sim.first_slot + 40
+    ws = control(sim)
+    try:
+        sid = session_id_of(create(ws, startSlot=start, endSlot=end))
+        send(ws, "continue", {"advanceCount": 41})
+        recv_until(ws, lambda m: m.get("method") == "slotNotification" and m["params"] >= start + 10)
+        sub = data_ws(sim, sid)
+        sub.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "transactionSubscribe",
+                             "params": [{}, {"replayFromSlot": start}]}))
+        sub.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "accountDiffSubscribe",
+                             "params": [{"address": sim.program_ids[0], "address_type": "program"},
+                                        {"replayFromSlot": start + 3}]}))
+        out = drain_subscription(sub)
+        assert [a["result"] for a in out["acks"]] == [1, 2]
+        sub.close()
+        recv_until(ws, until_method("completed"))
+        txs = [n["params"]["result"]["value"] for n in out["notifications"] if n["params"]["subscription"] == 1]
+        diffs = [n["params"]["result"] for n in out["notifications"] if n["params"]["subscription"] == 2]
+        assert txs == chain.transactions(start, end)
+        assert diffs == chain.account_diffs(start + 3, end, [sim.program_ids[0]])
+    finally:
+        ws.close()
