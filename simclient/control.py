@@ -416,6 +416,7 @@ class ControlConnection:
                 return True
             if isinstance(msg, ev.ServerError):
                 raise self._handshake_error(msg.error, "parallel create")
+            self._route_parallel(msg)  # sessionEventV2 of known ids, or buffered for ids not announced yet
             return False
 
         self._read_until(conn, self.config.create_timeout, stop, "sessionsCreatedV2")
