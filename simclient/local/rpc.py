@@ -12,6 +12,8 @@ Inferred choices (documented here, see PROTOCOL §9.6):
   and ``base64+zstd`` (when the ``zstandard`` module is present) are also served; ``jsonParsed`` falls back to
   base64 as Solana does for accounts it cannot parse.
 * ``getTransaction`` returns transactions this session has executed (``json`` encoding only), else ``null``.
+* ``getProgramAccounts`` applies the standard ``dataSize`` and ``memcmp`` (base58 or base64 bytes) filters to the
+  full account data; any other filter is refused with -32602 rather than ignored.
 * ``sendTransaction`` takes base64 by default (``{"encoding": "base58"}`` also accepted) and returns the
   transaction's first signature when the bytes look like a bincode transaction.
 * Errors: unknown method -32601, bad params -32602, parse error -32700, completed / failed session -32004
@@ -154,15 +156,44 @@ def m_getMultipleAccounts(sess: "SimSession", params: List[Any]) -> Any:
     return {"context": _ctx(sess), "value": [_encode_account(sess.account(a), cfg) for a in params[0]]}
 
 
+def _account_filter(f: Any) -> Callable[[bytes], bool]:
+    """One ``getProgramAccounts`` filter (``dataSize`` or ``memcmp``, as Solana defines them) as a predicate on the
+    account's full data."""
+    if isinstance(f, dict) and len(f) == 1 and isinstance(f.get("dataSize"), int):
+        size = f["dataSize"]
+        return lambda raw: len(raw) == size
+    if isinstance(f, dict) and len(f) == 1 and isinstance(f.get("memcmp"), dict):
+        mc = f["memcmp"]
+        off, text, enc = mc.get("offset"), mc.get("bytes"), mc.get("encoding") or "base58"
+        if not isinstance(off, int) or off < 0 or not isinstance(text, str):
+            raise _bad("memcmp needs an integer offset and a bytes string")
+        if enc not in ("base58", "base64"):
+            raise _bad(f"unsupported memcmp encoding {enc!r}")
+        try:
+            want = b58decode(text) if enc == "base58" else base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad(f"memcmp bytes are not valid {enc}") from None
+        return lambda raw: raw[off:off + len(want)] == want
+    raise _bad(f"unsupported filter {json.dumps(f)[:100]} (dataSize and memcmp are served)")
+
+
 def m_getProgramAccounts(sess: "SimSession", params: List[Any]) -> Any:
     pid = _pubkey(params)
     cfg = _cfg(params, 1)
+    filters = cfg.get("filters") or []
+    if not isinstance(filters, list):
+        raise _bad("filters must be an array")
+    preds = [_account_filter(f) for f in filters]
     addrs = set(sess.sim.chain.accounts_of(pid))
     addrs.update(a for a, (_pos, acct) in sess.overrides.items() if acct["owner"] == pid)
     out = []
     for a in sorted(addrs):
         acct = sess.account(a)
         if acct is not None and acct["owner"] == pid:
+            if preds:
+                raw = base64.b64decode(acct["data"][0])
+                if not all(p(raw) for p in preds):
+                    continue
             out.append({"pubkey": a, "account": _encode_account(acct, cfg)})
     if cfg.get("withContext"):
         return {"context": _ctx(sess), "value": out}

@@ -415,6 +415,8 @@ class SimSession:
     def on_detached(self) -> None:
         """The single session's control socket went away."""
         self.conn = None
+        if self.state == CLOSED:
+            return
         if not self.resumable:
             self.state = CLOSED          # unroutable at once; the async part ends the subscriptions
             self.sim._unregister(self)
@@ -493,6 +495,8 @@ class ParallelControl:
 
     def on_detached(self) -> None:
         self.conn = None
+        if self.closed:
+            return
         if not self.resumable or not self.created_done:
             why = ("control connection closed before sessionsCreatedV2" if self.resumable else
                    "control connection closed without a disconnect timeout")
