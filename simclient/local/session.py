@@ -376,7 +376,8 @@ class SimSession:
             for sub in conn_subs:
                 sub.ended = True
                 await conn.send(sub.end_text())
-            await conn.close()
+            # the close handshake runs on its own: a client slow to answer must not hold up the session
+            self.sim._spawn(conn.close())
 
     def replay_texts(self, sub: Subscription, from_slot: int) -> List[str]:
         """Retained notifications of slots >= from_slot that ``sub`` matches, as sent live so far."""
