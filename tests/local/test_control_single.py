@@ -169,3 +169,42 @@ def test_user_transactions_and_modifications_are_recorded(sim) -> None:
         assert sim.session(sid).modifications[0][acct]["lamports"] == 42
     finally:
         ws.close()
+
+
+def test_oracle_update_discovery_filter(sim) -> None:
+    chain = sim.chain
+    pid = sim.program_ids[2]
+    acct = chain.accounts_of(pid)[3]
+    start, end = sim.first_slot, sim.first_slot + 60
+    first_write = next(d for d in chain.account_diffs(start, end, accounts=[acct]))
+    slot, index = chain.locate_signature(first_write["signature"])
+    ws = control(sim)
+    try:
+        frames = create(ws, startSlot=start, endSlot=end,
+                        discoveries=[{"oracleUpdate": {"programs": [pid], "accounts": [acct]}}])
+        disc = [json.loads(f) for f in frames if '"discoveryBatch"' in f]
+        assert disc[0]["params"]["slot"] == slot and disc[0]["params"]["batchIndex"] == index
+        assert disc[0]["params"]["matched"] == [{"oracleUpdate": {"programs": [pid], "accounts": [acct]}}]
+    finally:
+        ws.close()
+
+
+def test_rpc_reads_while_paused_show_state_through_batch_minus_one(sim) -> None:
+    from .rawclient import rpc
+    chain = sim.chain
+    start = sim.first_slot
+    slot = next(s for s in range(start + 1, start + 60) if chain.tx_count(s) >= 4)
+    blk = chain.block(slot)
+    ws = control(sim)
+    try:
+        sid = session_id_of(create(ws, startSlot=start, endSlot=start + 60))
+        send(ws, "continueTo", {"slot": slot, "batchIndex": 3})
+        recv_until(ws, until_method("paused"))
+        assert rpc(sim, sid, "getTransaction", [blk.txs[2].signature])["result"] == blk.txs[2].value
+        assert rpc(sim, sid, "getTransaction", [blk.txs[3].signature])["result"] is None
+        for tx in blk.txs[:4]:
+            for addr in tx.value["transaction"]["message"]["accountKeys"][1:-1]:
+                got = rpc(sim, sid, "getAccountInfo", [addr, {"encoding": "base64"}])["result"]["value"]
+                assert got == chain.account_at(addr, slot, 3)
+    finally:
+        ws.close()
