@@ -144,20 +144,33 @@ def _transaction_to_b64(tx: Any) -> str:
         if not raw:
             raise ValueError("transaction is empty")
         return tx
-    module = type(tx).__module__ or ""
-    if module.startswith("solders") and hasattr(tx, "__bytes__"):
+    if _is_solders(tx, _SOLDERS_TRANSACTIONS):
+        # bytes() of a solders transaction is its wire (bincode) form; a legacy Transaction serialises to the same
+        # bytes as the VersionedTransaction wrapping its message, so both are accepted (§3.2).
         return base64.b64encode(bytes(tx)).decode()
+    # Only transaction types are serialised: other solders objects have bytes() too (a Keypair's are its secret key),
+    # and pushing them would send the wrong bytes, or a secret, to the server.
     raise ValueError(
         f"transaction must be a solders Transaction/VersionedTransaction, bytes or a base64 str, "
-        f"got {type(tx).__name__}")
+        f"got {type(tx).__module__}.{type(tx).__name__}")
+
+
+#: solders classes serialised by ``push_transaction`` (matched by name: solders is an optional dependency).
+_SOLDERS_TRANSACTIONS = frozenset({"Transaction", "VersionedTransaction"})
+
+
+def _is_solders(obj: Any, names: frozenset) -> bool:
+    cls = type(obj)
+    return (cls.__module__ or "").startswith("solders") and cls.__name__ in names
 
 
 def _account_to_data(acct: Any) -> AccountData:
     if isinstance(acct, AccountData):
         return acct
-    if (type(acct).__module__ or "").startswith("solders"):
+    if _is_solders(acct, frozenset({"Account"})):
         return AccountData.from_solders(acct)
-    raise ValueError(f"account must be AccountData or a solders Account, got {type(acct).__name__}")
+    raise ValueError(f"account must be AccountData or a solders Account, "
+                     f"got {type(acct).__module__}.{type(acct).__name__}")
 
 
 @dataclass

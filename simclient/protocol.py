@@ -269,8 +269,11 @@ class AccountData:
         data = ui.get("data")
         if isinstance(data, list) and len(data) == 2:
             raw = _decode_binary(data[0], data[1])
-        elif isinstance(data, dict):
-            raw = _decode_binary(data.get("data", ""), data.get("encoding", "base64"))
+        elif isinstance(data, dict) and "data" in data:
+            raw = _decode_binary(data["data"], data.get("encoding", "base64"))
+        elif isinstance(data, dict):  # jsonParsed: {"program", "parsed", "space"} carries no raw bytes
+            raise ValueError(f"UiAccount.data is jsonParsed (program {data.get('program')!r}), which has no raw "
+                             f"bytes to decode; request the account with encoding 'base64'")
         elif isinstance(data, str):
             raw = _decode_binary(data, "base58")
         else:
@@ -284,12 +287,18 @@ class AccountData:
 
     @classmethod
     def from_solders(cls, account: Any) -> "AccountData":
-        """From a ``solders.account.Account``."""
-        return cls(lamports=int(account.lamports), data=bytes(account.data), owner=str(account.owner),
-                   executable=bool(account.executable))
+        """From a ``solders.account.Account`` (``rent_epoch`` is dropped: §5.1 does not carry it)."""
+        try:
+            lamports, data = account.lamports, account.data
+            owner, executable = account.owner, account.executable
+        except AttributeError:
+            raise ValueError(f"expected a solders Account (lamports, data, owner, executable), "
+                             f"got {type(account).__name__}") from None
+        return cls(lamports=int(lamports), data=bytes(data), owner=str(owner), executable=bool(executable))
 
     def to_solders(self) -> Any:
-        """To a ``solders.account.Account`` (needs the ``solana`` extra)."""
+        """To a ``solders.account.Account`` (needs the ``solana`` extra). ``space`` is implied by ``len(data)`` and
+        ``rent_epoch`` is left at solders' default (0)."""
         from solders.account import Account  # type: ignore[import-not-found]
         from solders.pubkey import Pubkey  # type: ignore[import-not-found]
 
