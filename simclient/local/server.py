@@ -27,7 +27,7 @@ from . import wire
 from .chain import SyntheticChain
 from .faults import FaultPlan
 from .rpc import handle_rpc
-from .session import FINISHED, IDLE, PAUSED, ParallelControl, SimSession, Subscription
+from .session import FINISHED, PAUSED, ParallelControl, SimSession, Subscription
 
 log = logging.getLogger("simclient.local")
 
@@ -789,4 +789,4 @@ class LocalSimulator:
             await conn.close()
 
 
-__all__ = ["LocalSimulator", "ControlConn", "SubConn", "THREAD_NAME", "IDLE"]
+__all__ = ["LocalSimulator", "ControlConn", "SubConn", "THREAD_NAME"]

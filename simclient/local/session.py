@@ -36,7 +36,7 @@ import base64
 import logging
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import wire
 from .chain import TxRecord
@@ -146,8 +146,12 @@ class SimSession:
         return self._next_sub
 
     # ------------------------------------------------------------------ control stream
-    async def emit(self, text: str) -> None:
-        """Emit one session event: sequence/wrap it, buffer it, and send it live if a control socket is attached."""
+    async def emit(self, text: str, then: Optional[Callable[[], None]] = None) -> None:
+        """Emit one session event: sequence/wrap it, buffer it, and send it live if a control socket is attached.
+
+        ``then`` runs synchronously once the frame has its place in the stream (before any other task can run), e.g.
+        to become idle exactly when ``readyForContinue`` is emitted: a continue processed after that point follows the
+        frame, one processed before it is refused as busy."""
         sim = self.sim
         await sim.stall_gate()
         parent = self.parent
@@ -168,6 +172,8 @@ class SimSession:
             out = text
             conn = self.conn
             resumable = False
+        if then is not None:
+            then()
         if conn is None or conn.closed:
             return
         if resumable and sim.faults.take_control_drop():
@@ -198,13 +204,15 @@ class SimSession:
         disc = self._discovery_frame(state)
         if disc is not None:
             await self.emit(disc)
-        self.state = state
+        def idle() -> None:
+            self.state = state
+
         if state == PAUSED:
             assert self.paused_at is not None
-            await self.emit(wire.frame("paused", {"slot": self.paused_at[0], "batchIndex": self.paused_at[1]}))
+            await self.emit(wire.frame("paused", {"slot": self.paused_at[0], "batchIndex": self.paused_at[1]}), idle)
         else:
             self.paused_at = None
-            await self.emit(wire.READY)
+            await self.emit(wire.READY, idle)
 
     def _discovery_frame(self, state: str) -> Optional[str]:
         if not self.discoveries:
@@ -306,7 +314,7 @@ class SimSession:
             if variant is not None:
                 from .faults import error_params
                 log.info("fault: session %s fails at slot %d (%s)", self.id, s, variant)
-                await self.emit(wire.error(error_params(variant, s)))
+                await self.emit(wire.error(error_params(variant, s)), lambda: setattr(self, "state", FAILED))
                 await self._finish(FAILED)
                 return False
         if not chain.is_produced(s):
@@ -357,8 +365,10 @@ class SimSession:
                 "balanceDiff": 0, "logDiff": 0, "unsanitizable": 0, "rerouteStats": None}
 
     async def _complete(self) -> None:
-        self.state = COMPLETED
-        await self.emit(wire.frame("completed", {"summary": self.summary() if self.send_summary else None}))
+        def done() -> None:
+            self.state = COMPLETED
+
+        await self.emit(wire.frame("completed", {"summary": self.summary() if self.send_summary else None}), done)
         self.sim.stats["sessions_completed"] += 1
         await self.end_subscriptions()
 
