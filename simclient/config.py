@@ -31,10 +31,6 @@ class ClientConfig:
             before :class:`CompletionDrainStalled` (the seed's 60 s liveness backstop).
         eos_silence: PROTOCOL §9.5: while a subscription is connected and ``completed`` has arrived, this long
             without a notification counts as its end-of-stream.
-        replay_settle: parallel mode only: after ``parallelSessionAttachedV2`` the replay has no end marker, so a
-            sub-session with an in-flight continue is judged "no event since the continue" once the control
-            socket has been quiet this long (PROTOCOL §7.1; single sessions use the ``resumeAttachedSession``
-            reply as the barrier instead).
         close_timeout: graceful close (close request + close frame) and joining every thread.
         rpc_timeout: one HTTP JSON-RPC request on the per-session endpoint.
         http_retries: attempts for idempotent HTTP reads (``available_ranges``) on connection errors / 5xx.
@@ -53,7 +49,6 @@ class ClientConfig:
     reconnect_uptime_reset: float = 60.0
     completion_drain_timeout: float = 60.0
     eos_silence: float = 1.0
-    replay_settle: float = 0.3
     close_timeout: float = 10.0
     rpc_timeout: float = 30.0
     http_retries: int = 3

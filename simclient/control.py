@@ -15,8 +15,10 @@ read" is the [I] part of the spec, decided here:
 * single session: the ``success`` that answers our ``resumeAttachedSession`` (sent after the attach, once the
   session's subscriptions are back) — the server replays right after ``sessionAttached`` and answers later
   requests after the replay, so the ack is a barrier;
-* parallel control: the protocol has no such ack, so the reader reads for ``config.replay_settle`` seconds after
-  ``parallelSessionAttachedV2`` before deciding.
+* parallel control: the protocol has no such ack, so the reader sends a WebSocket ping right after
+  ``parallelSessionAttachedV2`` and decides when its pong returns: the server reads the ping after the attach it
+  answered with the replay, so the pong follows the replayed frames. (A fixed settle time was tried first and
+  double-advanced sessions whenever the server stalled between the ack and the replay.)
 
 ``discoveryBatch`` events do not count as evidence that a continue arrived: servers emit them from a background
 scan while idle (§5.5).
@@ -45,7 +47,7 @@ from .errors import (
     SimclientError,
 )
 from .stats import ControlStats, SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Connection, TransportError
 from .urls import resolve_rpc_endpoint
 
 log = logging.getLogger("simclient.control")
@@ -505,15 +507,24 @@ class ControlConnection:
 
         self._read_until(conn, self.config.handshake_timeout, attached, "parallelSessionAttachedV2")
         log.info("parallel control %s re-attached", self.control_session_id)
-        settle_until = time.monotonic() + self.config.replay_settle
+        # The replay has no end marker. A ping sent now is read by the server after the attach it answered with the
+        # replay, so its pong arrives after the replayed frames: once it is back, the replay has been read.
+        token = f"simclient-replay-barrier-{self._gen}".encode()
+        conn.ping(token)
+        deadline = time.monotonic() + self.config.handshake_timeout
         while True:
             self._raise_if_closing()
-            left = settle_until - time.monotonic()
+            left = deadline - time.monotonic()
             if left <= 0:
-                break
+                raise _Lost("no pong for the replay barrier")
             frame = conn.recv(min(left, self._poll))
-            if frame is not None and frame[0] in (OPCODE_TEXT, OPCODE_BINARY):
-                decoded = self._decode(frame[1])
+            if frame is None:
+                continue
+            opcode, payload = frame
+            if opcode == OPCODE_PONG and payload == token:
+                break
+            if opcode in (OPCODE_TEXT, OPCODE_BINARY):
+                decoded = self._decode(payload)
                 if decoded is not None:
                     self._route_parallel(decoded.message)
         self._after_reattach()

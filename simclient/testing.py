@@ -17,7 +17,7 @@ import pytest
 FAST_CONFIG_OVERRIDES = dict(
     connect_timeout=5.0, create_timeout=30.0, handshake_timeout=10.0, keepalive_interval=0.25,
     keepalive_deadline=1.5, backoff_initial=0.01, backoff_max=0.2, reconnect_attempts=30,
-    reconnect_uptime_reset=2.0, completion_drain_timeout=8.0, eos_silence=3.0, replay_settle=0.1,
+    reconnect_uptime_reset=2.0, completion_drain_timeout=8.0, eos_silence=3.0,
     close_timeout=3.0, rpc_timeout=10.0,
 )
 

@@ -98,10 +98,10 @@ class Connection:
     def send_json(self, obj: Any) -> None:
         self.send_text(dumps(obj))
 
-    def ping(self) -> None:
+    def ping(self, payload: bytes = b"") -> None:
         with self._send_lock:
             try:
-                self._ws.ping()
+                self._ws.ping(payload)
             except (OSError, websocket.WebSocketException) as exc:
                 raise TransportError(f"ping failed: {exc}") from None
 
@@ -109,7 +109,8 @@ class Connection:
 
     def recv(self, timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
         """The next data frame as ``(opcode, payload)``, or ``None`` when ``timeout`` passed with nothing.
-        Pings are answered; pongs are returned as ``(OPCODE_PONG, b"")`` so callers can count inbound traffic.
+        Pings are answered and returned as ``(OPCODE_PING, b"")``, pongs as ``(OPCODE_PONG, payload)``, so callers can
+        count inbound traffic and match a ping they sent.
         Raises :class:`Closed` on a close frame and :class:`TransportError` when the connection breaks."""
         ws = self._ws
         try:
@@ -130,8 +131,8 @@ class Connection:
                 code = struct.unpack("!H", data[:2])[0]
             raise Closed(f"closed by peer (code {code})", close_code=code)
         if opcode == OPCODE_PING:
-            return (OPCODE_PONG, b"")  # answered by websocket-client; counts as inbound traffic
-        return opcode, frame.data
+            return (OPCODE_PING, b"")  # already answered by websocket-client; counts as inbound traffic
+        return opcode, frame.data  # text/binary payloads, and pongs with their payload
 
     # ------------------------------------------------------------------ closing
 

@@ -12,7 +12,7 @@ from simclient.errors import ServerTooOldError
 from simclient.local import FaultPlan, LocalSimulator
 from simclient.testing import fast_config
 
-from .helpers import Captured, truth_signatures
+from simhelpers import Captured, truth_signatures
 
 BUNDLES = 8
 

@@ -21,7 +21,7 @@ from simclient import events as ev
 from simclient.local import FaultPlan, LocalSimulator
 from simclient.testing import fast_config
 
-from .helpers import assert_per_program_order, drive, truth_diff_keys, truth_signatures
+from simhelpers import assert_per_program_order, drive, truth_diff_keys, truth_signatures
 
 SLOTS = 500
 

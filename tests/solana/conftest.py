@@ -43,6 +43,15 @@ class Advanced:
         self.session.send_continue(cont, **kwargs)
         return self.wait_ready()
 
+    def collect(self, kind: Any, count: int) -> List[Any]:
+        """Read events until ``count`` of type ``kind`` were delivered in total. Data-plane events travel on their
+        own sockets, so they may trail the control socket's ReadyForContinue: wait for them by count."""
+        while sum(isinstance(e, kind) for e in self.events) < count:
+            e = self.session.next_event(timeout=10)
+            assert e is not None, "the session ended early"
+            self.events.append(e)
+        return [e for e in self.events if isinstance(e, kind)]
+
     def wait_ready(self) -> List[Any]:
         got = []
         for e in self.session.events(timeout=10):
@@ -72,6 +81,24 @@ def start(sim: Any, slot_count: int = 50, subscribe: Any = None) -> Advanced:
         session.close()
         raise
     return adv
+
+
+@pytest.fixture
+def start_session(sim: Any) -> Iterator[Any]:
+    """``start_session(subscribe=None, slot_count=50)`` → :class:`Advanced` at its first ReadyForContinue; every
+    session it started is closed at teardown. ``subscribe(session)`` runs before the first continue."""
+    started: List[Advanced] = []
+
+    def make(subscribe: Any = None, slot_count: int = 50) -> Advanced:
+        adv = start(sim, slot_count=slot_count, subscribe=subscribe)
+        started.append(adv)
+        return adv
+
+    try:
+        yield make
+    finally:
+        for adv in started:
+            adv.session.close()
 
 
 @pytest.fixture
