@@ -69,3 +69,13 @@ def assert_per_program_order(cap: Captured) -> None:
         by_owner.setdefault(owner, []).append(d.slot)
     for owner, s in by_owner.items():
         assert s == sorted(s), f"diffs of {owner} out of order"
+
+
+def drive_quietly(session: Any, advance_count: int, timeout: float = 15.0) -> ev.Completed:
+    """Run a session to completion without keeping its events (hygiene and load tests)."""
+    for event in session.events(timeout=timeout):
+        if isinstance(event, (ev.ReadyForContinue, ev.Paused)):
+            session.send_continue(advance_count=advance_count)
+        elif isinstance(event, ev.Completed):
+            return event
+    raise AssertionError("session ended without Completed")
