@@ -36,7 +36,7 @@ from .errors import ProtocolError
 try:  # optional speed-up (extra ``fast``)
     import orjson as _orjson  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "loads", "dumps", "JSON_BACKEND",
@@ -792,7 +792,7 @@ def account_diff_from_result(result: Any) -> ev.AccountDiff:
     try:
         ctx_slot, value = _unwrap(result)
         value = _obj(value, "accountDiffNotification")
-        ctx = value.get("context") if isinstance(value.get("context"), dict) else {}
+        ctx: Dict[str, Any] = value["context"] if isinstance(value.get("context"), dict) else {}
         slot = ctx.get("slot", value.get("slot", ctx_slot))
         pre, post = value.get("pre"), value.get("post")
         return ev.AccountDiff(

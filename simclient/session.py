@@ -179,7 +179,7 @@ class _BaseSession:
             kind = type(item)
             if isinstance(item, ev.Event):
                 if kind is ev.Completed:
-                    return self._start_drain(item)
+                    return self._start_drain(item)  # type: ignore[arg-type]
                 self._route.stats.events_delivered += 1
                 return item
             if kind is EndOfStream:

@@ -81,7 +81,7 @@ class Connection:
             raise TransportError(f"connect to {url} failed: {type(exc).__name__}: {exc}") from None
         ws.settimeout(None)
         try:  # keep latency low for small frames
-            ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
         except (OSError, AttributeError):
             pass
         return cls(ws, url)
@@ -115,7 +115,7 @@ class Connection:
         ws = self._ws
         try:
             if timeout != self._timeout:
-                ws.sock.settimeout(timeout)
+                ws.sock.settimeout(timeout)  # type: ignore[union-attr]
                 self._timeout = timeout
             opcode, frame = ws.recv_data_frame(control_frame=True)
         except websocket.WebSocketTimeoutException:
