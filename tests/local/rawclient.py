@@ -97,6 +97,7 @@ def drain_subscription(ws: websocket.WebSocket) -> Dict[str, Any]:
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             data = frame.data
             close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+            ws.shutdown()       # websocket-client answers the close but leaves the socket open (close() is a no-op)
             break
         if opcode != websocket.ABNF.OPCODE_TEXT:
             continue

@@ -199,6 +199,7 @@ def test_dropped_subscription_resumes_with_replay(make_sim) -> None:
                 while True:
                     opcode, frame = sub.recv_data_frame(True)
                     if opcode == websocket.ABNF.OPCODE_CLOSE:
+                        sub.shutdown()
                         break
                     msg = json.loads(frame.data)
                     if msg["params"]["result"] is None:
