@@ -9,6 +9,22 @@ Routes (PROTOCOL §1):
 
 All WebSockets use ``autoping=False``: the server answers pings itself, so a :meth:`FaultPlan.stall` also starves
 the client's keepalive. Server-side compression (permessage-deflate) is off.
+
+Inferred control-connection choices (see also :mod:`simclient.local.session`):
+
+* One session (single or parallel) per control connection; a second create/attach on it is ``invalidRequest``.
+* ``attachBacktestSession`` / ``attachParallelControlSessionV2`` on a session still attached elsewhere takes it over
+  (the old connection is aborted), so a client recovering from a half-open connection is never locked out.
+* Attach to an unknown, expired, non-resumable (no ``disconnectTimeoutSecs``) session, or to a parallel session
+  whose create had not finished: ``error{sessionNotFound{session_id}}`` (bare).
+* A parallel control connection dropped before ``sessionsCreatedV2`` tears the whole run down (clients retry the
+  create); after it, the run survives for ``disconnectTimeoutSecs`` like a single session.
+* ``closeBacktestSession`` on a parallel connection closes every sub-session and answers a bare ``success``;
+  ``closeSessionV1`` answers with the sub-session's ``sessionEventV2{event: success}``.
+* Plain ``continue``/``continueTo`` on a parallel connection is ``invalidRequest``; ``*SessionV1`` naming an unknown
+  sub-session is ``sessionNotFound``.
+* ``zstd`` subscription compression is not implemented: the option is ignored and frames stay Text (allowed by §9.3:
+  absent or unsupported options default to off).
 """
 from __future__ import annotations
 
