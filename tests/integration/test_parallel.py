@@ -145,3 +145,16 @@ def test_32_sub_sessions_one_control_socket_bounded_threads():
         t.join(3)
     leftover = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
     assert leftover == []
+
+
+def test_drop_during_parallel_create_retries_the_create():
+    # The server goes silent after the first sessionCreated for longer than the keepalive deadline: the client
+    # declares the link dead mid-create and must create again (the request is kept until sessionsCreatedV2).
+    with LocalSimulator(port=0, faults=FaultPlan().stall(2.5, after_frames=1)) as sim:
+        client = Client(sim.url, sim.api_key, fast_config())
+        with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=299)) as run:
+            assert len(run.sub_sessions) == 3
+            result = run.drive(advance_count=100)
+        assert result.failures == [] and len(result.completed) == 3
+        assert sim.stats["control_connections"] >= 2
+        assert sim.stats["parallel_sessions_created"] >= 2

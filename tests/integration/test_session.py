@@ -202,3 +202,19 @@ def test_no_disconnect_timeout_means_no_resume():
                         s.stop()  # the server goes away mid-run
     finally:
         s.stop()
+
+
+def test_keyboard_interrupt_in_user_loop_leaves_no_thread(sim):
+    client = Client(sim.url, sim.api_key, fast_config())
+    with pytest.raises(KeyboardInterrupt):
+        with client.start_session(CreateSession(start_slot=sim.first_slot, slot_count=300)) as session:
+            session.subscribe_transactions(sim.program_ids)
+            session.subscribe_account_diffs(sim.program_ids[:1])
+            for event in session.events(timeout=10):
+                if isinstance(event, ev.ReadyForContinue):
+                    session.send_continue(advance_count=300)
+                if isinstance(event, ev.Transaction):
+                    raise KeyboardInterrupt
+    alive = [t.name for t in threading.enumerate()
+             if t.name.startswith("simclient-") and t.name != "simclient-local-sim" and t.is_alive()]
+    assert alive == []
