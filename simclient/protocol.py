@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -33,10 +34,16 @@ from . import events as ev
 from ._base58 import b58encode
 from .errors import ProtocolError
 
-try:  # optional speed-up (extra ``fast``)
-    import orjson as _orjson  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None  # type: ignore[assignment]
+#: ``SIMCLIENT_JSON=json`` (read once, at import) forces the stdlib ``json`` module even when orjson is installed,
+#: e.g. to compare the two backends (``benchmarks/bench_throughput.py`` does).
+_FORCE_STDLIB_JSON = os.environ.get("SIMCLIENT_JSON", "").strip().lower() in ("json", "stdlib")
+
+_orjson: Any = None
+if not _FORCE_STDLIB_JSON:
+    try:  # optional speed-up (extra ``fast``)
+        import orjson as _orjson  # type: ignore[import-not-found,no-redef]
+    except ImportError:  # pragma: no cover - depends on the environment
+        _orjson = None
 
 __all__ = [
     "loads", "dumps", "JSON_BACKEND",
