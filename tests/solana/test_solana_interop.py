@@ -78,3 +78,23 @@ def test_importing_simclient_imports_neither_solders_nor_solana() -> None:
             "assert not bad, bad\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_websocket_api_reaches_the_session_socket(advanced: Any) -> None:
+    """``solana.rpc.websocket_api`` connects to ``websocket_url(session)``; the local simulator serves only the custom
+    kinds, so a standard subscription gets a JSON-RPC error that solana-py raises (``SubscriptionError`` from the
+    ``connect`` API before 0.40, ``SolanaJsonRpcError`` from ``SolanaWsClient`` since)."""
+    websocket_api = pytest.importorskip("solana.rpc.websocket_api")
+    url = solana_interop.websocket_url(advanced.session)
+
+    async def slot_subscribe() -> Any:
+        if hasattr(websocket_api, "connect"):
+            async with websocket_api.connect(url) as ws:
+                await ws.slot_subscribe()
+                return await asyncio.wait_for(ws.recv(), 5)
+        async with websocket_api.SolanaWsClient(url) as client:
+            return await asyncio.wait_for(client.slot_subscribe(), 5)
+
+    with pytest.raises(Exception, match="Method not found: slotSubscribe") as info:
+        asyncio.run(slot_subscribe())
+    assert type(info.value).__module__.startswith("solana.")
