@@ -188,7 +188,7 @@ class Continue:
     def __post_init__(self) -> None:
         _check_uint("advance_count", self.advance_count, minimum=1)
         txs: Iterable[Any] = self.transactions or ()
-        if isinstance(txs, (str, bytes)):
+        if isinstance(txs, (str, bytes, bytearray, memoryview)) or _is_solders(txs, _SOLDERS_TRANSACTIONS):
             raise ValueError("transactions must be a sequence of transactions, not a single one")
         self.transactions = [_transaction_to_b64(t) for t in txs]
         mods = dict(self.modify_account_states or {})

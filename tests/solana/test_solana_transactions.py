@@ -102,3 +102,8 @@ def test_modify_account_rejects_other_solders_objects() -> None:
         Continue().modify_account(Pubkey.new_unique(), Pubkey.new_unique())
     with pytest.raises(ValueError, match="base58 public key"):
         Continue().modify_account("not-a-key", Account(1, b"", Pubkey.default()))
+
+
+def test_a_single_transaction_is_not_a_sequence() -> None:
+    with pytest.raises(ValueError, match="sequence of transactions, not a single one"):
+        Continue(transactions=versioned_transfer(Keypair()))  # type: ignore[arg-type]
