@@ -80,12 +80,9 @@ class _BaseSession:
 
     def solana_client(self) -> Any:
         """A ``solana.rpc.api.Client`` bound to this session's endpoint (needs the ``solana`` extra)."""
-        try:
-            from solana.rpc.api import Client as SolanaClient  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ImportError("session.solana_client() needs the 'solana' extra: pip install 'simclient[solana]'") \
-                from exc
-        return SolanaClient(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+        from .solana_interop import solana_client
+
+        return solana_client(self.rpc_endpoint, timeout=self._config.rpc_timeout)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, range={self._route.range})"
