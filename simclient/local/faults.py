@@ -24,15 +24,42 @@ Counting rules (chosen so that progress is always possible):
   advance, for ``seconds``. It starts immediately, or after ``after_frames`` more control frames have been sent.
 * ``fail_at_slot(slot, variant)``: a session reaching ``slot`` emits a terminal ``error`` of that ``BacktestError``
   variant instead of executing it.
+
+Raw injection (bad-input tests: frames no real server would send). Injected frames are extra frames: they are never
+sequenced, never kept in a replay buffer, and do not count for ``garbage_every`` / ``drop_control_every``.
+
+* ``inject_control(text, after_frames=0, session_id=None)``: send ``text`` verbatim (``bytes``: a Binary frame) on a
+  control socket, once, immediately before the (``after_frames`` + 1)-th control frame sent from now on. Only frames
+  sent on the control connection of ``session_id`` count when it is given (a single session id, a parallel
+  control session id, or one of its sub-session ids); ``None`` means any control connection, which is how to reach
+  the create handshake, where no id is known yet. Several injections may be pending; each counts on its own.
+* ``inject_subscription(text, after_notifications=0, session_id=None)``: the same on the data plane: ``text`` goes out
+  on a subscription socket immediately before the (``after_notifications`` + 1)-th live notification (of
+  ``session_id`` when given).
+* For "now, on this session's live socket", see :meth:`LocalSimulator.inject_control_frame` and
+  :meth:`LocalSimulator.inject_subscription_frame`.
+
+RPC faults: the per-session HTTP JSON-RPC endpoint (``POST /backtest/{id}``, any session id) answers the next ``n``
+requests with a fault instead of serving them. Faults queue up in call order (``rpc_http_error(n=2)`` then
+``rpc_error(...)``: two 500s, then one JSON-RPC error), and each request consumes one.
+
+* ``rpc_non_json(n=1, status=200)``: a ``text/html`` body that is not JSON, with that HTTP status.
+* ``rpc_http_error(status=500, n=1, body=...)``: that HTTP status with a plain-text (non-JSON) body.
+* ``rpc_error(code, message, n=1, data=None)``: HTTP 200 with a JSON-RPC error object (the request's ``id`` echoed).
+* ``rpc_reply(body, status=200, n=1, content_type="application/json")``: any raw body, e.g. JSON that is no
+  JSON-RPC response at all.
 """
 from __future__ import annotations
 
 import random
 import threading
 import time
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Collection, Dict, List, Optional, Union
 
-__all__ = ["FaultPlan"]
+__all__ = ["FaultPlan", "RpcFault"]
+
+Raw = Union[str, bytes]
 
 _SLOT_VARIANTS = {"advanceSlotFailed", "finalizeSlotFailed", "initializingSysvarsFailed", "invalidBlockhashFormat"}
 _ERROR_VARIANTS = {"internal", "clerkError", "simulationError", "invalidRequest"}
@@ -47,6 +74,34 @@ def error_params(variant: str, slot: int) -> Any:
     if variant == "sessionOwnershipBusy":
         return {variant: {"reason": "injected fault"}}
     return variant  # unit variants, e.g. "noMoreBlocks"
+
+
+@dataclass(frozen=True)
+class RpcFault:
+    """One queued answer of the per-session JSON-RPC endpoint. ``error`` set: a JSON-RPC error object (the server
+    echoes the request id); else ``body`` is sent verbatim."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "application/json"
+    error: Optional[Dict[str, Any]] = None
+
+
+class _Injection:
+    __slots__ = ("text", "left", "session_id")
+
+    def __init__(self, text: Raw, left: int, session_id: Optional[str]):
+        self.text = text
+        self.left = left
+        self.session_id = session_id
+
+
+def _check_raw(text: Any) -> Raw:
+    if isinstance(text, bytearray):
+        text = bytes(text)
+    if not isinstance(text, (str, bytes)):
+        raise TypeError(f"an injected frame is a str (Text frame) or bytes (Binary frame), not {type(text).__name__}")
+    return text
 
 
 class FaultPlan:
@@ -67,6 +122,9 @@ class FaultPlan:
         self._n_notifications = 0
         self._n_frames = 0
         self._n_continues = 0
+        self._control_injections: List[_Injection] = []
+        self._subscription_injections: List[_Injection] = []
+        self._rpc_faults: List[List[Any]] = []  # [remaining, RpcFault], in call order
 
     def __repr__(self) -> str:
         with self._lock:
@@ -77,6 +135,11 @@ class FaultPlan:
                     parts.append(f"{name}={v}")
             if self._fail_slots:
                 parts.append(f"fail_at_slot={self._fail_slots}")
+            pending = len(self._control_injections) + len(self._subscription_injections)
+            if pending:
+                parts.append(f"injections_pending={pending}")
+            if self._rpc_faults:
+                parts.append(f"rpc_faults_pending={sum(n for n, _ in self._rpc_faults)}")
             return f"FaultPlan({', '.join(parts)})"
 
     @staticmethod
@@ -134,21 +197,85 @@ class FaultPlan:
             self._fail_slots[int(slot)] = variant
         return self
 
+    # --- raw injection
+    def inject_control(self, text: Raw, after_frames: int = 0, session_id: Optional[str] = None) -> "FaultPlan":
+        """Send ``text`` verbatim on a control socket once, right before the (after_frames+1)-th control frame from
+        now on (frames of ``session_id``'s control connection only, when given)."""
+        after_frames = self._check_n(after_frames)
+        with self._lock:
+            self._control_injections.append(_Injection(_check_raw(text), after_frames, session_id))
+        return self
+
+    def inject_subscription(self, text: Raw, after_notifications: int = 0,
+                            session_id: Optional[str] = None) -> "FaultPlan":
+        """Send ``text`` verbatim on a subscription socket once, right before the (after_notifications+1)-th live
+        notification from now on (of ``session_id`` only, when given)."""
+        after_notifications = self._check_n(after_notifications)
+        with self._lock:
+            self._subscription_injections.append(_Injection(_check_raw(text), after_notifications, session_id))
+        return self
+
+    # --- RPC faults
+    def _queue_rpc(self, n: int, fault: RpcFault) -> "FaultPlan":
+        n = self._check_n(n)
+        if n:
+            with self._lock:
+                self._rpc_faults.append([n, fault])
+        return self
+
+    def rpc_non_json(self, n: int = 1, status: int = 200,
+                     body: str = "<html><body>simclient.local: injected non-JSON reply</body></html>") -> "FaultPlan":
+        """The next ``n`` JSON-RPC requests get a body that is not JSON (``text/html``), with HTTP ``status``."""
+        return self._queue_rpc(n, RpcFault(int(status), body, "text/html"))
+
+    def rpc_http_error(self, status: int = 500, n: int = 1,
+                       body: str = "simclient.local: injected internal server error") -> "FaultPlan":
+        """The next ``n`` JSON-RPC requests get HTTP ``status`` with a plain-text body."""
+        return self._queue_rpc(n, RpcFault(int(status), body, "text/plain"))
+
+    def rpc_error(self, code: int, message: str, n: int = 1, data: Any = None) -> "FaultPlan":
+        """The next ``n`` JSON-RPC requests get HTTP 200 with the JSON-RPC error ``{code, message[, data]}``."""
+        error: Dict[str, Any] = {"code": int(code), "message": str(message)}
+        if data is not None:
+            error["data"] = data
+        return self._queue_rpc(n, RpcFault(200, "", "application/json", error))
+
+    def rpc_reply(self, body: str, status: int = 200, n: int = 1,
+                  content_type: str = "application/json") -> "FaultPlan":
+        """The next ``n`` JSON-RPC requests get ``body`` verbatim with HTTP ``status``."""
+        return self._queue_rpc(n, RpcFault(int(status), body, content_type))
+
     def clear(self) -> "FaultPlan":
-        """Remove every fault (including a running stall) and reset the counters."""
+        """Remove every fault (including a running stall and pending injections) and reset the counters."""
         with self._lock:
             self._drop_control = self._drop_subs = self._garbage = self._lose_continue = 0
             self._n_control_seq = self._n_notifications = self._n_frames = self._n_continues = 0
             self._fail_slots.clear()
             self._stall_until = 0.0
             self._stall_pending = None
+            self._control_injections = []
+            self._subscription_injections = []
+            self._rpc_faults = []
         return self
 
     @property
     def active(self) -> bool:
         with self._lock:
             return bool(self._drop_control or self._drop_subs or self._garbage or self._lose_continue
-                        or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic())
+                        or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic()
+                        or self._control_injections or self._subscription_injections or self._rpc_faults)
+
+    @property
+    def pending_injections(self) -> int:
+        """Injected frames (control and data plane) not sent yet."""
+        with self._lock:
+            return len(self._control_injections) + len(self._subscription_injections)
+
+    @property
+    def pending_rpc_faults(self) -> int:
+        """JSON-RPC requests that will still get a fault."""
+        with self._lock:
+            return sum(n for n, _ in self._rpc_faults)
 
     # ------------------------------------------------------------------ hooks (simulator loop thread)
     def stall_remaining(self) -> float:
@@ -203,3 +330,44 @@ class FaultPlan:
     def has_slot_failures(self) -> bool:
         with self._lock:
             return bool(self._fail_slots)
+
+    @staticmethod
+    def _due(pending: List[_Injection], session_ids: Optional[Collection[str]]) -> List[Raw]:
+        out: List[Raw] = []
+        for inj in list(pending):
+            if inj.session_id is not None and (session_ids is None or inj.session_id not in session_ids):
+                continue
+            if inj.left:
+                inj.left -= 1
+            else:
+                pending.remove(inj)
+                out.append(inj.text)
+        return out
+
+    def take_control_injections(self, session_ids: Optional[Collection[str]]) -> List[Raw]:
+        """Called before each control frame (``session_ids``: the ids the connection serves, None before any);
+        returns the frames to send first."""
+        if not self._control_injections:  # fast path, no lock: a list's truth value is read atomically
+            return []
+        with self._lock:
+            return self._due(self._control_injections, session_ids)
+
+    def take_subscription_injections(self, session_id: str) -> List[Raw]:
+        """Called before each live notification of ``session_id``; returns the frames to send first."""
+        if not self._subscription_injections:
+            return []
+        with self._lock:
+            return self._due(self._subscription_injections, (session_id,))
+
+    def take_rpc_fault(self) -> Optional[RpcFault]:
+        """Called for each JSON-RPC request: the fault to answer with, or None to serve it."""
+        if not self._rpc_faults:
+            return None
+        with self._lock:
+            if not self._rpc_faults:
+                return None
+            entry = self._rpc_faults[0]
+            entry[0] -= 1
+            if entry[0] <= 0:
+                self._rpc_faults.pop(0)
+            return entry[1]

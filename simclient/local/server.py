@@ -25,23 +25,37 @@ Inferred control-connection choices (see also :mod:`simclient.local.session`):
   sub-session is ``sessionNotFound``.
 * ``zstd`` subscription compression is not implemented: the option is ignored and frames stay Text (allowed by §9.3:
   absent or unsupported options default to off).
+
+Bad-input hooks (for client tests; every one is thread-safe and usable while the simulator runs):
+
+* :meth:`LocalSimulator.inject_control_frame` / :meth:`LocalSimulator.inject_subscription_frame` send a raw frame
+  now on a session's live control / subscription socket(s) and return once it is written. Called while the session
+  is idle (e.g. right after reading ``readyForContinue``, before the next continue), the frame's place in the
+  stream is deterministic.
+* :meth:`FaultPlan.inject_control` / :meth:`FaultPlan.inject_subscription` do the same at a counted point of the
+  stream (e.g. during the create handshake); :meth:`FaultPlan.rpc_non_json`, :meth:`FaultPlan.rpc_http_error`,
+  :meth:`FaultPlan.rpc_error` and :meth:`FaultPlan.rpc_reply` make ``POST /backtest/{id}`` misbehave.
+* ``mismatched_parallel_ranges``: ``sessionsCreatedV2.end_slots`` is one element shorter than ``session_ids``.
+
+Injected frames are extra frames: never sequenced, never in a replay buffer, not counted in ``frames_sent``.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import logging
 import threading
 import uuid
 from collections import Counter
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union
 
 from aiohttp import WSMsgType, web
 
 from . import wire
 from .chain import SyntheticChain
-from .faults import FaultPlan
+from .faults import FaultPlan, RpcFault
 from .rpc import handle_rpc
 from .session import FINISHED, PAUSED, ParallelControl, SimSession, Subscription
 
@@ -54,6 +68,7 @@ STAT_KEYS = (
     "continues_received", "continues_lost", "continues_busy_rejected", "sessions_created",
     "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
     "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
+    "injected_control_frames", "injected_subscription_frames", "rpc_faults",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 
@@ -78,12 +93,15 @@ class _Conn:
         async with self.lock:
             return await self.send_locked(text)
 
-    async def send_locked(self, text: str) -> bool:
+    async def send_locked(self, text: Union[str, bytes]) -> bool:
         await self.sim.stall_gate()
         if self.closed:
             return False
         try:
-            await self.ws.send_str(text)
+            if isinstance(text, bytes):  # only injected frames are bytes
+                await self.ws.send_bytes(text)
+            else:
+                await self.ws.send_str(text)
             return True
         except asyncio.CancelledError:
             raise
@@ -112,11 +130,30 @@ class ControlConn(_Conn):
         self.parallel: Optional[ParallelControl] = None
         self.creating = False
 
+    def session_ids(self) -> Optional[Set[str]]:
+        """The ids this connection serves: its single session, or its parallel control session and sub-sessions."""
+        if self.session is not None:
+            return {self.session.id}
+        if self.parallel is not None:
+            return {self.parallel.id, *(s.id for s in self.parallel.subs)}
+        return None
+
+    async def send_raw_locked(self, text: Union[str, bytes]) -> bool:
+        """Send an injected frame as is (no garbage, no counting); the caller holds ``lock``."""
+        ok = await super().send_locked(text)
+        if ok:
+            self.sim.stats["injected_control_frames"] += 1
+        return ok
+
     async def send_locked(self, text: str) -> bool:
         await self.sim.stall_gate()
         if self.closed:
             return False
-        garbage = self.sim.faults.on_control_frame()
+        faults = self.sim.faults
+        for injected in faults.take_control_injections(self.session_ids()):
+            if not await self.send_raw_locked(injected):
+                return False
+        garbage = faults.on_control_frame()
         if garbage is not None:
             self.sim.stats["garbage_sent"] += 1
             if not await super().send_locked(garbage):
@@ -141,8 +178,12 @@ class LocalSimulator:
 
     Attributes that may be changed while running: ``faults`` (a :class:`FaultPlan`, also mutable in place),
     ``create_delay_ms``, ``slot_pace_ms``, ``replay_window``, ``omit_parallel_ranges`` (``sessionsCreatedV2``
-    without ``start_slots``/``end_slots``, like a too-old server), ``early_session_events`` (a parallel
+    without ``start_slots``/``end_slots``, like a too-old server), ``mismatched_parallel_ranges``
+    (``sessionsCreatedV2.end_slots`` one element shorter than ``session_ids``), ``early_session_events`` (a parallel
     sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``).
+
+    Raw frames can be sent on a session's live sockets with :meth:`inject_control_frame` and
+    :meth:`inject_subscription_frame` (see also :class:`FaultPlan` for injections at counted points).
     """
 
     def __init__(self, port: int = 0, api_key: str = "local-dev-key", seed: int = 0, bundle_size: int = 100,
@@ -162,6 +203,7 @@ class LocalSimulator:
         self.create_delay_ms = create_delay_ms
         self._faults = faults if faults is not None else FaultPlan(seed)
         self.omit_parallel_ranges = False
+        self.mismatched_parallel_ranges = False
         self.early_session_events = False
         self.stats: Counter = Counter({k: 0 for k in STAT_KEYS})
         self._port: Optional[int] = None
@@ -227,6 +269,64 @@ class LocalSimulator:
 
     def sessions(self) -> List[SimSession]:
         return list(self._all_sessions.values())
+
+    # ------------------------------------------------------------------ raw injection (any thread but the loop's)
+    def inject_control_frame(self, session_id: str, text: Union[str, bytes], timeout: float = 5.0) -> bool:
+        """Send ``text`` verbatim (``bytes``: a Binary frame) on the live control socket of ``session_id`` (a single
+        session, a parallel control session, or a sub-session: its shared control socket) and return once it is
+        written. The frame is not sequenced and not kept for replay. Returns False when no control socket is
+        attached; raises KeyError for an id the simulator never issued."""
+        text = _raw_frame(text)
+
+        async def inject() -> bool:
+            conn = self._control_conn_of(session_id)
+            if conn is None or conn.closed:
+                return False
+            async with conn.lock:
+                return await conn.send_raw_locked(text)
+
+        return self._run_in_loop(inject, timeout)
+
+    def inject_subscription_frame(self, session_id: str, text: Union[str, bytes], timeout: float = 5.0) -> int:
+        """Send ``text`` verbatim on every live subscription socket of ``session_id`` that has an active
+        subscription (so after its subscribe ack); returns how many sockets it was written to."""
+        text = _raw_frame(text)
+
+        async def inject() -> int:
+            sess = self._all_sessions.get(session_id)
+            if sess is None:
+                raise KeyError(session_id)
+            conns = list({id(s.conn): s.conn for s in sess.subs}.values())
+            sent = 0
+            for conn in conns:
+                if not conn.closed and await conn.send(text):
+                    sent += 1
+                    self.stats["injected_subscription_frames"] += 1
+            return sent
+
+        return self._run_in_loop(inject, timeout)
+
+    def _control_conn_of(self, session_id: str) -> Optional[ControlConn]:
+        sess = self._all_sessions.get(session_id)
+        if sess is not None:
+            return sess.parent.conn if sess.parent is not None else sess.conn
+        par = self._parallels.get(session_id)
+        if par is not None:
+            return par.conn
+        raise KeyError(session_id)
+
+    def _run_in_loop(self, make: Callable[[], Awaitable[Any]], timeout: float) -> Any:
+        loop = self._loop
+        if loop is None or not self.running:
+            raise RuntimeError("the simulator is not running")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("call this from another thread than the simulator's")
+        future = asyncio.run_coroutine_threadsafe(make(), loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
 
     def __enter__(self) -> "LocalSimulator":
         self.start()
@@ -387,6 +487,9 @@ class LocalSimulator:
         conn = sub.conn
         if conn.closed or sub.ended:
             return
+        for injected in self._faults.take_subscription_injections(conn.session.id):
+            if await conn.send(injected):
+                self.stats["injected_subscription_frames"] += 1
         if self._faults.take_subscription_drop():
             self.stats["subscription_drops"] += 1
             log.info("fault: dropping subscription socket of session %s", conn.session.id)
@@ -409,6 +512,10 @@ class LocalSimulator:
         sess = self._sessions.get(request.match_info["sid"])
         await self.stall_gate()
         body = await request.read()
+        fault = self._faults.take_rpc_fault()
+        if fault is not None:
+            self.stats["rpc_faults"] += 1
+            return _rpc_fault_response(fault, body)
         if sess is None:
             err = {"jsonrpc": "2.0", "id": None,
                    "error": {"code": -32001, "message": f"session not found: {request.match_info['sid']}"}}
@@ -803,6 +910,27 @@ class LocalSimulator:
                 await conn.send_locked(sub.end_text())
         if finished:
             await conn.close()
+
+
+def _raw_frame(text: Any) -> Union[str, bytes]:
+    if isinstance(text, bytearray):
+        text = bytes(text)
+    if not isinstance(text, (str, bytes)):
+        raise TypeError(f"an injected frame is a str (Text frame) or bytes (Binary frame), not {type(text).__name__}")
+    return text
+
+
+def _rpc_fault_response(fault: RpcFault, body: bytes) -> web.Response:
+    """The HTTP answer of an injected JSON-RPC fault (see :class:`FaultPlan`)."""
+    if fault.error is None:
+        return web.Response(status=fault.status, body=fault.body.encode(), content_type=fault.content_type)
+    try:
+        request = json.loads(body)
+    except ValueError:
+        request = None
+    rid = request.get("id") if isinstance(request, dict) else None
+    text = wire.dumps({"jsonrpc": "2.0", "id": rid, "error": fault.error})
+    return web.Response(status=fault.status, text=text, content_type="application/json")
 
 
 __all__ = ["LocalSimulator", "ControlConn", "SubConn", "THREAD_NAME"]

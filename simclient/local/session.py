@@ -487,6 +487,8 @@ class ParallelControl:
         if not sim.omit_parallel_ranges:
             params["start_slots"] = [s.start_slot for s in self.subs]
             params["end_slots"] = [s.end_slot for s in self.subs]
+            if sim.mismatched_parallel_ranges:  # a broken server: the arrays no longer run parallel
+                params["end_slots"] = params["end_slots"][:-1]
         self.created_done = True
         await self.send_bare(wire.frame("sessionsCreatedV2", params))
 
