@@ -49,15 +49,7 @@ class Client:
     def start_session(self, create: CreateSession) -> Session:
         """Create one session; returns after ``sessionCreated``. Raises AuthenticationError, InvalidRequestError,
         SessionError or ConnectionLostError when it cannot be created."""
-        if not isinstance(create, CreateSession):
-            raise TypeError(f"start_session takes a CreateSession, got {type(create).__name__}")
-        control = ControlConnection(self.url, self._api_key, self.config, create, parallel=False)
-        control.start()
-        try:
-            control.wait_created()
-        except BaseException:
-            control.close(timeout=min(1.0, self.config.close_timeout))
-            raise
+        control = self._create(create, parallel=False)
         route = next(iter(control.routes.values()))
         route.range = (create.start_slot, create.resolved_end_slot)
         return Session(control, route, self.config)
@@ -65,13 +57,16 @@ class Client:
     def start_parallel(self, create: CreateSession) -> ParallelRun:
         """Create a parallel run (``parallel: true``); returns after ``sessionsCreatedV2`` with every sub-session
         bound to its server-authoritative range."""
+        return ParallelRun(self._create(create, parallel=True), self.config)
+
+    def _create(self, create: CreateSession, parallel: bool) -> ControlConnection:
         if not isinstance(create, CreateSession):
-            raise TypeError(f"start_parallel takes a CreateSession, got {type(create).__name__}")
-        control = ControlConnection(self.url, self._api_key, self.config, create, parallel=True)
+            raise TypeError(f"expected a CreateSession, got {type(create).__name__}")
+        control = ControlConnection(self.url, self._api_key, self.config, create, parallel=parallel)
         control.start()
         try:
             control.wait_created()
         except BaseException:
             control.close(timeout=min(1.0, self.config.close_timeout))
             raise
-        return ParallelRun(control, self.config)
+        return control

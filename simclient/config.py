@@ -5,6 +5,7 @@ seconds (floats). Tests shrink them; production code should rarely need to.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -64,6 +65,12 @@ class ClientConfig:
             raise ValueError("ClientConfig.backoff_multiplier must be >= 1")
         if self.keepalive_interval <= 0 or self.keepalive_deadline <= 0:
             raise ValueError("ClientConfig.keepalive_interval and keepalive_deadline must be > 0")
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Delay before reconnect attempt ``attempt + 1`` (1-based ``attempt``): ``backoff_initial`` ×
+        ``backoff_multiplier`` per attempt, capped at ``backoff_max``, then ± ``backoff_jitter`` at random."""
+        base = min(self.backoff_max, self.backoff_initial * (self.backoff_multiplier ** max(0, attempt - 1)))
+        return max(0.0, base * random.uniform(1 - self.backoff_jitter, 1 + self.backoff_jitter))
 
     def with_(self, **changes: Any) -> "ClientConfig":
         """A copy with some fields changed: ``config.with_(reconnect_attempts=3)``."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -61,6 +60,25 @@ class _Lost(Exception):
 
 class _Stop(Exception):
     """Internal: the connection is being closed by us."""
+
+
+def reconnect_retrying(config: ClientConfig, attempts: Callable[[], int], stopping: threading.Event,
+                       stopped: type, retry_on: Tuple[type, ...],
+                       before_sleep: Callable[[tenacity.RetryCallState], None]) -> tenacity.Retrying:
+    """The reconnect policy of every connection, control and data plane alike: retry ``retry_on`` failures with
+    :meth:`ClientConfig.backoff_delay` between attempts until ``attempts()`` reaches ``config.reconnect_attempts``;
+    the waits end at once (raising ``stopped``) when ``stopping`` is set. Terminal errors are not in ``retry_on``
+    and propagate on the first occurrence."""
+
+    def sleep(seconds: float) -> None:
+        if stopping.wait(seconds):
+            raise stopped()
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(retry_on),
+        stop=lambda rs: stopping.is_set() or attempts() >= config.reconnect_attempts,
+        wait=lambda rs: config.backoff_delay(attempts()),
+        sleep=sleep, reraise=True, before_sleep=before_sleep)
 
 
 class Route:
@@ -259,30 +277,14 @@ class ControlConnection:
         if self._closing.is_set():
             raise _Stop()
 
-    # ---------------------------------------------------------------- reconnect policy (tenacity)
-
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        cfg = self.config
-        n = max(0, self._attempts_in_budget - 1)
-        base = min(cfg.backoff_max, cfg.backoff_initial * (cfg.backoff_multiplier ** n))
-        return max(0.0, base * random.uniform(1 - cfg.backoff_jitter, 1 + cfg.backoff_jitter))
-
-    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self._closing.is_set() or self._attempts_in_budget >= self.config.reconnect_attempts
-
-    def _sleep(self, seconds: float) -> None:
-        if self._closing.wait(seconds):
-            raise _Stop()
+    # ---------------------------------------------------------------- reconnect
 
     def _establish(self) -> Connection:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type((TransportError, _Lost)),
-            stop=self._stop, wait=self._wait, sleep=self._sleep, reraise=True,
-            before_sleep=lambda rs: log.info("control: reconnecting in %.2fs (attempt %d/%d): %s",
-                                             rs.next_action.sleep if rs.next_action else 0.0,
-                                             self._attempts_in_budget, self.config.reconnect_attempts,
-                                             rs.outcome.exception() if rs.outcome else ""),
-        )
+        retrying = reconnect_retrying(
+            self.config, lambda: self._attempts_in_budget, self._closing, _Stop, (TransportError, _Lost),
+            lambda rs: log.info("control: reconnecting in %.2fs (attempt %d/%d): %s",
+                                rs.next_action.sleep if rs.next_action else 0.0, self._attempts_in_budget,
+                                self.config.reconnect_attempts, rs.outcome.exception() if rs.outcome else ""))
         try:
             return retrying(self._attempt)
         except (TransportError, _Lost) as exc:

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
-import tenacity
-
 from . import protocol as wire
 from .config import ClientConfig
+from .control import reconnect_retrying
 from .errors import ProtocolError, SimclientError, SubscriptionError
 from .stats import SessionStats
 from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, Connection, TransportError
@@ -170,25 +168,12 @@ class Subscription:
         if self._stop.is_set():
             raise _Stopped()
 
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        cfg = self.config
-        n = max(0, self._attempts - 1)
-        base = min(cfg.backoff_max, cfg.backoff_initial * (cfg.backoff_multiplier ** n))
-        return max(0.0, base * random.uniform(1 - cfg.backoff_jitter, 1 + cfg.backoff_jitter))
-
-    def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise _Stopped()
-
     def _establish(self, first: bool) -> Any:
         self._attempts = 0
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type((TransportError, _Lost)),
-            stop=lambda rs: self._stop.is_set() or self._attempts >= self.config.reconnect_attempts,
-            wait=self._wait, sleep=self._sleep, reraise=True,
-            before_sleep=lambda rs: log.info("%s subscription of %s: retrying (%s)", self.kind, self.session_id,
-                                             rs.outcome.exception() if rs.outcome else ""),
-        )
+        retrying = reconnect_retrying(
+            self.config, lambda: self._attempts, self._stop, _Stopped, (TransportError, _Lost),
+            lambda rs: log.info("%s subscription of %s: retrying (%s)", self.kind, self.session_id,
+                                rs.outcome.exception() if rs.outcome else ""))
         try:
             return retrying(self._attempt, first)
         except (TransportError, _Lost) as exc:

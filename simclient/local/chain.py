@@ -32,7 +32,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .b58 import b58decode, b58encode
+from .._base58 import b58decode, b58encode
 
 __all__ = [
     "SyntheticChain",

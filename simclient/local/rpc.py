@@ -28,7 +28,7 @@ import json
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from . import wire
-from .b58 import b58decode, b58encode, is_pubkey
+from .._base58 import b58decode, b58encode, is_pubkey
 from .chain import BASE_FEE
 
 if TYPE_CHECKING:  # pragma: no cover

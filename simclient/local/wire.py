@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .b58 import b58decode, is_pubkey
+from .._base58 import b58decode, is_pubkey
 
 _MISSING: Any = object()
 
@@ -323,7 +323,7 @@ def parse_parallel_attach(params: Any) -> Tuple[str, Dict[str, int]]:
 
 def decode_tx_signature(raw: bytes) -> Optional[str]:
     """The first signature of a bincode ``VersionedTransaction`` (shortvec count, then 64-byte signatures)."""
-    from .b58 import b58encode
+    from .._base58 import b58encode
     if len(raw) >= 65 and 1 <= raw[0] < 0x80:
         return b58encode(raw[1:65])
     return None

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from simclient.local import SyntheticChain
-from simclient.local.b58 import b58decode, b58encode
+from simclient._base58 import b58decode, b58encode
 from simclient.local.chain import ACCOUNTS_PER_PROGRAM, MAX_TXS_PER_SLOT
 
 FIRST = 300_000_000

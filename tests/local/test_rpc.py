@@ -67,7 +67,7 @@ def test_write_methods_and_overrides(running) -> None:
     chain = sim.chain
     raw = b"\x01" + bytes(range(64)) + b"rest of a transaction"
     sig = rpc(sim, sid, "sendTransaction", [base64.b64encode(raw).decode(), {"encoding": "base64"}])["result"]
-    from simclient.local.b58 import b58encode
+    from simclient._base58 import b58encode
     assert sig == b58encode(raw[1:65])
     assert sim.session(sid).received_transactions == [raw]
     sim_res = rpc(sim, sid, "simulateTransaction", [base64.b64encode(raw).decode(), {"encoding": "base64"}])
