@@ -1,0 +1,66 @@
+"""``make bench``: the four benchmarks, each printing ratios measured side by side in the same run.
+
+    python benchmarks/run_all.py [--quick] [--json results.json] [--only throughput,fanout,resume,memory]
+
+1. delivery throughput, ``session.events()`` vs a raw websocket-client recv + json.loads loop (bench_throughput.py)
+2. fan-out, aggregate events/s at 1, 8, 32, 64 sub-sessions on one control socket (bench_fanout.py)
+3. resume latency, forced control drop to the next delivered event (bench_resume.py)
+4. memory, client RSS per sub-session at 64 sub-sessions (bench_memory.py)
+
+The local simulator runs in separate processes (``python -m simclient.local``) and every client measurement in its
+own worker process. See docs/performance.md for the figures and how to read them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_fanout  # noqa: E402
+import bench_memory  # noqa: E402
+import bench_resume  # noqa: E402
+import bench_throughput  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
+    ap.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
+    ap.add_argument("--only", default="throughput,fanout,resume,memory")
+    args = ap.parse_args()
+    which = set(args.only.split(","))
+    out = args.json or os.path.join(tempfile.gettempdir(), f"simclient-bench-{os.getpid()}.json")
+    if os.path.exists(out):
+        os.remove(out)
+    os.environ["SIMCLIENT_BENCH_OUT"] = out
+    from simclient import __version__
+    from simclient import protocol
+
+    print(f"simclient {__version__} benchmarks: Python {platform.python_version()} on {platform.machine()}, "
+          f"{os.cpu_count()} CPUs; orjson {'installed' if protocol._orjson is not None else 'NOT installed'}")
+    t0 = time.monotonic()
+    if "throughput" in which:
+        bench_throughput.run(reps=3 if args.quick else 5, tx_reps=2 if args.quick else 3)
+        print()
+    if "fanout" in which:
+        bench_fanout.run(reps=2 if args.quick else 3)
+        print()
+    if "resume" in which:
+        bench_resume.run(reps=1 if args.quick else 2)
+        print()
+    if "memory" in which:
+        bench_memory.run()
+        print()
+    print(f"done in {time.monotonic() - t0:.0f}s" + (f"; figures in {args.json}" if args.json else ""))
+    if not args.json:
+        os.remove(out) if os.path.exists(out) else None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
