@@ -170,8 +170,8 @@ class _SessionInfo:
 class RunRecorder:
     """Collects Transaction / AccountDiff events into the run document. Thread-safe.
 
-    Transactions keep their arrival order per (sub-)session; :meth:`document` orders them by slot (stable), which
-    is chain order because each session's transaction subscription delivers in chain order. Account diffs are
+    :meth:`document` orders transactions by slot, then by arrival of the transaction itself (a transaction
+    subscription delivers in chain order; the sub-sessions of a parallel run cover disjoint slot ranges). Account diffs are
     joined to their transaction by signature; a diff whose transaction was not subscribed to gets a record of its
     own with ``success``/``error`` null, and a diff without a signature is kept in ``unattributed_account_diffs``.
     """
@@ -183,7 +183,9 @@ class RunRecorder:
         self.program_ids = [str(p) for p in program_ids]
         self.extra_metadata = dict(extra_metadata or {})
         self._lock = threading.Lock()
-        self._records: Dict[str, Dict[str, Any]] = {}   # insertion order = arrival order
+        self._records: Dict[str, Dict[str, Any]] = {}
+        self._order: Dict[str, Tuple[int, int]] = {}     # signature -> (0, tx arrival) or (1, first diff arrival)
+        self._arrivals = 0
         self._unattributed: List[Dict[str, Any]] = []
         self._sessions: Dict[str, _SessionInfo] = {}
         self._failures: List[Dict[str, Any]] = []
@@ -217,10 +219,12 @@ class RunRecorder:
     def add_transaction(self, event: ev.Transaction) -> None:
         record = transaction_record(event.value, event.slot, event.signature)
         with self._lock:
+            self._arrivals += 1
             existing = self._records.get(event.signature)
             if existing is not None:  # a diff arrived first: keep its diffs
                 record["account_diffs"] = existing["account_diffs"]
             self._records[event.signature] = record
+            self._order[event.signature] = (0, self._arrivals)
 
     def add_account_diff(self, event: ev.AccountDiff) -> None:
         entry = {"before": event.pre, "after": event.post}
@@ -229,8 +233,10 @@ class RunRecorder:
             if event.signature is None:
                 self._unattributed.append({"slot": event.slot, "account": event.account, **entry})
                 return
+            self._arrivals += 1
             record = self._records.get(event.signature)
             if record is None:
+                self._order[event.signature] = (1, self._arrivals)
                 record = {"slot": event.slot, "signature": event.signature, "success": None, "error": None,
                           "logs": [], "sol_changes": {}, "token_changes": {}, "account_diffs": {}, "programs": []}
                 self._records[event.signature] = record
@@ -245,11 +251,11 @@ class RunRecorder:
     def document(self, complete: bool, interrupted: bool = False) -> Dict[str, Any]:
         """The run document as it stands (a deep-enough copy to serialise while events keep arriving)."""
         with self._lock:
-            records = [dict(r, account_diffs=dict(r["account_diffs"])) for r in self._records.values()]
+            ordered = sorted(self._records.items(), key=lambda kv: (kv[1]["slot"], self._order[kv[0]]))
+            records = [dict(r, account_diffs=dict(r["account_diffs"])) for _, r in ordered]
             sessions = sorted(self._sessions.values(), key=lambda s: (s.start_slot, s.session_id))
             failures = list(self._failures)
             unattributed = list(self._unattributed)
-        records.sort(key=lambda r: r["slot"])
         metadata: Dict[str, Any] = {
             "start_slot": self.start_slot,
             "end_slot": self.end_slot,
