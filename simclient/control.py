@@ -161,10 +161,6 @@ class ControlConnection:
             raise ConnectionLostError("control connection ended before the session was created")
 
     @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    @property
     def thread(self) -> threading.Thread:
         return self._thread
 
@@ -204,25 +200,28 @@ class ControlConnection:
         timeout = self.config.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
-            if self._close_requested:
-                pass
             self._close_requested = True
+        acked = False
         if self._thread.is_alive() and self._created.is_set():
             if not self.parallel:
                 route = next(iter(self.routes.values()), None)
                 if route is not None and not route.failed and self.send_request(wire.encode_close()):
-                    route.acked.wait(max(0.0, min(timeout, deadline - time.monotonic())))
+                    acked = route.acked.wait(max(0.0, min(timeout, deadline - time.monotonic())))
             else:
                 for route in self.routes.values():
                     if not route.completed.is_set() and not route.failed:
                         self.send_request(wire.encode_close_v1(route.session_id))
+        if threading.current_thread() is self._thread:
+            self._closing.set()
+            return
+        if acked:  # the reader sees the ack, closes the socket gracefully and exits by itself
+            self._thread.join(max(0.1, deadline - time.monotonic()))
         self._closing.set()
         with self._lock:
             conn = self._conn
-        if conn is not None and threading.current_thread() is not self._thread:
+        if conn is not None and self._thread.is_alive():
             conn.abort()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(max(0.1, deadline - time.monotonic()))
+        self._thread.join(max(0.1, deadline - time.monotonic()))
 
     # ================================================================== reader thread
 
