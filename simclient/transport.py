@@ -28,6 +28,9 @@ OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
 OPCODE_PING = websocket.ABNF.OPCODE_PING
 OPCODE_PONG = websocket.ABNF.OPCODE_PONG
 
+#: Bytes asked of the socket at once by the read-ahead (a loopback stream of small frames fits many per read).
+READ_AHEAD = 16 * 1024
+
 
 class TransportError(Exception):
     """The connection failed or was lost (transient unless ``close_code`` says otherwise)."""
@@ -56,6 +59,27 @@ class Connection:
         self._send_lock = threading.Lock()
         self._closed = False
         self._timeout: Optional[float] = -1.0  # last value given to settimeout (avoid a syscall per frame)
+        # Read-ahead: websocket-client's frame parser asks the socket for each frame's header, length and payload
+        # separately (two or three recv syscalls per frame); serve those requests from one larger read instead.
+        self._rbuf = b""
+        self._rpos = 0
+        frame_buffer = getattr(ws, "frame_buffer", None)
+        if frame_buffer is not None and hasattr(frame_buffer, "recv"):
+            frame_buffer.recv = self._read_ahead
+
+    def _read_ahead(self, bufsize: int) -> bytes:
+        """Up to ``bufsize`` bytes for websocket-client's frame parser (which loops until it has what it asked
+        for), from the read-ahead buffer, refilled by one ``recv`` of up to :data:`READ_AHEAD` bytes when empty.
+        Called with the frame parser's lock held; errors and timeouts are websocket-client's own, as before."""
+        buf = self._rbuf
+        pos = self._rpos
+        if pos >= len(buf):
+            buf = self._ws._recv(READ_AHEAD)
+            pos = 0
+        chunk = buf[pos:pos + bufsize]
+        self._rbuf = buf
+        self._rpos = pos + len(chunk)
+        return chunk
 
     @classmethod
     def open(cls, url: str, api_key: Optional[str] = None, timeout: float = 30.0) -> "Connection":
