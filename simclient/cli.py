@@ -97,7 +97,7 @@ class ProgressModel:
     """What the progress display shows, fed from any thread (``on_event`` runs on the drive's worker threads).
 
     Slots done come from slot *numbers* (skipped slots are never announced): ``slot - start + 1``, clamped to the
-    inclusive total. Before a session's first slot, its server Status phase and the time spent in it are shown.
+    inclusive total (the startup announcement of the start slot counts 0). Before a session's first slot, its server Status phase and the time spent in it are shown.
     """
 
     def __init__(self) -> None:
@@ -131,8 +131,13 @@ class ProgressModel:
                     t.first_slot_at = now
                 if self.first_slot_at is None:
                     self.first_slot_at = now
+                slot = event.slot  # type: ignore[attr-defined]
+                first = t.slots_seen == 0
                 t.slots_seen += 1
-                t.done = max(t.done, min(t.total, event.slot - t.start + 1))  # type: ignore[attr-defined]
+                # The startup announcement of the start slot means "current", not "done": it counts 0. Every
+                # later notification follows the slot's execution.
+                if not (first and slot == t.start):
+                    t.done = max(t.done, min(t.total, slot - t.start + 1))
             elif kind is ev.Status:
                 status = event.status  # type: ignore[attr-defined]
                 t.steps += 1
@@ -247,8 +252,8 @@ class LineRenderer(_Renderer):
         if not tracks:
             text = f"{info['phase']} for {_fmt_secs(now - info['phase_since'])}"
         elif info["first_slot_at"] is None:
-            waiting = tracks[0]
-            text = f"waiting: {_waiting_text(waiting, now)} (session …{waiting.session_id[-8:]}" + \
+            first = tracks[0]
+            text = f"waiting: {_waiting_text(first, now)} (session …{first.session_id[-8:]}" + \
                    (f", {len(tracks)} sessions)" if len(tracks) > 1 else ")")
         else:
             total = sum(t.total for t in tracks)
@@ -319,8 +324,9 @@ class TqdmRenderer(_Renderer):
                     bar = self._bars.get(t.session_id)
                     if bar is None:
                         bar = self._bars[t.session_id] = self._bar(t.label, i + 1)
+                    desc = f"{t.label} …{t.session_id[-6:]} {_waiting_text(t, now)}"
                     self._update(bar, t.session_id, t.label, t.total, t.done, t.first_slot_at is not None,
-                                 lambda t=t: f"{t.label} …{t.session_id[-6:]} {_waiting_text(t, now)}",
+                                 desc,
                                  "failed" if t.failed else ("done" if t.finished else f"{t.transactions} txs"))
             total = sum(t.total for t in tracks)
             done = sum(t.done for t in tracks)
@@ -332,14 +338,14 @@ class TqdmRenderer(_Renderer):
             postfix = f"{txs} txs" + (f", {finished}/{len(tracks)} done" if len(tracks) > 1 else "") + \
                 (f", {failed} failed" if failed else "")
             self._update(self._total, "*", label, total, done, info["first_slot_at"] is not None,
-                         lambda: f"{label}: " + (_waiting_text(waiting[0], now) if waiting else "starting") +
+                         f"{label}: " + (_waiting_text(waiting[0], now) if waiting else "starting") +
                          (f" (session …{tracks[0].session_id[-8:]})" if len(tracks) == 1 else
                           f" ({len(waiting)} of {len(tracks)} sessions starting)"), postfix)
 
     def _update(self, bar: Any, key: str, label: str, total: int, done: int, running: bool,
-                waiting_desc: Callable[[], str], postfix: str) -> None:
+                waiting_desc: str, postfix: str) -> None:
         if not running:
-            bar.set_description_str(waiting_desc(), refresh=False)
+            bar.set_description_str(waiting_desc, refresh=False)
             bar.refresh()
             return
         if not self._started.get(key):

@@ -22,7 +22,8 @@ def test_sigint_stops_cleanly_and_writes_partial_json(tmp_path, parallel):
                 "--progress", "lines", "--progress-interval", "0.1"] + (["--parallel"] if parallel else [])
         proc = popen_cli(sim, *args)
         try:
-            m, lines = wait_for_line(proc, r"\] ([1-9]\d*)/1000 slots", timeout=30)  # running, some slots done
+            # running: some slots done and some transactions captured
+            m, lines = wait_for_line(proc, r"\] [1-9]\d*/1000 slots.*\| [1-9]\d* txs", timeout=30)
             assert m, lines
             sent = time.monotonic()
             proc.send_signal(signal.SIGINT)
@@ -51,3 +52,27 @@ def test_sigint_stops_cleanly_and_writes_partial_json(tmp_path, parallel):
             # (a diff may have arrived for a transaction that had not: such records have success null)
             with_tx = [t["signature"] for t in doc["transactions"] if t["success"] is not None]
             assert with_tx == truth[:len(with_tx)]
+
+
+def test_sigint_while_the_session_is_being_created(tmp_path):
+    out = tmp_path / "partial.json"
+    with LocalSimulator(port=0, create_delay_ms=10_000) as sim:  # the server "waits for capacity"
+        proc = popen_cli(sim, "run", "--start-slot", str(sim.first_slot), "--slot-count", "10", "--program-id",
+                         sim.program_ids[0], "-o", str(out), "--progress", "lines", "--progress-interval", "0.1")
+        try:
+            m, lines = wait_for_line(proc, r"creating session for", timeout=30)
+            assert m, lines
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=10)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+    assert code == 130
+    assert took < 2.0, f"exit took {took:.2f}s"
+    doc = json.loads(out.read_text())
+    assert doc["metadata"]["complete"] is False and doc["transactions"] == []

@@ -134,6 +134,9 @@ def test_line_progress_shows_status_before_the_first_slot_then_slots():
     model.on_event("session-aaaaaaaa", ev.Status("preparingBundle"))
     r.render()
     assert "waiting: preparingBundle for" in out.getvalue() and "…aaaaaaaa" in out.getvalue()
+    model.on_event("session-aaaaaaaa", ev.Slot(100))        # the startup announcement: 0 done
+    r.render()
+    assert "0/200 slots" in out.getvalue().splitlines()[-1]
     model.on_event("session-aaaaaaaa", ev.Slot(149))        # slots from numbers: 50 of 100 done
     model.on_event("session-bbbbbbbb", ev.Slot(205))        # skipped slots never announced
     model.on_event("session-bbbbbbbb", ev.Completed())
