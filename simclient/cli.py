@@ -436,6 +436,7 @@ class RunOutcome:
     subscription_reconnects: int = 0
     slots_announced: int = 0
     written: Optional[str] = None
+    closed_cleanly: bool = True     # False: an interrupted run was still closing when the file was written
 
 
 class RunEngine:
@@ -704,6 +705,7 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
     outcome.doc["metadata"]["elapsed_seconds"] = round(elapsed, 3)
     if interrupted and not engine.done.is_set():
         outcome.doc["metadata"]["closed_cleanly"] = False
+        outcome.closed_cleanly = False
     if output_file and (engine.created or interrupted):
         if output_file == "-":
             json.dump(outcome.doc, sys.stdout)
@@ -834,6 +836,7 @@ def _parse_subscriptions(text: str) -> Tuple[str, ...]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     sim = None
+    outcome: Optional[RunOutcome] = None
     if args.local:
         try:
             from .local import LocalSimulator
@@ -873,9 +876,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                               extra)
     finally:
         if sim is not None:
-            sim.stop()
+            sim.stop(timeout=0.5 if outcome is not None and outcome.interrupted else 2.0)
     report_run(outcome, args.output_file)
+    finish_interrupted(outcome)
     return outcome.exit_code
+
+
+def finish_interrupted(outcome: RunOutcome) -> None:
+    """After Ctrl-C, if the run is still closing (a slow or dead server), exit now: the file is written, and
+    waiting for worker threads at interpreter exit could exceed the 2-second promise."""
+    if outcome.interrupted and not outcome.closed_cleanly:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(outcome.exit_code)
 
 
 def report_run(outcome: RunOutcome, output_file: Optional[str], out: TextIO = sys.stderr) -> None:

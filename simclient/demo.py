@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional
 
-from .cli import EXIT_USAGE, RunOptions, RunOutcome, execute_run, report_run
+from .cli import EXIT_USAGE, RunOptions, RunOutcome, execute_run, finish_interrupted, report_run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if outcome.error and not outcome.written:
         return outcome.exit_code
     print_summary(outcome, names, args.output_file, produced)
+    finish_interrupted(outcome)
     return outcome.exit_code
 
 

@@ -76,3 +76,30 @@ def test_sigint_while_the_session_is_being_created(tmp_path):
     assert took < 2.0, f"exit took {took:.2f}s"
     doc = json.loads(out.read_text())
     assert doc["metadata"]["complete"] is False and doc["transactions"] == []
+
+
+def test_sigint_exits_in_time_even_when_the_server_stalls(tmp_path):
+    out = tmp_path / "partial.json"
+    with LocalSimulator(port=0, slot_pace_ms=20) as sim:
+        proc = popen_cli(sim, "run", "--start-slot", str(sim.first_slot), "--slot-count", "999", "--program-id",
+                         sim.program_ids[0], "-o", str(out), "--progress", "lines", "--progress-interval", "0.1")
+        try:
+            m, lines = wait_for_line(proc, r"\] [1-9]\d*/1000 slots.*\| [1-9]\d* txs", timeout=30)
+            assert m, lines
+            sim.faults.stall(5.0)        # nothing is sent, no pong, no close reply: a graceful close would wait
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=10)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+            sim.faults.clear()
+    assert code == 130
+    assert took < 2.0, f"exit took {took:.2f}s"
+    doc = json.loads(out.read_text())
+    assert doc["metadata"]["complete"] is False and doc["transactions"]
+    assert doc["metadata"]["closed_cleanly"] is False   # written while the close was still waiting on the server
