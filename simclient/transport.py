@@ -66,6 +66,15 @@ class Connection:
         frame_buffer = getattr(ws, "frame_buffer", None)
         if frame_buffer is not None and hasattr(frame_buffer, "recv"):
             frame_buffer.recv = self._read_ahead
+        # Fast path of recv(): only where websocket-client's parser state is what this module expects, and without
+        # UTF-8 validation (which open() turns off; the fast path does not validate).
+        cont = getattr(ws, "cont_frame", None)
+        self._fb: Any = frame_buffer
+        self._cont: Any = cont
+        self._fast = (frame_buffer is not None and cont is not None
+                      and getattr(frame_buffer, "skip_utf8_validation", False) is True
+                      and all(hasattr(frame_buffer, a) for a in ("header", "recv_buffer", "lock"))
+                      and hasattr(cont, "cont_data"))
 
     def _read_ahead(self, bufsize: int) -> bytes:
         """Up to ``bufsize`` bytes for websocket-client's frame parser (which loops until it has what it asked
@@ -131,6 +140,38 @@ class Connection:
 
     # ------------------------------------------------------------------ receiving (one thread)
 
+    def _recv_buffered(self) -> Optional[Tuple[int, bytes]]:
+        """A whole text/binary frame (FIN, unmasked, no RSV bits, no fragment pending) already in the read-ahead
+        buffer, cut straight out of it: what websocket-client's parser would return for it, without its per-frame
+        overhead. None when there is no such frame (then websocket-client reads the next frame as usual)."""
+        fb = self._fb
+        with fb.lock:
+            buf = self._rbuf
+            pos = self._rpos
+            avail = len(buf) - pos
+            if avail < 2 or fb.header is not None or fb.recv_buffer or self._cont.cont_data is not None:
+                return None
+            b0 = buf[pos]
+            length = buf[pos + 1]  # mask bit clear: < 0x80
+            if (b0 != 0x81 and b0 != 0x82) or length >= 0x80:
+                return None
+            start = pos + 2
+            if length == 126:
+                if avail < 4:
+                    return None
+                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                start = pos + 4
+            elif length == 127:
+                if avail < 10:
+                    return None
+                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                start = pos + 10
+            end = start + length
+            if end > len(buf):
+                return None
+            self._rpos = end
+            return b0 & 0x0F, buf[start:end]
+
     def recv(self, timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
         """The next data frame as ``(opcode, payload)``, or ``None`` when ``timeout`` passed with nothing.
         Pings are answered and returned as ``(OPCODE_PING, b"")``, pongs as ``(OPCODE_PONG, payload)``, so callers can
@@ -141,6 +182,10 @@ class Connection:
             if timeout != self._timeout:
                 ws.sock.settimeout(timeout)  # type: ignore[union-attr]
                 self._timeout = timeout
+            if self._fast:
+                fast = self._recv_buffered()
+                if fast is not None:
+                    return fast
             opcode, frame = ws.recv_data_frame(control_frame=True)
         except websocket.WebSocketTimeoutException:
             return None
