@@ -8,12 +8,13 @@ their own thread while the simulator runs. Each configuring method returns the p
 
 Counting rules (chosen so that progress is always possible):
 
-* ``drop_control_every(n)``: counts *live sequenced* control frames only (frames of a session created with
+* ``drop_control_every(n, times=None)``: counts *live sequenced* control frames only (frames of a session created with
   ``disconnectTimeoutSecs > 0``, single ``seqId`` frames or parallel ``sessionEventV2`` frames) emitted after the
   create completed (after a single session's ``sessionCreated``, after ``sessionsCreatedV2`` in parallel mode): a
   drop during create makes a client retry the create, which could otherwise loop forever. Attach replies and
   replayed frames are not counted either, so a reattach always gets its replay through. The n-th frame is kept in
-  the replay buffer but not sent; the TCP connection is aborted instead.
+  the replay buffer but not sent; the TCP connection is aborted instead. With ``times``, the fault switches itself
+  off after that many drops (``drop_control_every(1, times=1)``: the first live sequenced frame, exactly once).
 * ``drop_subscriptions_every(n)``: counts live data-plane notifications (not replayed ones); the n-th is not sent and
   its subscription socket is aborted. It stays in the retained window, so a ``replayFromSlot`` resubscribe gets it.
 * ``garbage_every(n)``: counts every control frame sent (live or replayed); before the n-th, a non-JSON text frame is
@@ -112,6 +113,7 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._drop_control = 0
+        self._drop_control_left: Optional[int] = None  # drops still allowed (None: unlimited)
         self._drop_subs = 0
         self._garbage = 0
         self._lose_continue = 0
@@ -151,11 +153,14 @@ class FaultPlan:
         return n
 
     # ------------------------------------------------------------------ configuration (any thread)
-    def drop_control_every(self, n: Optional[int]) -> "FaultPlan":
-        """Abort the control connection instead of sending every n-th live sequenced control frame."""
+    def drop_control_every(self, n: Optional[int], times: Optional[int] = None) -> "FaultPlan":
+        """Abort the control connection instead of sending every n-th live sequenced control frame (only the
+        first ``times`` such drops when given: ``drop_control_every(1, times=1)`` drops the first one, once)."""
         n = self._check_n(n)
+        times = None if times is None else self._check_n(times)
         with self._lock:
             self._drop_control, self._n_control_seq = n, 0
+            self._drop_control_left = times
         return self
 
     def drop_subscriptions_every(self, n: Optional[int]) -> "FaultPlan":
@@ -306,7 +311,13 @@ class FaultPlan:
             if not self._drop_control:
                 return False
             self._n_control_seq += 1
-            return self._n_control_seq % self._drop_control == 0
+            if self._n_control_seq % self._drop_control:
+                return False
+            if self._drop_control_left is not None:
+                self._drop_control_left -= 1
+                if self._drop_control_left <= 0:
+                    self._drop_control = 0  # that was the last one
+            return True
 
     def take_subscription_drop(self) -> bool:
         with self._lock:

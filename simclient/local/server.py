@@ -71,6 +71,8 @@ STAT_KEYS = (
     "injected_control_frames", "injected_subscription_frames", "rpc_faults",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
+#: Seconds a client gets to echo our close frame (PROTOCOL §10: graceful close, [I] 10 s) before the abort.
+CLOSE_HANDSHAKE_TIMEOUT = 10.0
 
 
 class _Conn:
@@ -109,16 +111,20 @@ class _Conn:
             self.closed = True
             return False
 
-    async def close(self, code: int = 1000) -> None:
+    async def close(self, code: int = 1000, timeout: float = CLOSE_HANDSHAKE_TIMEOUT) -> None:
+        """Close handshake; a client that has not echoed the close frame within ``timeout`` is cut off (abort).
+        The timeout is generous: a client still reading its backlog reaches the close frame only after it, and an
+        abort (RST) would discard whatever it has not read yet."""
         async with self.lock:
             if self.closed:
                 return
             self.closed = True
             try:
-                await asyncio.wait_for(self.ws.close(code=code), 1.0)
+                await asyncio.wait_for(self.ws.close(code=code), timeout)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                log.info("close handshake did not finish (%s): aborting the connection", type(exc).__name__)
                 if self.transport is not None:
                     self.transport.abort()
 

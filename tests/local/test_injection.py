@@ -194,3 +194,11 @@ def test_injected_end_of_stream_for_an_unknown_subscription_id_is_sent_as_is(mak
         ws.close()
         if sub is not None:
             sub.shutdown()
+
+
+def test_drop_control_every_with_times_stops_after_that_many_drops() -> None:
+    plan = FaultPlan().drop_control_every(2, times=2)
+    assert [plan.take_control_drop() for _ in range(8)] == [False, True, False, True] + [False] * 4
+    assert not plan.active
+    once = FaultPlan().drop_control_every(1, times=1)
+    assert [once.take_control_drop() for _ in range(3)] == [True, False, False]
