@@ -52,6 +52,9 @@ from .urls import resolve_rpc_endpoint
 log = logging.getLogger("simclient.control")
 
 _IDLE_EVENTS = (ev.ReadyForContinue, ev.Paused, ev.Completed)
+#: Decoded control messages that are never a single session's event: handshake replies and parallel-mode messages.
+_NOT_SINGLE_EVENTS = frozenset({wire.SessionCreated, wire.SessionAttached, wire.SessionsCreatedV2,
+                                wire.ParallelSessionAttachedV2, wire.SessionEventV2})
 
 
 class _Lost(Exception):
@@ -88,7 +91,7 @@ class Route:
         self.session_id = session_id
         self.rpc_endpoint = rpc_endpoint
         self.task_id = task_id
-        self.sink: "queue.Queue[Any]" = queue.Queue()
+        self.sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()  # C-implemented: the cheapest put/get
         self.range: Optional[Tuple[int, int]] = None
         self.last_seq: Optional[int] = None
         self.stats = SessionStats()
@@ -623,6 +626,10 @@ class ControlConnection:
             return None
 
     def _route_single(self, seq: Optional[int], msg: Any) -> None:
+        if type(msg) in _NOT_SINGLE_EVENTS:
+            # a replayed sessionCreated (it is sequenced, §2.1), or a parallel-mode message: not an event (L6)
+            log.debug("ignoring unexpected control message %r", msg)
+            return
         route = next(iter(self.routes.values()), None)
         if route is None:
             self._prebuffer.append((seq, msg))
