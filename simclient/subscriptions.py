@@ -70,7 +70,7 @@ class _Stopped(Exception):
 class Subscription:
     """One data-plane subscription and its worker thread."""
 
-    def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.Queue[Any]",
+    def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.SimpleQueue[Any]",
                  config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
                  stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None):
         if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
