@@ -102,6 +102,7 @@ class Route:
         self.resent = False
         self.completed = threading.Event()  # ``completed`` routed (subscriptions watch this for end-of-stream)
         self.failed = False
+        self.error: Optional[BaseException] = None  # what failed it (raised again by later sends)
         self.closed = False
         self.acked = threading.Event()  # a ``success`` arrived (close ack)
 
@@ -706,7 +707,8 @@ class ControlConnection:
         route.pending = None
         self._maybe_done = True
         cls = InvalidRequestError if err.is_invalid_request else SessionError
-        route.sink.put(cls(err, f"session {route.session_id} failed: {err.message}"))
+        route.error = cls(err, f"session {route.session_id} failed: {err.message}")
+        route.sink.put(route.error)
         return True
 
     def _fail(self, exc: BaseException) -> None:
@@ -719,10 +721,13 @@ class ControlConnection:
         for route in self.routes.values():
             if not route.completed.is_set() and not route.failed:
                 route.failed = True
+                route.error = exc
                 route.sink.put(exc)
 
     def _check_usable(self, route: Route) -> None:
         if route.failed:
+            if route.error is not None:  # the cause, not just "has failed": a send can race the error's delivery
+                raise route.error
             raise SessionClosedError(f"session {route.session_id} has failed")
         if route.completed.is_set():
             raise SessionClosedError(f"session {route.session_id} has completed")
