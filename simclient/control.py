@@ -257,6 +257,9 @@ class ControlConnection:
             conn = self._establish()
             try:
                 done = self._message_loop(conn)
+            except BaseException:
+                conn.release()  # fatal mid-run (terminal control error, close code 4xxx): _run no longer sees it
+                raise
             finally:
                 with self._lock:
                     self._up = False
