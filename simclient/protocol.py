@@ -578,8 +578,13 @@ def decode_response(raw: Union[str, bytes]) -> Frame:
     if not isinstance(obj, dict):
         raise ProtocolError(f"control frame is a JSON {type(obj).__name__}, not an object", _text(raw))
     try:
-        seq = obj.get("seqId", obj.get("seq_id"))
-        seq_id = None if seq is None else _u64(seq, "seqId")
+        seq = obj["seqId"] if "seqId" in obj else obj.get("seq_id")
+        if seq is None:
+            seq_id = None
+        elif type(seq) is int and 0 <= seq <= _U64_MAX:  # the usual case, without the call
+            seq_id = seq
+        else:
+            seq_id = _u64(seq, "seqId")
         return Frame(_decode_message(obj), seq_id)
     except _Bad as exc:
         raise ProtocolError(str(exc), _text(raw)) from None
