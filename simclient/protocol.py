@@ -518,9 +518,22 @@ def _d_completed(params: Any) -> ev.Completed:
 
 def _d_status(params: Any) -> ev.Status:
     if isinstance(params, str):  # lenient: a bare status string
-        return ev.Status(params)
+        return _status(params)
     p = _obj(params, "status")
-    return ev.Status(_str(_require(p, "status", "status"), "status.status"))
+    return _status(_str(_require(p, "status", "status"), "status.status"))
+
+
+#: Status events by phase: a frozen event per phase, shared (a session announces a handful of phases per slot).
+_STATUS_EVENTS: Dict[str, ev.Status] = {}
+
+
+def _status(phase: str) -> ev.Status:
+    event = _STATUS_EVENTS.get(phase)
+    if event is None:
+        event = ev.Status(phase)
+        if len(_STATUS_EVENTS) < 256:  # bounded: unknown phases pass through, a server could invent many
+            _STATUS_EVENTS[phase] = event
+    return event
 
 
 def _d_slot(params: Any) -> ev.Slot:
