@@ -38,6 +38,16 @@ class RpcClient:
         return f"RpcClient({self.endpoint!r})"
 
     def close(self) -> None:
+        """Close every pooled connection now. urllib3 2's ``PoolManager.clear()`` (what ``requests.Session.close()``
+        calls) leaves that to the garbage collector, so a socket outlived the session whenever something still
+        referenced its pool, e.g. a kept RpcError's traceback."""
+        for adapter in self._http.adapters.values():
+            manager = getattr(adapter, "poolmanager", None)
+            if manager is not None:
+                for key in list(manager.pools.keys()):
+                    pool = manager.pools.get(key)
+                    if pool is not None:
+                        pool.close()
         self._http.close()
 
     def call(self, method: str, params: Optional[Sequence[Any]] = None) -> Any:
