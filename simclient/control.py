@@ -44,6 +44,7 @@ from .errors import (
     SessionClosedError,
     SessionError,
     SimclientError,
+    redact,
 )
 from .stats import ControlStats, SessionStats
 from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Connection, TransportError
@@ -375,14 +376,14 @@ class ControlConnection:
     def _handshake_error(self, error: wire.BacktestError, what: str) -> BaseException:
         """Classify an ``error`` answering a handshake (§10.1)."""
         if error.variant in wire.TRANSIENT_VARIANTS:
-            return _Lost(f"{what}: {error.message}")
+            return _Lost(f"{what}: {self._r(error.message)}")
         if error.variant in wire.RETRY_ONCE_VARIANTS:
             seen = self._retry_once_seen.get(what, 0)
             self._retry_once_seen[what] = seen + 1
             if seen == 0:
-                return _Lost(f"{what}: {error.message} (retrying once)")
+                return _Lost(f"{what}: {self._r(error.message)} (retrying once)")
         cls = InvalidRequestError if error.is_invalid_request else SessionError
-        return cls(error, f"{what} failed: {error.message}")
+        return cls(error, f"{what} failed: {self._r(error.message)}")
 
     def _create_single(self, conn: Connection) -> None:
         self._prebuffer = []
@@ -626,13 +627,15 @@ class ControlConnection:
             self.stats.frames_discarded += 1
             for route in self.routes.values():
                 route.stats.frames_discarded += 1
+            if self._api_key and self._api_key in str(exc):
+                exc = ProtocolError(self._r(exc))
             log.warning("discarding undecodable control frame: %s", exc)
             return None
 
     def _route_single(self, seq: Optional[int], msg: Any) -> None:
         if type(msg) in _NOT_SINGLE_EVENTS:
             # a replayed sessionCreated (it is sequenced, §2.1), or a parallel-mode message: not an event (L6)
-            log.debug("ignoring unexpected control message %r", msg)
+            log.debug("ignoring unexpected control message %s", self._r(repr(msg)))
             return
         route = next(iter(self.routes.values()), None)
         if route is None:
@@ -652,15 +655,15 @@ class ControlConnection:
             return
         if isinstance(msg, ev.ServerError):
             if msg.error.terminal:
-                raise SessionError(msg.error, f"parallel control session failed: {msg.error.message}")
+                raise SessionError(msg.error, f"parallel control session failed: {self._r(msg.error.message)}")
             if msg.error.variant in wire.TRANSIENT_VARIANTS:
-                raise _Lost(f"server: {msg.error.message}")
-            log.warning("non-terminal parallel control error: %s", msg.error.message)
+                raise _Lost(f"server: {self._r(msg.error.message)}")
+            log.warning("non-terminal parallel control error: %s", self._r(msg.error.message))
             return
         if isinstance(msg, wire.Unknown):
-            log.debug("ignoring unknown control method %r", msg.method)
+            log.debug("ignoring unknown control method %r", self._r(msg.method))
             return
-        log.debug("ignoring unexpected control message %r", msg)
+        log.debug("ignoring unexpected control message %s", self._r(repr(msg)))
 
     def _deliver(self, route: Route, seq: Optional[int], event: Any) -> None:
         """Cursor, replay dedup, §7.1 bookkeeping, then the route's queue."""
@@ -676,7 +679,7 @@ class ControlConnection:
             self._maybe_done = True
             return
         if kind is wire.Unknown:
-            log.debug("ignoring unknown method %r for %s", event.method, route.session_id)
+            log.debug("ignoring unknown method %r for %s", self._r(event.method), route.session_id)
             return
         if route.pending is not None and kind is not ev.DiscoveryBatch:
             route.progress = True  # any event proves the in-flight continue arrived
@@ -698,7 +701,7 @@ class ControlConnection:
                 return True
             return False
         if err.variant in wire.TRANSIENT_VARIANTS:
-            raise _Lost(f"server: {err.message}")
+            raise _Lost(f"server: {self._r(err.message)}")
         if err.variant in wire.RETRY_ONCE_VARIANTS:
             seen = self._retry_once_seen.get(route.session_id, 0)
             self._retry_once_seen[route.session_id] = seen + 1
@@ -710,7 +713,7 @@ class ControlConnection:
         route.pending = None
         self._maybe_done = True
         cls = InvalidRequestError if err.is_invalid_request else SessionError
-        route.error = cls(err, f"session {route.session_id} failed: {err.message}")
+        route.error = cls(err, f"session {route.session_id} failed: {self._r(err.message)}")
         route.sink.put(route.error)
         return True
 
@@ -726,6 +729,10 @@ class ControlConnection:
                 route.failed = True
                 route.error = exc
                 route.sink.put(exc)
+
+    def _r(self, text: Any) -> str:
+        """``text`` for a log record or an exception message, without the API key (a server or proxy may echo it)."""
+        return redact(str(text), self._api_key)
 
     def _check_usable(self, route: Route) -> None:
         if route.failed:
