@@ -543,6 +543,10 @@ def _d_slot(params: Any) -> ev.Slot:
 
 
 def _d_session_event_v2(params: Any) -> SessionEventV2:
+    if type(params) is dict:  # the usual, well-formed snake_case frame, checked inline (same result as below)
+        sid, seq, inner = params.get("session_id"), params.get("seq_id"), params.get("event")
+        if type(sid) is str and type(seq) is int and 0 <= seq <= _U64_MAX and type(inner) is dict:
+            return SessionEventV2(session_id=sid, seq_id=seq, event=_decode_message(inner, nested=True))
     p = _obj(params, "sessionEventV2")
     inner = _obj(_require(p, "event", "sessionEventV2"), "sessionEventV2.event")
     return SessionEventV2(
