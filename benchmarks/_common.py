@@ -50,7 +50,9 @@ class SimProcess:
         cmd = [sys.executable, "-m", "simclient.local", "--port", "0", "--seed", str(self.seed),
                "--bundle-size", str(self.bundle_size), "--num-bundles", str(self.num_bundles),
                "--first-slot", str(FIRST_SLOT), *self.extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log, cwd=REPO,
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p))
+        env.pop("SIMCLIENT_JSON", None)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log, cwd=REPO, env=env,
                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -90,7 +92,10 @@ def run_worker(script: str, args: Sequence[str], env: Optional[Dict[str, str]] =
     full_env = dict(os.environ)
     full_env.pop("SIMCLIENT_JSON", None)
     full_env.update(env or {})
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, full_env.get("PYTHONPATH", "")) if p)
+    # SIMCLIENT_BENCH_CLIENT_PATH: a directory holding another simclient/ package to measure as the client (e.g. an
+    # older commit's, from `git archive`); the simulator is always this tree's.
+    client = full_env.get("SIMCLIENT_BENCH_CLIENT_PATH", "")
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (client, REPO, full_env.get("PYTHONPATH", "")) if p)
     out = subprocess.run([sys.executable, os.path.join(HERE, script), "--worker", *args], env=full_env, cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
     if out.returncode != 0:

@@ -43,6 +43,9 @@ def main() -> int:
 
     print(f"simclient {__version__} benchmarks: Python {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs; orjson {'installed' if protocol._orjson is not None else 'NOT installed'}")
+    if os.environ.get("SIMCLIENT_BENCH_CLIENT_PATH"):
+        print(f"client under test: simclient from {os.environ['SIMCLIENT_BENCH_CLIENT_PATH']} "
+              f"(SIMCLIENT_BENCH_CLIENT_PATH); simulator: this tree")
     t0 = time.monotonic()
     if "throughput" in which:
         bench_throughput.run(reps=3 if args.quick else 5, tx_reps=2 if args.quick else 3)
