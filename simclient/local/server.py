@@ -107,7 +107,8 @@ class _Conn:
             return True
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            log.info("send failed (%s: %s): connection considered closed", type(exc).__name__, exc)
             self.closed = True
             return False
 
@@ -171,9 +172,49 @@ class ControlConn(_Conn):
 
 
 class SubConn(_Conn):
+    """A subscription socket. Its close handshake runs on the connection's own handler task: aiohttp's
+    ``ws.close()`` called from another task while the handler waits in ``receive()`` closes the transport right after
+    the close frame, without waiting for the client's; with client pings still unread the kernel then sends RST, and
+    the client's kernel drops every notification it had not read yet (a lagging client lost its backlog)."""
+
     def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request, session: SimSession):
         super().__init__(sim, ws, request)
         self.session = session
+        self._close_requested = asyncio.Event()
+        self._close_code = 1000
+
+    async def close(self, code: int = 1000, timeout: float = CLOSE_HANDSHAKE_TIMEOUT) -> None:
+        """Send nothing more and let the handler task run the close handshake (see the class docstring)."""
+        async with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._close_code = code
+        self._close_requested.set()
+
+    async def receive(self) -> Optional[Any]:
+        """The next client message, or None once :meth:`close` was requested."""
+        recv = asyncio.ensure_future(self.ws.receive())
+        stop = asyncio.ensure_future(self._close_requested.wait())
+        try:
+            await asyncio.wait({recv, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not recv.done():
+                recv.cancel()
+                await asyncio.wait({recv})  # let receive() leave its waiting state before ws.close()
+        return recv.result() if not recv.cancelled() else None
+
+    async def finish_close(self) -> None:
+        """The close handshake (on the handler task); a client that does not answer in time is cut off."""
+        try:
+            await asyncio.wait_for(self.ws.close(code=self._close_code), CLOSE_HANDSHAKE_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("close handshake did not finish (%s): aborting the connection", type(exc).__name__)
+            if self.transport is not None:
+                self.transport.abort()
 
 
 class LocalSimulator:
@@ -806,15 +847,18 @@ class LocalSimulator:
         self._conns.add(conn)
         self.stats["subscription_connections"] += 1
         try:
-            async for msg in ws:
+            while not conn.closed:
+                msg = await conn.receive()
+                if msg is None:
+                    break
                 if msg.type == WSMsgType.TEXT:
                     await self._on_sub_text(conn, msg.data)
                 elif msg.type == WSMsgType.PING:
                     self._on_ping(conn, msg.data)
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
-                if conn.closed:
-                    break
+            if conn._close_requested.is_set() and not ws.closed:
+                await conn.finish_close()
         except asyncio.CancelledError:
             raise
         except Exception:  # pragma: no cover - a bug in a request handler: make it visible
