@@ -49,7 +49,7 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union
+from typing import Any, Callable, Coroutine, Dict, List, Optional, Set, Union
 
 from aiohttp import WSMsgType, web
 
@@ -91,7 +91,7 @@ class _Conn:
         if self.transport is not None:
             self.transport.abort()
 
-    async def send(self, text: str) -> bool:
+    async def send(self, text: Union[str, bytes]) -> bool:
         async with self.lock:
             return await self.send_locked(text)
 
@@ -152,7 +152,7 @@ class ControlConn(_Conn):
             self.sim.stats["injected_control_frames"] += 1
         return ok
 
-    async def send_locked(self, text: str) -> bool:
+    async def send_locked(self, text: Union[str, bytes]) -> bool:
         await self.sim.stall_gate()
         if self.closed:
             return False
@@ -362,13 +362,13 @@ class LocalSimulator:
             return par.conn
         raise KeyError(session_id)
 
-    def _run_in_loop(self, make: Callable[[], Awaitable[Any]], timeout: float) -> Any:
+    def _run_in_loop(self, make: Callable[[], Coroutine[Any, Any, Any]], timeout: float) -> Any:
         loop = self._loop
         if loop is None or not self.running:
             raise RuntimeError("the simulator is not running")
         if threading.current_thread() is self._thread:
             raise RuntimeError("call this from another thread than the simulator's")
-        future = asyncio.run_coroutine_threadsafe(make(), loop)
+        future: "concurrent.futures.Future[Any]" = asyncio.run_coroutine_threadsafe(make(), loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
