@@ -749,13 +749,33 @@ class Notification:
     result: Any
 
 
+#: Builds a frozen dataclass instance without running its ``__init__`` (whose frozen ``__setattr__`` calls cost
+#: more than the decode itself on the notification hot path); the caller fills ``__dict__`` with every field.
+_new_notification = object.__new__
+
+
 def decode_subscription_frame(raw: Union[str, bytes]) -> Any:
     """Decode one data-plane frame into SubscribeAck, RpcErrorReply, Notification or Unknown."""
     try:
         obj = loads(raw)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ProtocolError(f"subscription frame is not JSON ({exc})", _text(raw)) from None
-    if not isinstance(obj, dict):
+    if type(obj) is dict:
+        # Fast path: the well-formed ``{"method": "…Notification", "params": {"subscription": u64, ...}}``.
+        # Anything else (including every malformed frame) takes the general path below, unchanged.
+        params = obj.get("params")
+        if type(params) is dict:
+            method = obj.get("method")
+            sub = params.get("subscription")
+            if (type(method) is str and type(sub) is int and method.endswith("Notification")
+                    and 0 <= sub <= _U64_MAX):
+                note = _new_notification(Notification)
+                d = note.__dict__
+                d["method"] = method
+                d["subscription"] = sub
+                d["result"] = params.get("result")
+                return note
+    elif not isinstance(obj, dict):
         raise ProtocolError("subscription frame is not a JSON object", _text(raw))
     try:
         if "method" in obj:
