@@ -750,8 +750,9 @@ class Notification:
 
 
 #: Builds a frozen dataclass instance without running its ``__init__`` (whose frozen ``__setattr__`` calls cost
-#: more than the decode itself on the notification hot path); the caller fills ``__dict__`` with every field.
-_new_notification = object.__new__
+#: more than the decode itself on the notification hot path); the caller fills ``__dict__`` with every field, in
+#: field order, which gives the same instance (equality, hash, repr, pickling, ``match``) as the constructor.
+_new_notification = _new_event = object.__new__
 
 
 def decode_subscription_frame(raw: Union[str, bytes]) -> Any:
@@ -811,6 +812,22 @@ def _unwrap(result: Any) -> Tuple[Optional[int], Any]:
 
 def transaction_from_result(result: Any) -> ev.Transaction:
     """A ``transactionNotification`` result → :class:`events.Transaction`."""
+    if type(result) is dict and "context" in result:
+        # Fast path: ``{context, value: {slot: u64, transaction: {signatures: [str, ...]}, ...}}``. Any other shape,
+        # and every malformed one, takes the general path below, unchanged.
+        value = result.get("value")
+        if type(value) is dict:
+            slot = value.get("slot")
+            tx = value.get("transaction")
+            if type(slot) is int and type(tx) is dict and 0 <= slot <= _U64_MAX:
+                sigs = tx.get("signatures")
+                if type(sigs) is list and sigs and type(sigs[0]) is str:
+                    event = _new_event(ev.Transaction)
+                    d = event.__dict__
+                    d["slot"] = slot
+                    d["signature"] = sigs[0]
+                    d["value"] = value
+                    return event
     try:
         ctx_slot, value = _unwrap(result)
         value = _obj(value, "transactionNotification.value")
@@ -844,12 +861,18 @@ def account_diff_from_result(result: Any) -> ev.AccountDiff:
         ctx: Dict[str, Any] = value["context"] if isinstance(value.get("context"), dict) else {}
         slot = ctx.get("slot", value.get("slot", ctx_slot))
         pre, post = value.get("pre"), value.get("post")
-        return ev.AccountDiff(
-            slot=_u64(slot, "accountDiff.slot"),
-            account=_str(_require(value, "account", "accountDiff"), "account"),
-            signature=_opt_str(value.get("signature"), "signature"),
-            pre=None if pre is None else _obj(pre, "pre"),
-            post=None if post is None else _obj(post, "post"),
-        )
+        slot = _u64(slot, "accountDiff.slot")
+        account = _str(_require(value, "account", "accountDiff"), "account")
+        signature = _opt_str(value.get("signature"), "signature")
+        pre = None if pre is None else _obj(pre, "pre")
+        post = None if post is None else _obj(post, "post")
     except _Bad as exc:
         raise ProtocolError(str(exc), _raw(result)) from None
+    event = _new_event(ev.AccountDiff)  # every field validated above; same instance as AccountDiff(...) builds
+    d = event.__dict__
+    d["slot"] = slot
+    d["account"] = account
+    d["signature"] = signature
+    d["pre"] = pre
+    d["post"] = post
+    return event
