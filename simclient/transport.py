@@ -99,7 +99,10 @@ class Connection:
             headers.append(f"X-API-Key: {api_key}")
         ws = websocket.WebSocket(
             sslopt={"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True},
-            enable_multithread=False,  # we serialise sends ourselves; one reader thread
+            # The reader thread writes too: recv_data_frame answers pings (and close frames) itself, outside
+            # _send_lock. websocket-client's lock serialises every frame write, so such a pong cannot land between
+            # the partial writes of a frame that another thread is sending.
+            enable_multithread=True,
             skip_utf8_validation=True,  # JSON decoding validates; websocket-client's pure-Python check is slow
         )
         try:
