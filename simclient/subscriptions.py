@@ -100,6 +100,7 @@ class Subscription:
         self._history: List[tuple] = []
         self._convert: Callable[[Any], Any] = (
             wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
+        self._by_signature = kind == TRANSACTIONS  # dedup key: signature, else (slot, account, signature)
         tag = "tx" if kind == TRANSACTIONS else f"diff-{programs[0][:6]}"
         name = f"simclient-sub-{session_id[-8:]}-{tag}"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -264,25 +265,28 @@ class Subscription:
         completed_at: Optional[float] = None
         next_ping = now + cfg.keepalive_interval
         poll = min(0.25, cfg.eos_silence / 2 if cfg.eos_silence > 0 else 0.25, cfg.keepalive_interval)
+        # per-frame lookups, hoisted
+        stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
+        decode, notification, on_notification = wire.decode_subscription_frame, wire.Notification, self._on_notification
         while True:
-            if self._stop.is_set():
+            if stopped():
                 raise _Stopped()
             try:
-                frame = conn.recv(poll)
-                now = time.monotonic()
+                frame = recv(poll)
+                now = monotonic()
                 if frame is not None:
                     last_inbound = now
                     opcode, payload = frame
                     if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                         last_note = now
                         try:
-                            msg = wire.decode_subscription_frame(payload)
+                            msg = decode(payload)
                         except ProtocolError as exc:
                             self.stats.frames_discarded += 1
                             log.warning("discarding undecodable subscription frame: %s", exc)
                             continue
-                        if type(msg) is wire.Notification:
-                            if self._on_notification(msg, ids, ended):
+                        if type(msg) is notification:
+                            if on_notification(msg, ids, ended):
                                 return True
                         elif isinstance(msg, wire.RpcErrorReply):
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
@@ -314,22 +318,23 @@ class Subscription:
 
     def _on_notification(self, msg: wire.Notification, ids: Dict[int, str], ended: Set[int]) -> bool:
         """Deliver one notification; True once every subscription id reached its end of stream."""
-        if msg.subscription not in ids:
-            log.warning("notification for unknown subscription id %s ignored", msg.subscription)
+        sub_id = msg.subscription
+        result = msg.result
+        if sub_id not in ids:
+            log.warning("notification for unknown subscription id %s ignored", sub_id)
             return False
-        if msg.result is None:
-            log.debug("%s subscription of %s: end-of-stream marker for id %s", self.kind, self.session_id,
-                      msg.subscription)
-            ended.add(msg.subscription)
+        if result is None:
+            log.debug("%s subscription of %s: end-of-stream marker for id %s", self.kind, self.session_id, sub_id)
+            ended.add(sub_id)
             return len(ended) >= len(ids)
         try:
-            event = self._convert(msg.result)
+            event = self._convert(result)
         except ProtocolError as exc:
             self.stats.frames_discarded += 1
             log.warning("discarding undecodable %s notification: %s", self.kind, exc)
             return False
         slot = event.slot
-        key = event.signature if self.kind == TRANSACTIONS else event.key
+        key = event.signature if self._by_signature else event.key
         last = self.last_slot
         if last is not None and slot <= last:
             if slot < last or key in self._seen:
