@@ -140,6 +140,9 @@ class Subscription:
                 self.ready.set()
                 try:
                     outcome = self._stream(conn, ids)
+                except BaseException:
+                    conn.release()  # stopped or failed mid-stream: the finally below hides it from _run's cleanup
+                    raise
                 finally:
                     self.up = False
                     self._conn = None
