@@ -772,21 +772,30 @@ class LocalSimulator:
         await sess.teardown("closed by the client (closeSessionV1)")
 
     # --- attach / resume
-    async def _m_attachBacktestSession(self, conn: ControlConn, params: Any) -> None:
-        sid, last = wire.parse_attach(params)
+    @staticmethod
+    def _check_free(conn: ControlConn) -> None:
         if conn.session is not None or conn.parallel is not None or conn.creating:
             raise wire.invalid("this control connection already has a session")
+
+    @staticmethod
+    def _take_over(holder: Any, conn: ControlConn) -> None:
+        """An attach claims a (parallel) session: drop its previous control connection, stop its expiry timer."""
+        old = holder.conn
+        if old is not None and old is not conn:
+            log.info("%s: attach takes over from a previous control connection", holder.id)
+            holder.conn = None
+            old.abort()
+        if holder.expiry is not None:
+            holder.expiry.cancel()
+            holder.expiry = None
+
+    async def _m_attachBacktestSession(self, conn: ControlConn, params: Any) -> None:
+        sid, last = wire.parse_attach(params)
+        self._check_free(conn)
         sess = self._sessions.get(sid)
         if sess is None or sess.parent is not None or not sess.resumable:
             raise wire.RequestError({"sessionNotFound": {"session_id": sid}})
-        old = sess.conn
-        if old is not None and old is not conn:
-            log.info("session %s: attach takes over from a previous control connection", sid)
-            sess.conn = None
-            old.abort()
-        if sess.expiry is not None:
-            sess.expiry.cancel()
-            sess.expiry = None
+        self._take_over(sess, conn)
         self.stats["sessions_attached"] += 1
         async with conn.lock:
             replay = sess.replay_from(last)
@@ -807,18 +816,11 @@ class LocalSimulator:
 
     async def _m_attachParallelControlSessionV2(self, conn: ControlConn, params: Any) -> None:
         cid, last_seqs = wire.parse_parallel_attach(params)
-        if conn.session is not None or conn.parallel is not None or conn.creating:
-            raise wire.invalid("this control connection already has a session")
+        self._check_free(conn)
         par = self._parallels.get(cid)
         if par is None or not par.resumable or not par.created_done:
             raise wire.RequestError({"sessionNotFound": {"session_id": cid}})
-        old = par.conn
-        if old is not None and old is not conn:
-            par.conn = None
-            old.abort()
-        if par.expiry is not None:
-            par.expiry.cancel()
-            par.expiry = None
+        self._take_over(par, conn)
         self.stats["parallel_attached"] += 1
         subs = [s for s in par.subs if s.state != "closed"]
         async with conn.lock:
