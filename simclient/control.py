@@ -484,7 +484,6 @@ class ControlConnection:
                 if decoded is not None:
                     self._route_single(decoded.seq_id, decoded.message)
         conn.send_json(wire.encode_resume())
-        acked = []
 
         def resumed(msg: Any, seq: Optional[int]) -> bool:
             if isinstance(msg, wire.Success):
@@ -492,7 +491,6 @@ class ControlConnection:
                     if route.last_seq is not None and seq <= route.last_seq:
                         return False  # an old, replayed ack
                     route.last_seq = seq
-                acked.append(True)
                 return True
             self._route_single(seq, msg)
             return False

@@ -124,10 +124,6 @@ class Subscription:
     def thread(self) -> threading.Thread:
         return self._thread
 
-    @property
-    def finished(self) -> bool:
-        return self.done or self.error is not None
-
     # ------------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
