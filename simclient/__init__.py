@@ -15,15 +15,23 @@ from .builders import Continue, CreateSession, oracle_update, program_executed
 from .config import ClientConfig
 from .errors import (
     AuthenticationError,
+    BadUrlError,
     CompletionDrainStalled,
     ConnectionLostError,
+    HttpConnectionError,
+    HttpStatusError,
+    InternalError,
     InvalidRequestError,
     ProtocolError,
+    RedirectRefusedError,
     RpcError,
     SessionClosedError,
     SessionError,
+    ServerTooOldError,
     SimclientError,
     SubscriptionError,
+    Timeout,
+    TlsVerificationError,
 )
 from .protocol import AccountData, AvailableRange, BacktestError
 
@@ -36,4 +44,6 @@ __all__ = [
     "AccountData", "AvailableRange", "BacktestError",
     "SimclientError", "AuthenticationError", "InvalidRequestError", "SessionError", "ConnectionLostError",
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
+    "HttpStatusError", "HttpConnectionError", "ServerTooOldError", "Timeout", "InternalError", "BadUrlError",
+    "RedirectRefusedError", "TlsVerificationError",
 ]

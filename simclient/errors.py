@@ -20,6 +20,12 @@ __all__ = [
     "RpcError",
     "HttpStatusError",
     "ServerTooOldError",
+    "Timeout",
+    "HttpConnectionError",
+    "InternalError",
+    "RedirectRefusedError",
+    "TlsVerificationError",
+    "BadUrlError",
 ]
 
 
@@ -110,6 +116,41 @@ class HttpStatusError(SimclientError):
         self.status = status
         self.body = body[:200]
         super().__init__(f"HTTP {status} from {url}: {self.body}")
+
+
+class Timeout(SimclientError, TimeoutError):
+    """A bounded wait ran out (``events(timeout=)``, ``send_continue(timeout=)``, a create nobody answered).
+
+    Also a builtin :class:`TimeoutError`, so ``except TimeoutError`` keeps working (as ``requests.Timeout``)."""
+
+
+class HttpConnectionError(SimclientError, ConnectionError):
+    """An HTTP request (JSON-RPC, ``/available-ranges``) failed below HTTP: refused, reset, DNS, TLS.
+
+    Also a builtin :class:`ConnectionError`. ``url`` is the endpoint (never carries the key)."""
+
+    def __init__(self, url: str, message: str):
+        self.url = url
+        super().__init__(f"{url}: {message}")
+
+
+class InternalError(SimclientError):
+    """A bug in simclient (a background thread crashed). The original exception is chained as ``__cause__``."""
+
+
+class BadUrlError(SimclientError, ValueError):
+    """The URL cannot work whatever the retries (wrong scheme, a path the server does not serve). Never retried."""
+
+
+class RedirectRefusedError(SimclientError):
+    """The server answered the WebSocket upgrade with a redirect. simclient never follows one: the redirect would
+    carry ``X-API-Key`` to whatever host it names. Point the client at the final URL instead."""
+
+
+class TlsVerificationError(SimclientError, ConnectionError):
+    """The server's TLS certificate did not verify (self-signed, expired, wrong host). Never retried; verification
+    stays on. Point ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE`` (or ``ClientConfig.ca_bundle`` where present) at the CA
+    that signed it."""
 
 
 def redact(text: str, secret: Optional[str]) -> str:

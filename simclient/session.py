@@ -19,7 +19,7 @@ from . import protocol as wire
 from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
-from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError
+from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
 from .rpc import RpcClient
 from .stats import SessionStats
 from .subscriptions import ACCOUNT_DIFFS, TRANSACTIONS, EndOfStream, ReconnectCoordinator, Subscription
@@ -193,7 +193,7 @@ class _BaseSession:
         try:
             return self._route.sink.get(timeout=timeout)
         except queue.Empty:
-            raise TimeoutError(f"no event from session {self.session_id} within {timeout}s") from None
+            raise Timeout(f"no event from session {self.session_id} within {timeout}s") from None
 
     def _start_drain(self, completed: ev.Completed) -> Optional[ev.Event]:
         """``completed`` arrived: collect trailing notifications until every subscription ended."""
