@@ -40,6 +40,7 @@ class _BaseSession:
         self._coordinator = coordinator
         self._subscriptions: List[Subscription] = []
         self._rpc: Optional[RpcClient] = None
+        self._solana_clients: List[Any] = []  # handed out by solana_client(); closed with the session
         self._finished = False
         self._closed = False
         self._close_lock = threading.Lock()
@@ -79,10 +80,15 @@ class _BaseSession:
         return self._rpc
 
     def solana_client(self) -> Any:
-        """A ``solana.rpc.api.Client`` bound to this session's endpoint (needs the ``solana`` extra)."""
+        """A synchronous ``solana.rpc.api.Client`` bound to this session's endpoint (needs the ``solana`` extra).
+
+        Closed with the session (its pooled connection too). solana-py 0.39 warns that this client is deprecated
+        (0.40 removed it; the extra pins ``<0.40``); :attr:`rpc` is the SDK's own client. See docs/solana.md."""
         from .solana_interop import solana_client
 
-        return solana_client(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+        client = solana_client(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+        self._solana_clients.append(client)
+        return client
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, range={self._route.range})"
@@ -273,6 +279,8 @@ class _BaseSession:
             sub.join(max(0.05, deadline - time.monotonic()))
         if self._rpc is not None:
             self._rpc.close()
+        for client in self._solana_clients:
+            client.close()
 
     def _threads(self) -> List[threading.Thread]:
         return [s.thread for s in self._subscriptions]
