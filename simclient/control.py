@@ -297,10 +297,19 @@ class ControlConnection:
         except (TransportError, _Lost) as exc:
             self._raise_if_closing()
             raise ConnectionLostError("control connection could not be re-established", self._history) from exc
+        finally:
+            self._show_reconnecting(0)
+
+    def _show_reconnecting(self, attempt: int) -> None:
+        """``SessionStats.reconnecting_attempt`` of every route (a re-attach, not the first connect)."""
+        if self._created.is_set():
+            for route in list(self.routes.values()):
+                route.stats.reconnecting_attempt = attempt
 
     def _attempt(self) -> Connection:
         self._raise_if_closing()
         self._attempts_in_budget += 1
+        self._show_reconnecting(self._attempts_in_budget)
         attempt = len(self._history) + 1
         conn: Optional[Connection] = None
         try:

@@ -181,10 +181,15 @@ class Subscription:
             raise SubscriptionError(
                 f"{self.kind} subscription of session {self.session_id} could not reconnect after "
                 f"{self._attempts} attempts: {exc}; the captured stream is incomplete") from None
+        finally:
+            if not first:
+                self.stats.reconnecting_attempt = 0
 
     def _attempt(self, first: bool) -> Any:
         self._check_stop()
         self._attempts += 1
+        if not first:
+            self.stats.reconnecting_attempt = self._attempts  # the progress display's "reconnecting (k/n)"
         gated = not first and self.coordinator is not None
         if gated and not self.coordinator.acquire(self._stop):  # type: ignore[union-attr]
             raise _Stopped()

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import traceback
 from typing import Optional, Sequence
 
 from ..runfile import RunFileError
 from .args import build_parser
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConnectError, UsageError, _one_line
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ConnectError, UsageError, _one_line
+
+#: stdout's reader went away: what a tool killed by SIGPIPE reports to the shell (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -28,7 +33,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..errors import AuthenticationError, ConnectionLostError, HttpStatusError, SimclientError
 
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away (`| head -1`) shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `simclient ranges | head -1`: the reader has what it wanted; exit quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("simclient: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -39,8 +49,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (SimclientError, OSError) as exc:
         _print_error(exc, args.verbose)
         return EXIT_FAILED
-    except BrokenPipeError:  # pragma: no cover - `simclient ranges | head`
-        return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout replaced by something without a fd
+        pass
 
 
 def _print_error(exc: BaseException, verbose: int) -> None:

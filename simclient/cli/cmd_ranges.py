@@ -6,7 +6,7 @@ import datetime as _dt
 import json
 from typing import Any, Optional, Tuple
 
-from .common import EXIT_OK, _client
+from .common import EXIT_OK, _client, add_global_options
 
 
 def _parse_date(text: str) -> _dt.datetime:
@@ -67,4 +67,5 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--before", type=_parse_date, metavar="DATE", help="only ranges ending at or before DATE")
     r.add_argument("--min-size", type=int, metavar="SLOTS", help="only bundles of at least SLOTS slots")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_global_options(r)
     r.set_defaults(func=cmd_ranges)

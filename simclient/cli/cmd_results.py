@@ -6,7 +6,7 @@ import json
 from typing import Any, Dict
 
 from ..runfile import SECTIONS, compare_runs, load_run, render_comparison, render_summary, summarize_run
-from .common import EXIT_FAILED, EXIT_OK
+from .common import EXIT_FAILED, EXIT_OK, add_global_options
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -55,10 +55,12 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--json", action="store_true", help="print JSON")
     c.add_argument("--limit", type=int, default=20, help="rows per list in text output (default 20)")
     c.add_argument("--exit-code", action="store_true", help="exit 1 when the runs differ (like git diff)")
+    add_global_options(c, target=False)
     c.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("summarize", help="totals of a run file")
     s.add_argument("file", metavar="FILE")
     s.add_argument("--accounts", metavar="A,B", help="also per-account totals for these accounts")
     s.add_argument("--json", action="store_true", help="print JSON")
+    add_global_options(s, target=False)
     s.set_defaults(func=cmd_summarize)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Optional, Tuple
+import traceback
+from typing import Any, List, Optional, Tuple
 
-from .common import UsageError, _client
+from .common import UsageError, _client, add_global_options
 from .engine import RunOptions, RunOutcome, execute_run, finish_interrupted, report_run
 
 SUBSCRIPTION_KINDS = ("transactions", "account-diff")
@@ -50,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         end = args.end_slot if args.end_slot is not None else start + args.slot_count
         if end < start:
             raise UsageError(f"--end-slot ({end}) must be >= --start-slot ({start})")
-        program_ids = [p for arg in (args.program_id or []) for p in arg.split(",") if p.strip()]
+        program_ids = [p.strip() for arg in (args.program_id or []) for p in arg.split(",") if p.strip()]
         if not program_ids and sim is not None:
             program_ids = sim.program_ids
         from .._base58 import is_pubkey
@@ -58,22 +59,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         bad = [p for p in program_ids if not is_pubkey(p)]
         if bad:
             raise UsageError(f"--program-id {bad[0]!r} is not a base58 public key")
+        client = _client(args, sim.url if sim else None, sim.api_key if sim else None)
+        if args.subscriptions and not program_ids:
+            program_ids = local_program_ids(client.http_base)
+            if program_ids:
+                print(f"simclient: no --program-id: using the local simulator's {len(program_ids)} program ids",
+                      file=sys.stderr)
         if args.subscriptions and not program_ids:
             raise UsageError("--subscriptions needs at least one --program-id (or --subscriptions none)")
         if args.advance_count is not None and args.advance_count < 1:
             raise UsageError("--advance-count must be >= 1")
         opts = RunOptions(start_slot=start, end_slot=end, parallel=args.parallel, program_ids=program_ids,
                           subscriptions=args.subscriptions, advance_count=args.advance_count)
-        client = _client(args, sim.url if sim else None, sim.api_key if sim else None)
         extra = {"local_seed": args.local_seed} if sim is not None else {}
         outcome = execute_run(client, opts, args.output_file, args.progress, args.progress_interval, sys.stderr,
                               extra)
     finally:
         if sim is not None:
             sim.stop(timeout=0.5 if outcome is not None and outcome.interrupted else 2.0)
+    if args.verbose and outcome.exception is not None:  # the README promises the traceback with -v
+        traceback.print_exception(type(outcome.exception), outcome.exception, outcome.exception.__traceback__,
+                                  file=sys.stderr)
     report_run(outcome, args.output_file)
     finish_interrupted(outcome)
     return outcome.exit_code
+
+
+#: simclient.local.server.LOCAL_PROGRAM_IDS_PATH (not imported: that module needs the ``local`` extra).
+LOCAL_PROGRAM_IDS_PATH = "/local/program-ids"
+
+
+def local_program_ids(http_base: str, timeout: float = 2.0) -> List[str]:
+    """The program ids a local simulator offers at ``GET /local/program-ids``; [] from any other server (the hosted
+    service has no such endpoint) or on any error: then ``--program-id`` is required as before."""
+    import requests
+
+    try:
+        resp = requests.get(http_base.rstrip("/") + LOCAL_PROGRAM_IDS_PATH, timeout=timeout)
+        try:
+            if resp.status_code != 200:
+                return []
+            ids = resp.json().get("program_ids")
+        finally:
+            resp.close()
+    except (requests.RequestException, ValueError, AttributeError):
+        return []
+    if not isinstance(ids, list):
+        return []
+    from .._base58 import is_pubkey
+
+    return [p for p in ids if isinstance(p, str) and is_pubkey(p)]
 
 
 def add_parser(sub: Any) -> None:
@@ -99,4 +134,5 @@ def add_parser(sub: Any) -> None:
                      help="progress display on stderr (default auto: bars on a terminal, else lines)")
     run.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",
                      help="seconds between progress lines when not on a terminal (default 5)")
+    add_global_options(run)
     run.set_defaults(func=cmd_run)

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, UsageError, add_global_options
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -15,6 +15,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ..local import serve
     except ImportError as exc:
         raise UsageError(f"serve needs the 'local' extra (pip install 'simclient[local]'): {exc}") from None
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port (0-65535; 0 picks a free one)")
     key = args.serve_api_key or args.api_key or os.environ.get("SIMULATOR_API_KEY") or "local-dev-key"
     if not args.verbose:  # the one "listening on ..." line
         logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
@@ -35,4 +37,5 @@ def add_parser(sub: Any) -> None:
     sv.add_argument("--num-bundles", type=int, default=100, help="number of bundles (default 100)")
     sv.add_argument("--first-slot", type=int, default=300_000_000, help="first slot (default 300000000)")
     sv.add_argument("--slot-pace-ms", type=float, default=0, help="sleep per executed slot (default 0)")
+    add_global_options(sv, target=False)
     sv.set_defaults(func=cmd_serve)

@@ -62,3 +62,14 @@ def _client(args: argparse.Namespace, url: Optional[str] = None, api_key: Option
     return Client(url or args.url, api_key if api_key is not None else args.api_key)
 
 
+
+
+def add_global_options(parser: argparse.ArgumentParser, target: bool = True) -> None:
+    """The global options, accepted after the command too (``simclient run --url URL ...``). SUPPRESS defaults:
+    given only before the command, the global value stays."""
+    if target:
+        parser.add_argument("--url", default=argparse.SUPPRESS, help="as the global --url (env SIMULATOR_URL)")
+        parser.add_argument("--api-key", default=argparse.SUPPRESS,
+                            help="as the global --api-key (env SIMULATOR_API_KEY). Never printed.")
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="as the global -v/-vv")

@@ -44,6 +44,7 @@ class RunOutcome:
     interrupted: bool = False
     failures: List[Tuple[Optional[Tuple[int, int]], str, str]] = field(default_factory=list)  # (range, id, reason)
     error: Optional[str] = None
+    exception: Optional[BaseException] = field(default=None, repr=False, compare=False)  # for -v tracebacks
     elapsed: float = 0.0
     sub_sessions: int = 0
     control_reconnects: int = 0
@@ -157,7 +158,7 @@ class RunEngine:
             sid = session.session_id
             start, end = session.range
             self.recorder.add_session(sid, start, end)
-            self.model.add(sid, start, end)
+            self.model.add(sid, start, end, session.stats)
             self._subscribe(session)
             advance = self.opts.advance_count or (end - start + 1)
             try:
@@ -194,7 +195,7 @@ class RunEngine:
             self.sub_sessions = len(subs)
             for sub in subs:
                 self.recorder.add_session(sub.session_id, *sub.range)
-                self.model.add(sub.session_id, *sub.range)
+                self.model.add(sub.session_id, sub.range[0], sub.range[1], sub.stats)
             for sub in subs:
                 self._subscribe(sub)
 
@@ -267,6 +268,7 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
                            {"subscriptions": list(opts.subscriptions), "parallel": opts.parallel,
                             "url": client.url, "client": f"simclient-python/{__version__}", **(extra_metadata or {})})
     model = ProgressModel()
+    model.reconnect_budget = getattr(getattr(client, "config", None), "reconnect_attempts", None)
     renderer = make_renderer(progress, model, stream, progress_interval)
     engine = RunEngine(client, opts, recorder, model)
     interrupt = _Interrupt()
@@ -311,6 +313,7 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
         outcome.exit_code = interrupt.exit_code
     elif engine.error is not None:
         outcome.error = _one_line(engine.error)
+        outcome.exception = engine.error
         outcome.exit_code = EXIT_USAGE if (not engine.created or isinstance(engine.error, ConnectError)) \
             else EXIT_FAILED
         outcome.doc["metadata"]["error"] = outcome.error

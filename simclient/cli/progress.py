@@ -35,6 +35,11 @@ class _Track:
     transactions: int = 0
     finished: bool = False
     failed: bool = False
+    reconnecting: int = 0   # the reconnect attempt in progress (SessionStats.reconnecting_attempt), 0: connected
+
+    @property
+    def fraction(self) -> float:
+        return self.done / max(1, self.total)
 
     @property
     def total(self) -> int:
@@ -49,7 +54,8 @@ class ProgressModel:
     """What the progress display shows, fed from any thread (``on_event`` runs on the drive's worker threads).
 
     Slots done come from slot *numbers* (skipped slots are never announced): ``slot - start + 1``, clamped to the
-    inclusive total (the startup announcement of the start slot counts 0). Before a session's first slot, its server Status phase and the time spent in it are shown.
+    inclusive total (the startup announcement of the start slot counts 0). Before a session's first slot, its
+    server Status phase and the time spent in it are shown.
     """
 
     def __init__(self) -> None:
@@ -59,15 +65,21 @@ class ProgressModel:
         self.phase = "starting"
         self.phase_since = self.started
         self.first_slot_at: Optional[float] = None
+        self._stats: Dict[str, Any] = {}
+        #: ``n`` of "reconnecting (attempt k/n)": the client's ``ClientConfig.reconnect_attempts``.
+        self.reconnect_budget: Optional[int] = None
 
     def set_phase(self, phase: str) -> None:
         with self._lock:
             self.phase = phase
             self.phase_since = time.monotonic()
 
-    def add(self, session_id: str, start: int, end: int) -> None:
+    def add(self, session_id: str, start: int, end: int, stats: Any = None) -> None:
+        """``stats``: the session's SessionStats, read at each snapshot (``reconnecting_attempt``)."""
         with self._lock:
             self.tracks.setdefault(session_id, _Track(session_id, start, end))
+            if stats is not None:
+                self._stats[session_id] = stats
 
     def on_event(self, session_id: str, event: ev.Event) -> None:
         kind = type(event)
@@ -110,8 +122,12 @@ class ProgressModel:
     def snapshot(self) -> Tuple[List[_Track], Dict[str, Any]]:
         with self._lock:
             tracks = [_Track(**vars(t)) for t in sorted(self.tracks.values(), key=lambda t: (t.start, t.session_id))]
+            for t in tracks:
+                stats = self._stats.get(t.session_id)
+                if stats is not None and not t.finished:
+                    t.reconnecting = int(getattr(stats, "reconnecting_attempt", 0) or 0)
             info = {"phase": self.phase, "phase_since": self.phase_since, "started": self.started,
-                    "first_slot_at": self.first_slot_at}
+                    "first_slot_at": self.first_slot_at, "reconnect_budget": self.reconnect_budget}
         return tracks, info
 
 
@@ -134,6 +150,28 @@ def _waiting_text(t: _Track, now: float) -> str:
         (f" ({hint})" if hint else "")
 
 
+#: No rate or ETA until this long after the first slot: over a shorter interval the figure is noise (the first
+#: frame used to show hundreds of thousands of slots/s and an ETA of 0).
+MIN_RATE_INTERVAL = 1.0
+
+
+def _rate_text(done: int, total: int, since: float, final: bool = False) -> str:
+    """``"123 slots/s, ETA 4.0s"``, or "" before a measurable interval."""
+    if since < MIN_RATE_INTERVAL or done <= 0:
+        return ""
+    rate = done / since
+    text = f"{rate:.0f} slots/s"
+    if done < total and not final:
+        text += f", ETA {_fmt_secs((total - done) / rate)}"
+    return text
+
+
+def _reconnecting_text(attempt: int, budget: Optional[int]) -> str:
+    if not attempt:
+        return ""
+    return f"reconnecting (attempt {attempt}/{budget})" if budget else f"reconnecting (attempt {attempt})"
+
+
 class _Renderer:
     """Base: a thread that refreshes the display every ``interval`` seconds; ``message`` prints above it."""
 
@@ -145,6 +183,7 @@ class _Renderer:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._out_lock = threading.Lock()
+        self.interrupted = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="simclient-cli-progress", daemon=True)
@@ -158,6 +197,8 @@ class _Renderer:
                 log.debug("progress render failed", exc_info=True)
 
     def stop(self, final: bool = True) -> None:
+        """``final`` False (interrupted): no last frame, the display is left as it stands."""
+        self.interrupted = not final
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
@@ -215,99 +256,166 @@ class LineRenderer(_Renderer):
             failed = sum(t.failed for t in tracks)
             since = now - info["first_slot_at"]
             text = f"{done}/{total} slots ({100.0 * done / max(1, total):.1f}%)"
-            if since >= 0.25 and done:
-                rate = done / since
-                text += f" {rate:.0f} slots/s"
-                if done < total and not final:
-                    text += f" ETA {_fmt_secs((total - done) / rate)}"
+            rate = _rate_text(done, total, since, final)
+            if rate:
+                text += " " + rate.replace(", ", " ")
             text += f" | {txs} txs"
             if len(tracks) > 1:
                 text += f" | {finished}/{len(tracks)} sessions done" + (f", {failed} failed" if failed else "")
             waiting = [t for t in tracks if t.first_slot_at is None and not t.finished]
             if waiting and not final:
                 text += f" | {len(waiting)} waiting ({_waiting_text(waiting[0], now)})"
+            reconnecting = [t for t in tracks if t.reconnecting]
+            if reconnecting and not final:
+                text += f" | {len(reconnecting)} " + _reconnecting_text(reconnecting[0].reconnecting,
+                                                                        info.get("reconnect_budget"))
         self.message(f"simclient: [{_fmt_secs(elapsed):>6}] {text}")
 
 
 class TqdmRenderer(_Renderer):
-    """tqdm bars on a terminal: one per sub-session (when they fit) plus a total."""
+    """tqdm bars on a terminal: a total, then one bar per sub-session as far as the terminal height allows; with
+    more sub-sessions than lines, the slowest ones and a summary line for the rest.
+
+    Rates and ETAs are computed here from the first slot (none before :data:`MIN_RATE_INTERVAL`), not by tqdm, so a
+    bar can be handed to another sub-session without a bogus rate. Bars stay a few columns short of the terminal
+    width: a ``^C`` echoed after a full-width line would wrap, and the last redraw would then print the bar twice.
+    """
 
     interval = 0.25
+    #: Columns left free at the right edge (room for the terminal's "^C" echo).
+    margin = 3
 
     def __init__(self, model: ProgressModel, stream: TextIO, tqdm_cls: Any, max_bars: Optional[int] = None):
         super().__init__(model, stream)
         self._tqdm = tqdm_cls
-        try:
-            rows = os.get_terminal_size(stream.fileno()).lines or 24
-        except (AttributeError, ValueError, OSError):
-            rows = shutil.get_terminal_size((100, 24)).lines
-        self.max_bars = max_bars if max_bars is not None else max(0, min(16, rows - 4))
+        rows, _ = _terminal_size(stream)
+        #: Lines for sub-sessions below the total (bars, plus the summary line when they do not all fit): the
+        #: terminal height less the total bar, the cursor line and one spare.
+        self.max_bars = max_bars if max_bars is not None else max(0, rows - 3)
         self._total: Any = None
-        self._bars: Dict[str, Any] = {}
-        self._started: Dict[str, bool] = {}
-        self._total_started = False
+        self._slots: List[Any] = []                  # bars at positions 1..n
+        self._slot_keys: List[Optional[str]] = []    # what each shows: a session id, "summary" or None (blank)
         self._closed = False
-        self._fmt_wait = "{desc}"
-        self._fmt_run = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} slots [{elapsed}<{remaining}, " \
-                        "{rate_fmt}]{postfix}"
+        self._fmt_text = "{desc}"
+        self._fmt_run = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} slots{postfix}"
 
-    def _bar(self, desc: str, position: int) -> Any:
+    def _ncols(self) -> int:
+        _, cols = _terminal_size(self.stream)
+        return max(30, cols - self.margin)
+
+    def _bar(self, position: int) -> Any:
         # Only the total bar stays on screen at the end; per-sub-session bars are cleared when closed.
-        return self._tqdm(total=None, desc=desc, position=position, file=self.stream, leave=position == 0,
-                          unit="slot",
-                          dynamic_ncols=True, bar_format=self._fmt_wait, mininterval=0, miniters=1)
+        return self._tqdm(total=None, desc="", position=position, file=self.stream, leave=position == 0,
+                          unit="slot", dynamic_ncols=False, ncols=self._ncols(), bar_format=self._fmt_text,
+                          mininterval=0, miniters=1)
+
+    def _pick(self, tracks: List[_Track]) -> Tuple[List[_Track], List[_Track]]:
+        """(shown, hidden): every sub-session when they fit, else the slowest unfinished ones (in range order)."""
+        if len(tracks) <= 1:
+            return [], []
+        if len(tracks) <= self.max_bars:
+            return tracks, []
+        room = max(0, self.max_bars - 1)   # one line for the summary
+        slowest = sorted(tracks, key=lambda t: (t.finished, t.fraction, t.start))[:room]
+        keep = {t.session_id for t in slowest}
+        return [t for t in tracks if t.session_id in keep], [t for t in tracks if t.session_id not in keep]
 
     def render(self, final: bool = False) -> None:
         if self._closed:
             return
         tracks, info = self.model.snapshot()
         now = time.monotonic()
+        ncols = self._ncols()
+        budget = info.get("reconnect_budget")
         with self._tqdm.get_lock():
             if self._total is None:
-                self._total = self._bar("simclient", 0)
+                self._total = self._bar(0)
+            self._total.ncols = ncols
             if not tracks:
-                self._total.set_description_str(f"simclient: {info['phase']} for "
-                                                f"{_fmt_secs(now - info['phase_since'])}", refresh=False)
-                self._total.refresh()
+                self._text(self._total, f"simclient: {info['phase']} for {_fmt_secs(now - info['phase_since'])}",
+                           ncols)
                 return
-            per_sub = len(tracks) > 1 and len(tracks) <= self.max_bars
-            if per_sub:
-                for i, t in enumerate(tracks):
-                    bar = self._bars.get(t.session_id)
-                    if bar is None:
-                        bar = self._bars[t.session_id] = self._bar(t.label, i + 1)
-                    desc = f"{t.label} …{t.session_id[-6:]} {_waiting_text(t, now)}"
-                    self._update(bar, t.session_id, t.label, t.total, t.done, t.first_slot_at is not None,
-                                 desc,
-                                 "failed" if t.failed else ("done" if t.finished else f"{t.transactions} txs"))
-            total = sum(t.total for t in tracks)
-            done = sum(t.done for t in tracks)
-            finished = sum(t.finished for t in tracks)
-            failed = sum(t.failed for t in tracks)
-            txs = sum(t.transactions for t in tracks)
-            waiting = [t for t in tracks if t.first_slot_at is None and not t.finished]
-            label = "total" if len(tracks) > 1 else tracks[0].label
-            postfix = f"{txs} txs" + (f", {finished}/{len(tracks)} done" if len(tracks) > 1 else "") + \
-                (f", {failed} failed" if failed else "")
-            self._update(self._total, "*", label, total, done, info["first_slot_at"] is not None,
-                         f"{label}: " + (_waiting_text(waiting[0], now) if waiting else "starting") +
-                         (f" (session …{tracks[0].session_id[-8:]})" if len(tracks) == 1 else
-                          f" ({len(waiting)} of {len(tracks)} sessions starting)"), postfix)
+            shown, hidden = self._pick(tracks)
+            lines = len(shown) + (1 if hidden and self.max_bars > 0 else 0)
+            while len(self._slots) < lines:
+                self._slots.append(self._bar(len(self._slots) + 1))
+                self._slot_keys.append(None)
+            for i, t in enumerate(shown):
+                self._draw_track(i, t, now, final, ncols, budget)
+            if lines > len(shown):
+                self._draw_text(len(shown), "summary", "  " + _hidden_summary(hidden), ncols)
+            for i in range(lines, len(self._slots)):
+                self._draw_text(i, None, "", ncols)
+            self._draw_total(tracks, info, now, final, ncols, budget)
 
-    def _update(self, bar: Any, key: str, label: str, total: int, done: int, running: bool,
-                waiting_desc: str, postfix: str) -> None:
-        if not running:
-            bar.set_description_str(waiting_desc, refresh=False)
-            bar.refresh()
+    def _draw_track(self, i: int, t: _Track, now: float, final: bool, ncols: int, budget: Optional[int]) -> None:
+        bar = self._slots[i]
+        bar.ncols = ncols
+        reconnecting = _reconnecting_text(t.reconnecting, budget)
+        if t.first_slot_at is None and not t.finished:
+            self._slot_keys[i] = t.session_id + "/waiting"
+            self._text(bar, f"{t.label} …{t.session_id[-6:]} " + (reconnecting or _waiting_text(t, now)), ncols)
             return
-        if not self._started.get(key):
-            self._started[key] = True
+        if self._slot_keys[i] != t.session_id:
+            self._slot_keys[i] = t.session_id
             bar.bar_format = self._fmt_run
-            bar.set_description_str(label, refresh=False)
-            bar.reset(total=total)  # rate and ETA are measured from the first slot
-        if done > bar.n:
-            bar.update(done - bar.n)
+            bar.reset(total=t.total)
+        state = "failed" if t.failed else ("done" if t.finished else reconnecting)
+        rate = "" if t.finished else _rate_text(t.done, t.total, now - (t.first_slot_at or now), final)
+        self._show(bar, t.label, t.done, t.total, ", ".join(x for x in (rate, state, f"{t.transactions} txs") if x))
+
+    def _draw_text(self, i: int, key: Optional[str], text: str, ncols: int) -> None:
+        bar = self._slots[i]
+        bar.ncols = ncols
+        self._slot_keys[i] = key
+        self._text(bar, text, ncols)
+
+    def _draw_total(self, tracks: List[_Track], info: Dict[str, Any], now: float, final: bool, ncols: int,
+                    budget: Optional[int]) -> None:
+        total = sum(t.total for t in tracks)
+        done = sum(t.done for t in tracks)
+        finished = sum(t.finished for t in tracks)
+        failed = sum(t.failed for t in tracks)
+        txs = sum(t.transactions for t in tracks)
+        waiting = [t for t in tracks if t.first_slot_at is None and not t.finished]
+        reconnecting = [t for t in tracks if t.reconnecting]
+        many = len(tracks) > 1
+        label = "total" if many else tracks[0].label
+        if info["first_slot_at"] is None:
+            if reconnecting and not many:
+                what = _reconnecting_text(reconnecting[0].reconnecting, budget)
+            else:
+                what = _waiting_text(waiting[0], now) if waiting else "starting"
+            self._text(self._total, f"{label}: {what}" +
+                       (f" (session …{tracks[0].session_id[-8:]})" if not many else
+                        f" ({len(waiting)} of {len(tracks)} sessions starting)"), ncols)
+            return
+        if self._total.bar_format != self._fmt_run:
+            self._total.bar_format = self._fmt_run
+            self._total.reset(total=total)
+        if self._total.total != total:
+            self._total.total = total
+        parts = [_rate_text(done, total, now - info["first_slot_at"], final), f"{txs} txs"]
+        if many:
+            parts.append(f"{finished}/{len(tracks)} done")
+        if failed:
+            parts.append(f"{failed} failed")
+        if reconnecting:
+            parts.append(_reconnecting_text(reconnecting[0].reconnecting, budget) if not many else
+                         f"{len(reconnecting)} reconnecting")
+        self._show(self._total, label, done, total, ", ".join(p for p in parts if p))
+
+    @staticmethod
+    def _show(bar: Any, label: str, done: int, total: int, postfix: str) -> None:
+        bar.set_description_str(label, refresh=False)
+        bar.n = min(done, total)
         bar.set_postfix_str(postfix, refresh=False)
+        bar.refresh()
+
+    def _text(self, bar: Any, text: str, ncols: int) -> None:
+        if bar.bar_format != self._fmt_text:
+            bar.bar_format = self._fmt_text
+        bar.set_description_str(text[:ncols], refresh=False)
         bar.refresh()
 
     def message(self, text: str) -> None:
@@ -318,10 +426,33 @@ class TqdmRenderer(_Renderer):
             return
         self._closed = True
         with self._tqdm.get_lock():
-            for bar in reversed(list(self._bars.values())):
+            for bar in reversed(self._slots):
                 bar.close()
             if self._total is not None:
+                if self.interrupted:  # the cursor is on the total's line: clear the "^C" echo, then one redraw
+                    self.stream.write("\r\x1b[K")
                 self._total.close()
+
+
+def _terminal_size(stream: TextIO) -> Tuple[int, int]:
+    """(rows, columns) of the terminal behind ``stream`` (24 x 100 when it has none)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        return size.lines or 24, size.columns or 100
+    except (AttributeError, ValueError, OSError):
+        size = shutil.get_terminal_size((100, 24))
+        return size.lines, size.columns
+
+
+def _hidden_summary(hidden: List[_Track]) -> str:
+    done = sum(t.finished and not t.failed for t in hidden)
+    failed = sum(t.failed for t in hidden)
+    waiting = sum(t.first_slot_at is None and not t.finished for t in hidden)
+    running = len(hidden) - done - failed - waiting
+    reconnecting = sum(bool(t.reconnecting) for t in hidden)
+    parts = [f"{running} running", f"{done} done"] + ([f"{waiting} starting"] if waiting else []) + \
+        ([f"{failed} failed"] if failed else []) + ([f"{reconnecting} reconnecting"] if reconnecting else [])
+    return f"… {len(hidden)} more sub-sessions (not the slowest): " + ", ".join(parts)
 
 
 def _terminal_columns(stream: TextIO) -> int:

@@ -39,6 +39,11 @@ def serve(port: int = 8900, api_key: str = "local-dev-key", seed: int = 0, bundl
               f"{chain.last_slot} in {chain.num_bundles} bundles of {chain.bundle_size}; seed {chain.seed}; "
               f"Ctrl-C to stop")
     print(banner, file=sys.stderr, flush=True)
+    from .chain import PROGRAM_NAMES
+
+    names = dict(zip(chain.program_ids, PROGRAM_NAMES))
+    print("program ids (simclient run learns them from this server when --program-id is not given): "
+          + ", ".join(f"{names.get(p, '?')} {p}" for p in chain.program_ids), file=sys.stderr, flush=True)
     log.info("%s", banner)
     try:
         sim.serve_forever()

@@ -59,6 +59,9 @@ from .faults import FaultPlan, RpcFault
 from .rpc import handle_rpc
 from .session import FINISHED, PAUSED, ParallelControl, SimSession, Subscription
 
+#: GET: the local simulator's program ids (``{"program_ids": [...], "names": {id: name}}``); not on the hosted service.
+LOCAL_PROGRAM_IDS_PATH = "/local/program-ids"
+
 log = logging.getLogger("simclient.local")
 
 THREAD_NAME = "simclient-local-sim"
@@ -453,6 +456,7 @@ class LocalSimulator:
     async def _astart(self) -> None:
         app = web.Application(client_max_size=MAX_MSG_SIZE)
         app.router.add_get("/available-ranges", self._h_ranges)
+        app.router.add_get(LOCAL_PROGRAM_IDS_PATH, self._h_program_ids)
         app.router.add_get("/backtest", self._h_control)
         app.router.add_get("/backtest/", self._h_control)
         app.router.add_post("/backtest/{sid}", self._h_rpc)
@@ -549,6 +553,14 @@ class LocalSimulator:
     async def _h_root(self, request: web.Request) -> web.Response:
         return web.json_response({"service": "simclient.local", "control": "/backtest",
                                   "available_ranges": "/available-ranges"})
+
+    async def _h_program_ids(self, request: web.Request) -> web.Response:
+        """Local-only (the hosted service has no such endpoint): the synthetic programs, so that ``simclient run``
+        without ``--program-id`` can subscribe to them."""
+        from .chain import PROGRAM_IDS, PROGRAM_NAMES
+
+        return web.json_response({"program_ids": self.program_ids,
+                                  "names": {p: n for p, n in zip(PROGRAM_IDS, PROGRAM_NAMES)}})
 
     async def _h_ranges(self, request: web.Request) -> web.Response:
         await self.stall_gate()
