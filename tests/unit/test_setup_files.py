@@ -46,6 +46,8 @@ def test_outside_a_venv_make_creates_a_project_venv_and_installs_only_there(tmp_
 @needs_make
 def test_inside_an_active_venv_make_uses_it(tmp_path) -> None:
     active = str(tmp_path / "myenv")
+    os.makedirs(os.path.join(active, "bin"))
+    open(os.path.join(active, "bin", "python"), "w").close()   # (make -n only checks that it exists)
     demo = _dry_run("demo", str(tmp_path / ".venv"), active)
     assert not any(" -m venv " in line for line in demo), demo
     assert f'{active}/bin/python -m pip install -q -e ".[local,cli]"' in demo
