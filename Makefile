@@ -20,6 +20,7 @@ TEST_STAMP := $(ENV_DIR)/.simclient-test.stamp
 .PHONY: install venv test demo bench chaos lint clean
 
 $(VENV)/bin/python:
+	@echo "make: creating the project venv $(VENV) with $(BASE_PYTHON) (no venv is active)"
 	@$(BASE_PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "make: could not create a venv with $(BASE_PYTHON) (on Debian/Ubuntu: apt install python3-venv)" >&2; \
 	  exit 1; }
