@@ -120,6 +120,9 @@ class SliceJob:
     #: 0 for the first run, +1 per retry. Part of the job's identity, so an executor that caches results by
     #: argument (Dask's ``pure`` submit) runs a retry instead of answering with the failed attempt.
     attempt: int = 0
+    #: When set, the worker keeps ``{"slot": last slot seen, "transactions": n}`` in this file (replaced about
+    #: twice a second), for a progress display on the same machine (the CLI's ``--workers``).
+    progress_file: Optional[str] = None
 
     @property
     def run_file(self) -> Optional[str]:
@@ -196,8 +199,11 @@ def run_slice(job: SliceJob) -> SliceResult:
     client = Client(job.url, job.api_key, job.config)
     create = CreateSession(start_slot=sl.start_slot, end_slot=sl.end_slot, **job.create_options)
 
+    progress = _ProgressWriter(job.progress_file)
+
     def on_event(event: ev.Event) -> None:
         recorder.add_event(event)
+        progress.on_event(event)
         if handler is not None:
             handler(event)
 
@@ -237,6 +243,7 @@ def run_slice(job: SliceJob) -> SliceResult:
         from .parallel import error_chain as chain
 
         failures.append(chain(exc))
+    progress.write(force=True)
     doc = recorder.document(complete=not failures)
     if job.run_file is not None:
         os.makedirs(os.path.dirname(job.run_file) or ".", exist_ok=True)
@@ -250,6 +257,49 @@ def run_slice(job: SliceJob) -> SliceResult:
                        elapsed=time.monotonic() - started)
 
 
+class _ProgressWriter:
+    """Worker side of the file-based progress channel (see :attr:`SliceJob.progress_file`)."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.slot: Optional[int] = None
+        self.transactions = 0
+        self._next = 0.0
+
+    def on_event(self, event: ev.Event) -> None:
+        if self.path is None:
+            return
+        kind = type(event)
+        if kind is ev.Transaction:
+            self.transactions += 1
+        elif kind is ev.Slot:
+            self.slot = event.slot  # type: ignore[attr-defined]
+            self.write()
+
+    def write(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.path is None or (not force and now < self._next):
+            return
+        self._next = now + 0.5
+        tmp = f"{self.path}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"slot": self.slot, "transactions": self.transactions}, fh)
+            os.replace(tmp, self.path)
+        except OSError:  # progress is best effort; the run is not
+            log.debug("could not write progress file %s", self.path, exc_info=True)
+
+
+def read_progress(path: str) -> Optional[Dict[str, Any]]:
+    """The last progress a worker wrote to ``path`` (None before the first write)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
 # ------------------------------------------------------------------------------------------ the caller side
 
 
@@ -259,18 +309,22 @@ def run_distributed(executor: Any, slices: Sequence[Slice], *, url: Optional[str
                     advance_count: Optional[int] = None, output_dir: Optional[str] = None,
                     handler_factory: Optional[HandlerFactory] = None, config: Optional[ClientConfig] = None,
                     create_options: Optional[Dict[str, Any]] = None,
-                    on_slice_done: Optional[Callable[[SliceResult], Any]] = None) -> DistributedResult:
+                    on_slice_done: Optional[Callable[[SliceResult], Any]] = None,
+                    progress_dir: Optional[str] = None) -> DistributedResult:
     """Run every slice on ``executor`` (anything with ``submit(fn, arg) -> Future``); return when all are done.
 
     ``url``/``api_key`` default like :class:`simclient.Client` (``SIMULATOR_URL``/``SIMULATOR_API_KEY``), resolved
     here so that workers on other machines need no environment of their own. ``on_slice_done`` is called in this
-    process as each slice finishes (progress)."""
+    process as each slice finishes; with ``progress_dir`` each worker also keeps a progress file there
+    (``slice-<index>.progress``, read with :func:`read_progress`)."""
     jobs = [SliceJob(slice=s, url=url or os.environ.get("SIMULATOR_URL"),
                      api_key=api_key if api_key is not None else os.environ.get("SIMULATOR_API_KEY"),
                      parallel=parallel, transaction_programs=tuple(str(p) for p in transaction_programs),
                      account_diff_programs=tuple(str(p) for p in account_diff_programs),
                      advance_count=advance_count, output_dir=None if output_dir is None else os.path.abspath(output_dir),
-                     handler_factory=handler_factory, config=config, create_options=dict(create_options or {}))
+                     handler_factory=handler_factory, config=config, create_options=dict(create_options or {}),
+                     progress_file=None if progress_dir is None else
+                     os.path.join(os.path.abspath(progress_dir), f"slice-{s.index}.progress"))
             for s in slices]
     return _submit_all(executor, jobs, on_slice_done)
 

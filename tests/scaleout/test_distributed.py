@@ -142,3 +142,30 @@ def test_dask_cluster_merge_equals_one_process_and_killed_slice_reruns(sim_proce
     assert again.ok, [r.failures for r in again.failed]
     merged = again.merge_run_files(str(tmp_path / "merged.json"))
     assert _records(merged) == _records(reference)
+
+
+def test_cli_workers_merges_to_the_single_process_file(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    common = ["run", "--local", "--slot-count", "149", "--subscriptions", "transactions,account-diff",
+              "--progress", "lines", "--progress-interval", "0.2"]
+    one = subprocess.run([sys.executable, "-m", "simclient.cli", *common, "-o", str(tmp_path / "one.json")],
+                         capture_output=True, text=True, timeout=60)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "simclient.cli", *common, "--workers", "2", "--slice-slots", "40",
+                          "-o", str(tmp_path / "two.json")], capture_output=True, text=True, timeout=60)
+    assert two.returncode == 0, two.stderr
+    assert "in 4 slices" in two.stderr
+    assert _records(str(tmp_path / "two.json")) == _records(str(tmp_path / "one.json"))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".simclient-")], "spool left behind"
+
+
+def test_cli_workers_needs_an_output_file() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "simclient.cli", "run", "--local", "--slot-count", "10",
+                        "--workers", "2"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "--output-file" in r.stderr
