@@ -71,6 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--advance-count must be >= 1")
         opts = RunOptions(start_slot=start, end_slot=end, parallel=args.parallel, program_ids=program_ids,
                           subscriptions=args.subscriptions, advance_count=args.advance_count)
+        if args.workers is not None or args.scheduler:
+            from .scaleout import run_scaled_out
+
+            return run_scaled_out(client, opts, args)
         extra = {"local_seed": args.local_seed} if sim is not None else {}
         outcome = execute_run(client, opts, args.output_file, args.progress, args.progress_interval, sys.stderr,
                               extra)
@@ -135,4 +139,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",
                      help="seconds between progress lines when not on a terminal (default 5)")
     add_global_options(run)
+    from .scaleout import add_arguments
+
+    add_arguments(run)
     run.set_defaults(func=cmd_run)

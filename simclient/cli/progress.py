@@ -112,6 +112,13 @@ class ProgressModel:
                 t.done = t.total
                 t.finished = True
 
+    def set_transactions(self, session_id: str, count: int) -> None:
+        """A track's transaction count as reported from elsewhere (a scale-out worker's progress file)."""
+        with self._lock:
+            t = self.tracks.get(session_id)
+            if t is not None:
+                t.transactions = max(t.transactions, count)
+
     def fail(self, session_id: str) -> None:
         with self._lock:
             t = self.tracks.get(session_id)
