@@ -1,10 +1,15 @@
 """The control connection: one background reader thread owns the control WebSocket.
 
-It performs the handshake (create, or attach after a drop), keeps the connection alive (ping every
-``keepalive_interval``, dead after ``keepalive_deadline`` of inbound silence), reconnects with tenacity
-(exponential backoff with jitter, an attempt budget reset after ``reconnect_uptime_reset`` of uptime), keeps a
-sequence cursor per (sub-)session, drops replayed frames, and demultiplexes events into one ``queue.Queue`` per
-(sub-)session. This is the one place where reconnect logic lives.
+It performs the handshake (create, or attach after a drop), keeps the connection alive (every wait reads through
+one :class:`~simclient.reconnect.LinkReader`: ping every ``keepalive_interval``, dead after ``keepalive_deadline``
+of inbound silence), reconnects under a :class:`~simclient.reconnect.ReconnectSupervisor` (the policy shared with
+the data plane: backoff before every reconnect, a budget that only connections delivering new events reset, a
+total deadline), keeps a sequence cursor per (sub-)session, drops replayed frames, and demultiplexes events into
+one ``queue.Queue`` per (sub-)session.
+
+A create whose connection stays up but gets no answer within ``create_timeout`` is not retried (a retry could
+create a second session): it fails with :class:`~simclient.errors.Timeout`. Only a create whose connection dropped
+is sent again. Server errors are classified by :data:`simclient.protocol.ERROR_ACTIONS` (§10.1) at every site.
 
 Continues in flight across a drop (PROTOCOL.md §7.1) are handled here too. Each :class:`Route` remembers the
 continue sent since its last ``readyForContinue``/``paused``/``completed``. After a re-attach, once the replay has
@@ -25,29 +30,39 @@ scan while idle (§5.5).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import tenacity
-
 from . import events as ev
 from . import protocol as wire
 from .config import ClientConfig
 from .errors import (
     ConnectionLostError,
+    InternalError,
     InvalidRequestError,
     ProtocolError,
     ServerTooOldError,
     SessionClosedError,
     SessionError,
     SimclientError,
+    Timeout,
     redact,
 )
+from .reconnect import (
+    ConnectionFactory,
+    ConnectionLike,
+    LinkReader,
+    NoAnswer,
+    ReconnectSupervisor,
+    Stopped,
+    default_connection_factory,
+)
 from .stats import ControlStats, SessionStats
-from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, TransportError
 from .urls import resolve_rpc_endpoint
 
 log = logging.getLogger("simclient.control")
@@ -62,27 +77,21 @@ class _Lost(Exception):
     """Internal: the current connection is gone (transient)."""
 
 
-class _Stop(Exception):
-    """Internal: the connection is being closed by us."""
+_Stop = Stopped  # the connection is being closed by us
 
 
-def reconnect_retrying(config: ClientConfig, attempts: Callable[[], int], stopping: threading.Event,
-                       stopped: type, retry_on: Tuple[type, ...],
-                       before_sleep: Callable[[tenacity.RetryCallState], None]) -> tenacity.Retrying:
-    """The reconnect policy of every connection, control and data plane alike: retry ``retry_on`` failures with
-    :meth:`ClientConfig.backoff_delay` between attempts until ``attempts()`` reaches ``config.reconnect_attempts``;
-    the waits end at once (raising ``stopped``) when ``stopping`` is set. Terminal errors are not in ``retry_on``
-    and propagate on the first occurrence."""
-
-    def sleep(seconds: float) -> None:
-        if stopping.wait(seconds):
-            raise stopped()
-
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(retry_on),
-        stop=lambda rs: stopping.is_set() or attempts() >= config.reconnect_attempts,
-        wait=lambda rs: config.backoff_delay(attempts()),
-        sleep=sleep, reraise=True, before_sleep=before_sleep)
+def fresh_error(exc: BaseException) -> BaseException:
+    """A new instance of ``exc`` caused by it, so that each (sub-)session's thread raises its own object (one
+    object raised in many threads collects every thread's traceback). ``exc`` itself when it cannot be copied."""
+    try:
+        new = copy.copy(exc)
+    except Exception:  # noqa: BLE001 - an exception type whose constructor does not round-trip
+        return exc
+    if type(new) is not type(exc) or str(new) != str(exc):
+        return exc
+    new.__cause__ = exc
+    new.__traceback__ = None
+    return new
 
 
 class Route:
@@ -119,8 +128,11 @@ class ControlConnection:
     """
 
     def __init__(self, url: str, api_key: Optional[str], config: ClientConfig, create: Any, parallel: bool,
-                 subscriptions_ready: Optional[Callable[[], bool]] = None):
+                 subscriptions_ready: Optional[Callable[[], bool]] = None,
+                 connection_factory: Optional[ConnectionFactory] = None):
         self.url = url
+        #: ``factory(url, api_key, timeout)``: the control and the session's subscriptions connect through it.
+        self.connection_factory: ConnectionFactory = connection_factory or default_connection_factory
         self._api_key = api_key
         self.config = config
         self.parallel = parallel
@@ -132,7 +144,7 @@ class ControlConnection:
         self.subscriptions_ready = subscriptions_ready or (lambda: True)
 
         self._lock = threading.RLock()
-        self._conn: Optional[Connection] = None
+        self._conn: Optional[ConnectionLike] = None
         self._gen = 0
         self._up = False
         self._closing = threading.Event()
@@ -142,10 +154,8 @@ class ControlConnection:
         self._fatal: Optional[BaseException] = None
         self._early: Dict[str, List[Tuple[int, Any]]] = {}  # parallel: events for ids not yet announced
         self._prebuffer: List[Tuple[Optional[int], Any]] = []  # single: frames before sessionCreated
-        self._retry_once_seen: Dict[str, int] = {}
-        self._attempts_in_budget = 0
-        self._history: List[Tuple[int, str]] = []
-        self._up_since = 0.0
+        self._errors_seen: Dict[Tuple[str, str], int] = {}  # (§10.1 kind, where) -> count, for "retry once"
+        self._sup = ReconnectSupervisor(config, "control connection", self._closing, logger=log)
         self._poll = min(config.keepalive_interval, 0.5)
         self._maybe_done = False
         self._thread = threading.Thread(target=self._run, name="simclient-control-new", daemon=True)
@@ -233,12 +243,14 @@ class ControlConnection:
     def _run(self) -> None:
         try:
             self._main()
-        except _Stop:
+        except Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001 - everything reaches the user through the queues
             if not isinstance(exc, SimclientError):
                 log.exception("control reader crashed")
-                exc = ConnectionLostError(f"control reader crashed: {type(exc).__name__}: {exc}")
+                crash = InternalError(f"control reader crashed: {type(exc).__name__}: {self._r(exc)}")
+                crash.__cause__ = exc
+                exc = crash
             self._fail(exc)
         finally:
             with self._lock:
@@ -253,11 +265,23 @@ class ControlConnection:
             log.debug("control reader exits")
 
     def _main(self) -> None:
+        sup = self._sup
         while True:
             self._raise_if_closing()
-            conn = self._establish()
+            sup.begin_attempt()
             try:
-                done = self._message_loop(conn)
+                conn, reader = self._attempt()
+            except (TransportError, _Lost) as exc:
+                self._raise_if_closing()
+                reason = self._r(exc)
+                if isinstance(exc, TransportError) and exc.terminal:
+                    raise ConnectionLostError(f"server closed the control connection with code {exc.close_code}",
+                                              sup.history + [(sup.attempt, reason)]) from None
+                sup.retry(reason)
+                continue
+            sup.connected()
+            try:
+                lost = self._message_loop(conn, reader)
             except BaseException:
                 conn.release()  # fatal mid-run (terminal control error, close code 4xxx): _run no longer sees it
                 raise
@@ -265,7 +289,7 @@ class ControlConnection:
                 with self._lock:
                     self._up = False
                     self._conn = None
-            if done:
+            if lost is None:
                 conn.close(timeout=min(1.0, self.config.close_timeout))
                 return
             conn.release()
@@ -273,119 +297,104 @@ class ControlConnection:
             if self._created.is_set() and not self.resumable:
                 raise ConnectionLostError(
                     "control connection lost and the session cannot resume (created with disconnect_timeout_secs=0)")
-            if time.monotonic() - self._up_since >= self.config.reconnect_uptime_reset:
-                self._attempts_in_budget = 0
             with self._lock:
                 self.stats.reconnects += 1
                 for route in self.routes.values():
                     route.stats.control_reconnects += 1
+            sup.retry(lost)
 
     def _raise_if_closing(self) -> None:
         if self._closing.is_set():
-            raise _Stop()
+            raise Stopped()
 
     # ---------------------------------------------------------------- reconnect
 
-    def _establish(self) -> Connection:
-        retrying = reconnect_retrying(
-            self.config, lambda: self._attempts_in_budget, self._closing, _Stop, (TransportError, _Lost),
-            lambda rs: log.info("control: reconnecting in %.2fs (attempt %d/%d): %s",
-                                rs.next_action.sleep if rs.next_action else 0.0, self._attempts_in_budget,
-                                self.config.reconnect_attempts, rs.outcome.exception() if rs.outcome else ""))
-        try:
-            return retrying(self._attempt)
-        except (TransportError, _Lost) as exc:
-            self._raise_if_closing()
-            raise ConnectionLostError("control connection could not be re-established", self._history) from exc
-
-    def _attempt(self) -> Connection:
+    def _attempt(self) -> Tuple[ConnectionLike, LinkReader]:
+        """One connection attempt: connect and run the handshake. Raises TransportError/_Lost (transient), a
+        SimclientError (terminal), or Stopped."""
         self._raise_if_closing()
-        self._attempts_in_budget += 1
-        attempt = len(self._history) + 1
-        conn: Optional[Connection] = None
+        conn: Optional[ConnectionLike] = None
         try:
-            conn = Connection.open(self.url, self._api_key, self.config.connect_timeout)
+            conn = self.connection_factory(self.url, self._api_key, self.config.connect_timeout)
             with self._lock:
                 self._conn = conn  # so close() can abort a handshake in progress
                 self._gen += 1
-            self._handshake(conn)
-        except (TransportError, _Lost) as exc:
-            self._history.append((attempt, str(exc)))
-            if conn is not None:
-                conn.release()
-            if isinstance(exc, TransportError) and exc.terminal:
-                raise ConnectionLostError(f"server closed the connection with code {exc.close_code}",
-                                          self._history) from None
-            raise
+            if self._closing.is_set():
+                raise Stopped()
+            reader = LinkReader(conn, self.config, self._closing, self._poll)
+            try:
+                self._handshake(conn, reader)
+            except NoAnswer as exc:
+                if not self._created.is_set():
+                    # The connection stayed up (pongs came back) but nobody answered: a retry would send the
+                    # create again, and on a real service each create may start a session. One attempt, one error.
+                    raise Timeout(f"the server did not answer the create within create_timeout="
+                                  f"{exc.timeout:g}s (the connection stayed up; the create is not sent again)"
+                                  ) from None
+                raise _Lost(str(exc)) from None
         except BaseException:
+            with self._lock:
+                if self._conn is conn:
+                    self._conn = None
             if conn is not None:
                 conn.release()
             raise
-        self._up_since = time.monotonic()
-        return conn
+        return conn, reader
 
     # ---------------------------------------------------------------- handshakes
 
-    def _handshake(self, conn: Connection) -> None:
+    def _handshake(self, conn: ConnectionLike, reader: LinkReader) -> None:
         if not self._created.is_set():
             with self._lock:  # a drop mid-create retries the create from scratch
                 self.routes = {}
                 self._early = {}
             conn.send_json(self._create_request)
             if self.parallel:
-                self._create_parallel(conn)
+                self._create_parallel(reader)
             else:
-                self._create_single(conn)
+                self._create_single(reader)
             with self._lock:
                 self._up = True
             self._created.set()
+            self._sup.made_progress = True  # a session exists now: this connection was worth it
         elif self.parallel:
-            self._attach_parallel(conn)
+            self._attach_parallel(reader)
         else:
-            self._attach_single(conn)
+            self._attach_single(reader)
 
-    def _read_until(self, conn: Connection, timeout: float, stop: Callable[[Any, Optional[int]], bool],
+    def _read_until(self, reader: LinkReader, timeout: float, stop: Callable[[Any, Optional[int]], bool],
                     what: str) -> None:
-        """Read frames during a handshake until ``stop(message, seq)`` returns True. Each inbound frame
-        (pongs included) resets the ``timeout`` only for pings; messages must come within ``timeout``."""
-        deadline = time.monotonic() + timeout
-        next_ping = time.monotonic() + self.config.keepalive_interval
-        last_inbound = time.monotonic()
-        while True:
-            self._raise_if_closing()
-            now = time.monotonic()
-            if now >= deadline:
-                raise _Lost(f"no {what} within {timeout:.0f}s")
-            if now - last_inbound > self.config.keepalive_deadline:
-                raise _Lost(f"keepalive deadline passed during {what}")
-            if now >= next_ping:
-                conn.ping()
-                next_ping = now + self.config.keepalive_interval
-            frame = conn.recv(min(self._poll, max(0.01, deadline - now)))
-            if frame is None:
-                continue
-            last_inbound = time.monotonic()
-            opcode, payload = frame
-            if opcode not in (OPCODE_TEXT, OPCODE_BINARY):
-                continue
-            deadline = last_inbound + timeout  # the timeout bounds each wait for a message, not the whole
-            decoded = self._decode(payload)
-            if decoded is not None and stop(decoded.message, decoded.seq_id):
-                return
+        """Read frames during a handshake until ``stop(message, seq)`` returns True; every message must come
+        within ``timeout`` of the previous one (else :class:`NoAnswer`). Keepalive: the reader's."""
 
-    def _handshake_error(self, error: wire.BacktestError, what: str) -> BaseException:
-        """Classify an ``error`` answering a handshake (§10.1)."""
-        if error.variant in wire.TRANSIENT_VARIANTS:
-            return _Lost(f"{what}: {self._r(error.message)}")
-        if error.variant in wire.RETRY_ONCE_VARIANTS:
-            seen = self._retry_once_seen.get(what, 0)
-            self._retry_once_seen[what] = seen + 1
-            if seen == 0:
-                return _Lost(f"{what}: {self._r(error.message)} (retrying once)")
+        def handle(opcode: int, payload: Any) -> bool:
+            if opcode != OPCODE_TEXT and opcode != OPCODE_BINARY:
+                return False
+            decoded = self._decode(payload)
+            return decoded is not None and stop(decoded.message, decoded.seq_id)
+
+        reader.wait_for(timeout, handle, what, per_message=True)
+
+    def _error_action(self, error: wire.BacktestError, phase: str, where: str) -> str:
+        """The §10.1 action for ``error`` (:data:`simclient.protocol.ERROR_ACTIONS`), counting repeats per
+        ``where`` (a handshake, a (sub-)session id, the control connection)."""
+        key = (wire.error_kind(error), where)
+        seen = self._errors_seen.get(key, 0)
+        self._errors_seen[key] = seen + 1
+        return wire.error_action(error, phase, repeat=seen > 0)
+
+    def _handshake_error(self, error: wire.BacktestError, what: str) -> Optional[BaseException]:
+        """Classify an ``error`` answering a handshake (§10.1): the exception to raise, or None to deliver it."""
+        action = self._error_action(error, wire.PHASE_HANDSHAKE, what)
+        if action == wire.ACTION_DELIVER:
+            return None
+        if action == wire.ACTION_RECONNECT:
+            once = " (retrying once)" if wire.error_kind(error) == wire.KIND_RETRY_ONCE else ""
+            return _Lost(f"{what}: {self._r(error.message)}{once}")
         cls = InvalidRequestError if error.is_invalid_request else SessionError
         return cls(error, f"{what} failed: {self._r(error.message)}")
 
-    def _create_single(self, conn: Connection) -> None:
+    def _create_single(self, reader: LinkReader) -> None:
         self._prebuffer = []
 
         def stop(msg: Any, seq: Optional[int]) -> bool:
@@ -399,17 +408,17 @@ class ControlConnection:
                     self._deliver(route, pseq, pmsg)
                 self._prebuffer = []
                 return True
-            if isinstance(msg, ev.ServerError) and msg.error.terminal:
-                raise self._handshake_error(msg.error, "create")
-            if isinstance(msg, ev.ServerError) and not wire.is_continue_busy(msg.error):
-                raise self._handshake_error(msg.error, "create")
+            if isinstance(msg, ev.ServerError):
+                err = self._handshake_error(msg.error, "create")
+                if err is not None:
+                    raise err
             if isinstance(msg, (ev.Event, wire.Success)):
                 self._prebuffer.append((seq, msg))
             return False
 
-        self._read_until(conn, self.config.create_timeout, stop, "sessionCreated")
+        self._read_until(reader, self.config.create_timeout, stop, "sessionCreated")
 
-    def _create_parallel(self, conn: Connection) -> None:
+    def _create_parallel(self, reader: LinkReader) -> None:
         pending: Dict[str, Route] = {}
 
         def stop(msg: Any, seq: Optional[int]) -> bool:
@@ -426,11 +435,15 @@ class ControlConnection:
                 self._bind_parallel(msg)
                 return True
             if isinstance(msg, ev.ServerError):
-                raise self._handshake_error(msg.error, "parallel create")
+                err = self._handshake_error(msg.error, "parallel create")
+                if err is not None:
+                    raise err
+                log.warning("non-terminal parallel control error during create: %s", self._r(msg.error.message))
+                return False
             self._route_parallel(msg)  # sessionEventV2 of known ids, or buffered for ids not announced yet
             return False
 
-        self._read_until(conn, self.config.create_timeout, stop, "sessionsCreatedV2")
+        self._read_until(reader, self.config.create_timeout, stop, "sessionsCreatedV2")
 
     def _bind_parallel(self, msg: wire.SessionsCreatedV2) -> None:
         n = len(msg.session_ids)
@@ -458,27 +471,31 @@ class ControlConnection:
         self._thread.name = f"simclient-control-{_short(msg.control_session_id)}"
         log.info("parallel run %s created: %d sub-sessions", msg.control_session_id, n)
 
-    def _attach_single(self, conn: Connection) -> None:
+    def _attach_single(self, reader: LinkReader) -> None:
+        conn = reader.conn
         route = next(iter(self.routes.values()))
         conn.send_json(wire.encode_attach(route.session_id, route.last_seq))
 
         def attached(msg: Any, seq: Optional[int]) -> bool:
             if isinstance(msg, wire.SessionAttached):
                 return True
-            if isinstance(msg, ev.ServerError) and (msg.error.terminal or not wire.is_continue_busy(msg.error)):
-                raise self._handshake_error(msg.error, "attach")
+            if isinstance(msg, ev.ServerError):
+                err = self._handshake_error(msg.error, "attach")
+                if err is not None:
+                    raise err
             self._route_single(seq, msg)
             return False
 
-        self._read_until(conn, self.config.handshake_timeout, attached, "sessionAttached")
+        self._read_until(reader, self.config.handshake_timeout, attached, "sessionAttached")
         log.info("session %s re-attached after seq %s", route.session_id, route.last_seq)
-        # Subscriptions first (PROTOCOL §7 step 4), reading the replay meanwhile.
-        deadline = time.monotonic() + self.config.handshake_timeout
+        # Subscriptions first (PROTOCOL §7 step 4), reading the replay meanwhile (the reader keeps pinging).
+        timeout = self.config.handshake_timeout
+        deadline = time.monotonic() + timeout
         while not self.subscriptions_ready():
-            if time.monotonic() > deadline:
-                raise _Lost("subscriptions did not come back before resume")
-            self._raise_if_closing()
-            frame = conn.recv(0.02)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Lost(f"subscriptions did not come back within {timeout:g}s of the re-attach")
+            frame = reader.recv(min(left, 0.02))
             if frame is not None and frame[0] in (OPCODE_TEXT, OPCODE_BINARY):
                 decoded = self._decode(frame[1])
                 if decoded is not None:
@@ -495,11 +512,12 @@ class ControlConnection:
             self._route_single(seq, msg)
             return False
 
-        self._read_until(conn, self.config.handshake_timeout, resumed, "resume ack")
+        self._read_until(reader, self.config.handshake_timeout, resumed, "resume ack")
         self._after_reattach()
 
-    def _attach_parallel(self, conn: Connection) -> None:
+    def _attach_parallel(self, reader: LinkReader) -> None:
         assert self.control_session_id is not None
+        conn = reader.conn
         with self._lock:
             cursors = {sid: r.last_seq for sid, r in self.routes.items() if r.last_seq is not None}
         conn.send_json(wire.encode_attach_parallel(self.control_session_id, cursors))
@@ -508,32 +526,31 @@ class ControlConnection:
             if isinstance(msg, wire.ParallelSessionAttachedV2):
                 return True
             if isinstance(msg, ev.ServerError):
-                raise self._handshake_error(msg.error, "parallel attach")
+                err = self._handshake_error(msg.error, "parallel attach")
+                if err is not None:
+                    raise err
+                log.warning("non-terminal parallel control error during attach: %s", self._r(msg.error.message))
+                return False
             self._route_parallel(msg)
             return False
 
-        self._read_until(conn, self.config.handshake_timeout, attached, "parallelSessionAttachedV2")
+        self._read_until(reader, self.config.handshake_timeout, attached, "parallelSessionAttachedV2")
         log.info("parallel control %s re-attached", self.control_session_id)
         # The replay has no end marker. A ping sent now is read by the server after the attach it answered with the
         # replay, so its pong arrives after the replayed frames: once it is back, the replay has been read.
         token = f"simclient-replay-barrier-{self._gen}".encode()
         conn.ping(token)
-        deadline = time.monotonic() + self.config.handshake_timeout
-        while True:
-            self._raise_if_closing()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Lost("no pong for the replay barrier")
-            frame = conn.recv(min(left, self._poll))
-            if frame is None:
-                continue
-            opcode, payload = frame
-            if opcode == OPCODE_PONG and payload == token:
-                break
-            if opcode in (OPCODE_TEXT, OPCODE_BINARY):
+
+        def barrier(opcode: int, payload: Any) -> bool:
+            if opcode == OPCODE_PONG:
+                return bool(payload == token)
+            if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                 decoded = self._decode(payload)
                 if decoded is not None:
                     self._route_parallel(decoded.message)
+            return False
+
+        reader.wait_for(self.config.handshake_timeout, barrier, "pong for the replay barrier")
         self._after_reattach()
 
     def _after_reattach(self) -> None:
@@ -558,26 +575,19 @@ class ControlConnection:
 
     # ---------------------------------------------------------------- the message loop
 
-    def _message_loop(self, conn: Connection) -> bool:
-        """Read until the connection is lost (False) or the work is done (True)."""
-        cfg = self.config
-        now = time.monotonic()
-        last_inbound = now
-        next_ping = now + cfg.keepalive_interval
-        poll = self._poll
-        recv = conn.recv
+    def _message_loop(self, conn: ConnectionLike, reader: LinkReader) -> Optional[str]:
+        """Read until the work is done (None) or the connection is lost (the reason)."""
+        recv = reader.recv
         while True:
             if self._closing.is_set():
-                return True
+                return None
             if self._maybe_done:
                 self._maybe_done = False
                 if self._finished():
-                    return True
+                    return None
             try:
-                frame = recv(poll)
-                now = time.monotonic()
+                frame = recv()
                 if frame is not None:
-                    last_inbound = now
                     opcode, payload = frame
                     if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                         self.stats.frames_received += 1
@@ -587,26 +597,20 @@ class ControlConnection:
                                 self._route_parallel(decoded.message)
                             else:
                                 self._route_single(decoded.seq_id, decoded.message)
-                else:
-                    if self._maybe_done is False and self.routes and self._finished():
-                        return True
-                    if now - last_inbound > cfg.keepalive_deadline:
-                        log.warning("control: no inbound traffic for %.1fs: connection declared dead",
-                                    now - last_inbound)
-                        return False
-                if now >= next_ping:
-                    conn.ping()
-                    next_ping = now + cfg.keepalive_interval
+                elif self._maybe_done is False and self.routes and self._finished():
+                    return None
+            except Stopped:
+                return None
             except TransportError as exc:
                 if self._closing.is_set():
-                    return True
+                    return None
                 if exc.terminal:
                     raise ConnectionLostError(f"server closed the control connection with code {exc.close_code}") from None
                 log.info("control connection lost: %s", exc)
-                return False
+                return self._r(exc)
             except _Lost as exc:
                 log.info("control: %s", exc)
-                return False
+                return self._r(exc)
 
     def _finished(self) -> bool:
         """All work done: every route completed or failed (parallel), or the close ack arrived (single)."""
@@ -651,10 +655,11 @@ class ControlConnection:
             else:
                 log.debug("event for unknown sub-session %s ignored", msg.session_id)
             return
-        if isinstance(msg, ev.ServerError):
-            if msg.error.terminal:
+        if isinstance(msg, ev.ServerError):  # top-level: it concerns the whole run
+            action = self._error_action(msg.error, wire.PHASE_CONTROL, "control")
+            if action == wire.ACTION_TERMINAL:
                 raise SessionError(msg.error, f"parallel control session failed: {self._r(msg.error.message)}")
-            if msg.error.variant in wire.TRANSIENT_VARIANTS:
+            if action == wire.ACTION_RECONNECT:
                 raise _Lost(f"server: {self._r(msg.error.message)}")
             log.warning("non-terminal parallel control error: %s", self._r(msg.error.message))
             return
@@ -690,23 +695,18 @@ class ControlConnection:
             route.completed.set()
             self._maybe_done = True
         route.sink.put(event)
+        self._sup.made_progress = True  # new (not replayed) data: the outage, if any, is over
 
     def _error_consumed(self, route: Route, err: wire.BacktestError) -> bool:
         """Handle a server error for ``route``; True when it must not be delivered as a ServerError event."""
-        if wire.is_continue_busy(err):
-            if route.resent:
-                log.debug("expected 'continue while busy' after re-sending a continue for %s", route.session_id)
-                return True
-            return False
-        if err.variant in wire.TRANSIENT_VARIANTS:
+        if route.resent and wire.is_continue_busy(err):
+            log.debug("expected 'continue while busy' after re-sending a continue for %s", route.session_id)
+            return True
+        action = self._error_action(err, wire.PHASE_SESSION, route.session_id)
+        if action == wire.ACTION_DELIVER:
+            return False  # non-terminal (the first "retry once" error too): a ServerError event
+        if action == wire.ACTION_RECONNECT:
             raise _Lost(f"server: {self._r(err.message)}")
-        if err.variant in wire.RETRY_ONCE_VARIANTS:
-            seen = self._retry_once_seen.get(route.session_id, 0)
-            self._retry_once_seen[route.session_id] = seen + 1
-            if not seen:
-                return False  # delivered as a non-terminal ServerError the first time
-        elif not err.terminal:
-            return False
         route.failed = True
         route.pending = None
         self._maybe_done = True
@@ -725,8 +725,8 @@ class ControlConnection:
         for route in self.routes.values():
             if not route.completed.is_set() and not route.failed:
                 route.failed = True
-                route.error = exc
-                route.sink.put(exc)
+                route.error = fresh_error(exc)  # one object per (sub-)session, each raised in its own thread
+                route.sink.put(route.error)
 
     def _r(self, text: Any) -> str:
         """``text`` for a log record or an exception message, without the API key (a server or proxy may echo it)."""
@@ -742,12 +742,12 @@ class ControlConnection:
         if route.closed or self._closing.is_set():
             raise SessionClosedError(f"session {route.session_id} is closed")
         if self._fatal is not None:
-            raise self._fatal
+            raise fresh_error(self._fatal)
 
 
 def _short(session_id: str) -> str:
     return session_id[-8:]
 
 
-def _len(x: Optional[tuple]) -> str:
+def _len(x: Optional[Tuple[Any, ...]]) -> str:
     return "missing" if x is None else str(len(x))
