@@ -30,7 +30,6 @@ scan while idle (§5.5).
 """
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import threading
@@ -84,10 +83,10 @@ def fresh_error(exc: BaseException) -> BaseException:
     """A new instance of ``exc`` caused by it, so that each (sub-)session's thread raises its own object (one
     object raised in many threads collects every thread's traceback). ``exc`` itself when it cannot be copied."""
     try:
-        new = copy.copy(exc)
-    except Exception:  # noqa: BLE001 - an exception type whose constructor does not round-trip
-        return exc
-    if type(new) is not type(exc) or str(new) != str(exc):
+        new = type(exc).__new__(type(exc))  # not __init__: the constructors take other arguments than ``args``
+        new.__dict__.update(exc.__dict__)
+        new.args = exc.args
+    except Exception:  # noqa: BLE001 - an exotic exception type
         return exc
     new.__cause__ = exc
     new.__traceback__ = None
