@@ -67,6 +67,8 @@ from .urls import resolve_rpc_endpoint
 log = logging.getLogger("simclient.control")
 
 _IDLE_EVENTS = (ev.ReadyForContinue, ev.Paused, ev.Completed)
+#: Seconds :meth:`ControlConnection.close` waits for the close ack of a session that is executing a continue.
+CLOSE_ACK_GRACE_BUSY = 0.5
 #: Decoded control messages that are never a single session's event: handshake replies and parallel-mode messages.
 _NOT_SINGLE_EVENTS = frozenset({wire.SessionCreated, wire.SessionAttached, wire.SessionsCreatedV2,
                                 wire.ParallelSessionAttachedV2, wire.SessionEventV2})
@@ -209,8 +211,14 @@ class ControlConnection:
                 return False
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Close gracefully: single sessions send ``closeBacktestSession`` and wait for ``success``; parallel
-        runs send ``closeSessionV1`` for unfinished sub-sessions. Then the reader thread is joined."""
+        """Close gracefully within ``timeout`` in total (default ``close_timeout``): single sessions send
+        ``closeBacktestSession`` and wait for ``success``; parallel runs send ``closeSessionV1`` for unfinished
+        sub-sessions. Then the reader thread is joined.
+
+        A session closed mid-step (a continue in flight, e.g. the user left ``events()`` early) waits at most
+        :data:`CLOSE_ACK_GRACE_BUSY` for the ack: the ack queues behind every frame the server wrote meanwhile, and
+        reading that backlog only to discard it made such a close take seconds. The request is written either way
+        (before the close frame), so the server still ends the session."""
         timeout = self.config.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -220,7 +228,9 @@ class ControlConnection:
             if not self.parallel:
                 route = next(iter(self.routes.values()), None)
                 if route is not None and not route.failed and self.send_request(wire.encode_close()):
-                    acked = route.acked.wait(max(0.0, min(timeout, deadline - time.monotonic())))
+                    left = max(0.0, deadline - time.monotonic())
+                    busy = route.pending is not None and not route.completed.is_set()
+                    acked = route.acked.wait(min(left, CLOSE_ACK_GRACE_BUSY) if busy else left)
             else:
                 for route in self.routes.values():
                     if not route.completed.is_set() and not route.failed:
@@ -229,13 +239,13 @@ class ControlConnection:
             self._closing.set()
             return
         if acked:  # the reader sees the ack, closes the socket gracefully and exits by itself
-            self._thread.join(max(0.1, deadline - time.monotonic()))
+            self._thread.join(max(0.05, deadline - time.monotonic()))
         self._closing.set()
         with self._lock:
             conn = self._conn
         if conn is not None and self._thread.is_alive():
             conn.abort()
-        self._thread.join(max(0.1, deadline - time.monotonic()))
+        self._thread.join(max(0.05, deadline - time.monotonic()))
 
     # ================================================================== reader thread
 

@@ -275,10 +275,12 @@ class _BaseSession:
 
     # ------------------------------------------------------------------ closing
 
-    def _stop_subscriptions(self) -> None:
+    def _stop_subscriptions(self, deadline: Optional[float] = None) -> None:
+        """Stop and join every subscription worker by ``deadline`` (default: ``close_timeout`` from now)."""
         for sub in self._subscriptions:
             sub.stop()
-        deadline = time.monotonic() + self._config.close_timeout
+        if deadline is None:
+            deadline = time.monotonic() + self._config.close_timeout
         for sub in self._subscriptions:
             sub.join(max(0.05, deadline - time.monotonic()))
         if self._rpc is not None:
@@ -314,9 +316,10 @@ class Session(_BaseSession):
                 return
             self._closed = True
         self._route.closed = True
+        deadline = time.monotonic() + self._config.close_timeout  # one budget for the whole close
         try:
-            self._stop_subscriptions()
-            self._control.close()
+            self._stop_subscriptions(deadline)
+            self._control.close(timeout=max(0.0, deadline - time.monotonic()))
         finally:
             self._route.sink.put(_CLOSED)
             leftover = [t.name for t in self._threads() + [self._control.thread] if t.is_alive()]
@@ -338,11 +341,14 @@ class SubSession(_BaseSession):
 
     def close(self) -> None:
         """Stop this sub-session's subscriptions (the shared control belongs to the ParallelRun)."""
+        self._close_by(None)
+
+    def _close_by(self, deadline: Optional[float]) -> None:
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        self._stop_subscriptions()
+        self._stop_subscriptions(deadline)
         self._route.sink.put(_CLOSED)
 
     def __enter__(self) -> "SubSession":
