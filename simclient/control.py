@@ -95,8 +95,24 @@ def fresh_error(exc: BaseException) -> BaseException:
     return new
 
 
+class InFlight:
+    """The §7.1 continue in flight of one route, as one value: the wire ``request``, the connection generation
+    ``gen`` it was written on (None: held until the re-attach), ``progress`` once any event arrived since it was
+    sent, ``resent`` once it was sent again after a re-attach."""
+
+    __slots__ = ("request", "gen", "progress", "resent")
+
+    def __init__(self, request: Dict[str, Any], gen: Optional[int]):
+        self.request = request
+        self.gen = gen
+        self.progress = False
+        self.resent = False
+
+
 class Route:
-    """One (sub-)session on a control connection: its queue, cursor and in-flight continue."""
+    """One (sub-)session on a control connection: its queue, cursor and in-flight continue. Written by the control
+    reader (events, failure) and by ``send_continue`` (the in-flight continue), both under the control lock where
+    it matters; read by the (sub-)session's consumer thread through ``sink``."""
 
     def __init__(self, session_id: str, rpc_endpoint: str, task_id: Optional[str]):
         self.session_id = session_id
@@ -106,11 +122,7 @@ class Route:
         self.range: Optional[Tuple[int, int]] = None
         self.last_seq: Optional[int] = None
         self.stats = SessionStats()
-        # §7.1 bookkeeping (guarded by the control lock where it matters)
-        self.pending: Optional[Dict[str, Any]] = None  # wire request of the continue in flight
-        self.sent_gen: Optional[int] = None  # connection generation it was written on; None = held
-        self.progress = False  # an event arrived since it was sent
-        self.resent = False
+        self.inflight: Optional[InFlight] = None  # §7.1: the continue sent since the last idle event
         self.completed = threading.Event()  # ``completed`` routed (subscriptions watch this for end-of-stream)
         self.failed = False
         self.error: Optional[BaseException] = None  # what failed it (raised again by later sends)
@@ -119,6 +131,42 @@ class Route:
 
     def __repr__(self) -> str:
         return f"Route({self.session_id!r}, last_seq={self.last_seq})"
+
+    def saw_event(self, kind: type) -> None:
+        """§7.1: any event but a discovery batch proves the in-flight continue arrived; an idle event ends it."""
+        inflight = self.inflight
+        if inflight is not None and kind is not ev.DiscoveryBatch:
+            inflight.progress = True
+            if kind in _IDLE_EVENTS:
+                self.inflight = None
+
+    def expects_busy(self) -> bool:
+        """A "continue while busy" now answers our own re-send (§7.1): expected, not an event."""
+        return self.inflight is not None and self.inflight.resent
+
+    def after_reattach(self, gen: int) -> Optional[Dict[str, Any]]:
+        """The request to write on connection ``gen`` once the replay was read: a held continue, or a lost one
+        (written on an older connection and no event since) sent again, once per re-attach. None: nothing."""
+        inflight = self.inflight
+        if inflight is None or self.failed or self.completed.is_set():
+            return None
+        if inflight.gen is None:
+            log.debug("sending held continue for %s", self.session_id)
+        elif inflight.gen < gen and not inflight.progress:
+            log.info("continue for %s was lost in the drop: sending it again", self.session_id)
+            inflight.resent = True
+            self.stats.continues_resent += 1
+        else:
+            return None
+        inflight.gen = gen
+        return inflight.request
+
+    def fail(self, error: BaseException) -> None:
+        """The route is over with ``error`` (raised by its consumer and by later sends)."""
+        self.failed = True
+        self.inflight = None
+        self.error = error
+        self.sink.put(error)
 
 
 class ControlConnection:
@@ -137,6 +185,8 @@ class ControlConnection:
         self._api_key = api_key
         self.config = config
         self.parallel = parallel
+        #: what differs between one session and a parallel run: create, attach, routing, "finished", close
+        self._mode: _Mode = ParallelMode(self) if parallel else SingleMode(self)
         self._create_request = wire.encode_create(create, parallel=parallel)
         self.resumable = create.disconnect_timeout_secs > 0
         self.stats = ControlStats()
@@ -153,8 +203,6 @@ class ControlConnection:
         self._created = threading.Event()
         self._create_error: Optional[BaseException] = None
         self._fatal: Optional[BaseException] = None
-        self._early: Dict[str, List[Tuple[int, Any]]] = {}  # parallel: events for ids not yet announced
-        self._prebuffer: List[Tuple[Optional[int], Any]] = []  # single: frames before sessionCreated
         self._errors_seen: Dict[Tuple[str, str], int] = {}  # (§10.1 kind, where) -> count, for "retry once"
         self._sup = ReconnectSupervisor(config, "control connection", self._closing, logger=log)
         self._poll = min(config.keepalive_interval, 0.5)
@@ -184,12 +232,10 @@ class ControlConnection:
         """Send (or hold until the re-attach) a continue-type request for ``route``. Never blocks on a reconnect."""
         with self._lock:
             self._check_usable(route)
-            route.pending = request
-            route.progress = False
-            route.resent = False
-            route.sent_gen = None
-            if self._up and self._conn is not None:
-                route.sent_gen = self._gen  # even if the write fails: the re-attach logic then decides
+            up = self._up and self._conn is not None
+            # the generation is set even if the write fails: the re-attach logic then decides
+            route.inflight = InFlight(request, self._gen if up else None)
+            if up and self._conn is not None:
                 try:
                     self._conn.send_json(request)
                 except TransportError as exc:
@@ -225,16 +271,11 @@ class ControlConnection:
             self._close_requested = True
         acked = False
         if self._thread.is_alive() and self._created.is_set():
-            if not self.parallel:
-                route = next(iter(self.routes.values()), None)
-                if route is not None and not route.failed and self.send_request(wire.encode_close()):
-                    left = max(0.0, deadline - time.monotonic())
-                    busy = route.pending is not None and not route.completed.is_set()
-                    acked = route.acked.wait(min(left, CLOSE_ACK_GRACE_BUSY) if busy else left)
-            else:
-                for route in self.routes.values():
-                    if not route.completed.is_set() and not route.failed:
-                        self.send_request(wire.encode_close_v1(route.session_id))
+            route = self._mode.send_close()
+            if route is not None:
+                left = max(0.0, deadline - time.monotonic())
+                busy = route.inflight is not None and not route.completed.is_set()
+                acked = route.acked.wait(min(left, CLOSE_ACK_GRACE_BUSY) if busy else left)
         if threading.current_thread() is self._thread:
             self._closing.set()
             return
@@ -356,20 +397,15 @@ class ControlConnection:
         if not self._created.is_set():
             with self._lock:  # a drop mid-create retries the create from scratch
                 self.routes = {}
-                self._early = {}
+                self._mode.reset()
             conn.send_json(self._create_request)
-            if self.parallel:
-                self._create_parallel(reader)
-            else:
-                self._create_single(reader)
+            self._mode.create(reader)
             with self._lock:
                 self._up = True
             self._created.set()
             self._sup.made_progress = True  # a session exists now: this connection was worth it
-        elif self.parallel:
-            self._attach_parallel(reader)
         else:
-            self._attach_single(reader)
+            self._mode.attach(reader)
 
     def _read_until(self, reader: LinkReader, timeout: float, stop: Callable[[Any, Optional[int]], bool],
                     what: str) -> None:
@@ -403,183 +439,15 @@ class ControlConnection:
         cls = InvalidRequestError if error.is_invalid_request else SessionError
         return cls(error, f"{what} failed: {self._r(error.message)}")
 
-    def _create_single(self, reader: LinkReader) -> None:
-        self._prebuffer = []
-
-        def stop(msg: Any, seq: Optional[int]) -> bool:
-            if isinstance(msg, wire.SessionCreated):
-                route = Route(msg.session_id, resolve_rpc_endpoint(self.url, msg.rpc_endpoint), msg.task_id)
-                with self._lock:
-                    self.routes[msg.session_id] = route
-                self._thread.name = f"simclient-control-{_short(msg.session_id)}"
-                log.info("session %s created (rpc %s)", msg.session_id, route.rpc_endpoint)
-                for pseq, pmsg in self._prebuffer:
-                    self._deliver(route, pseq, pmsg)
-                self._prebuffer = []
-                return True
-            if isinstance(msg, ev.ServerError):
-                err = self._handshake_error(msg.error, "create")
-                if err is not None:
-                    raise err
-            if isinstance(msg, (ev.Event, wire.Success)):
-                self._prebuffer.append((seq, msg))
-            return False
-
-        self._read_until(reader, self.config.create_timeout, stop, "sessionCreated")
-
-    def _create_parallel(self, reader: LinkReader) -> None:
-        pending: Dict[str, Route] = {}
-
-        def stop(msg: Any, seq: Optional[int]) -> bool:
-            if isinstance(msg, wire.SessionCreated):
-                route = Route(msg.session_id, resolve_rpc_endpoint(self.url, msg.rpc_endpoint), msg.task_id)
-                pending[msg.session_id] = route
-                with self._lock:
-                    self.routes[msg.session_id] = route
-                for eseq, event in self._early.pop(msg.session_id, []):
-                    self._deliver(route, eseq, event)
-                log.debug("sub-session %s created (%d so far)", msg.session_id, len(pending))
-                return False
-            if isinstance(msg, wire.SessionsCreatedV2):
-                self._bind_parallel(msg)
-                return True
-            if isinstance(msg, ev.ServerError):
-                err = self._handshake_error(msg.error, "parallel create")
-                if err is not None:
-                    raise err
-                log.warning("non-terminal parallel control error during create: %s", self._r(msg.error.message))
-                return False
-            self._route_parallel(msg)  # sessionEventV2 of known ids, or buffered for ids not announced yet
-            return False
-
-        self._read_until(reader, self.config.create_timeout, stop, "sessionsCreatedV2")
-
-    def _bind_parallel(self, msg: wire.SessionsCreatedV2) -> None:
-        n = len(msg.session_ids)
-        if msg.start_slots is None or msg.end_slots is None or len(msg.start_slots) != n or len(msg.end_slots) != n:
-            raise ServerTooOldError(
-                "server did not report per-sub-session ranges in sessionsCreatedV2 "
-                f"(session_ids={n}, start_slots={_len(msg.start_slots)}, end_slots={_len(msg.end_slots)}): "
-                "the server is too old for the multiplexed parallel client")
-        with self._lock:
-            listed = {}
-            for sid, start, end in zip(msg.session_ids, msg.start_slots, msg.end_slots):
-                route = self.routes.get(sid)
-                if route is None:  # listed but never announced: still routable, endpoint by convention
-                    route = Route(sid, resolve_rpc_endpoint(self.url, f"/backtest/{sid}"), None)
-                    for eseq, event in self._early.pop(sid, []):
-                        self._deliver(route, eseq, event)
-                route.range = (start, end)
-                listed[sid] = route
-            dropped = set(self.routes) - set(listed)
-            if dropped:
-                log.warning("ignoring sub-sessions not listed in sessionsCreatedV2: %s", sorted(dropped))
-            self.routes = listed
-            self._early.clear()
-            self.control_session_id = msg.control_session_id
-        self._thread.name = f"simclient-control-{_short(msg.control_session_id)}"
-        log.info("parallel run %s created: %d sub-sessions", msg.control_session_id, n)
-
-    def _attach_single(self, reader: LinkReader) -> None:
-        conn = reader.conn
-        route = next(iter(self.routes.values()))
-        conn.send_json(wire.encode_attach(route.session_id, route.last_seq))
-
-        def attached(msg: Any, seq: Optional[int]) -> bool:
-            if isinstance(msg, wire.SessionAttached):
-                return True
-            if isinstance(msg, ev.ServerError):
-                err = self._handshake_error(msg.error, "attach")
-                if err is not None:
-                    raise err
-            self._route_single(seq, msg)
-            return False
-
-        self._read_until(reader, self.config.handshake_timeout, attached, "sessionAttached")
-        log.info("session %s re-attached after seq %s", route.session_id, route.last_seq)
-        # Subscriptions first (PROTOCOL §7 step 4), reading the replay meanwhile (the reader keeps pinging).
-        timeout = self.config.handshake_timeout
-        deadline = time.monotonic() + timeout
-        while not self.subscriptions_ready():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Lost(f"subscriptions did not come back within {timeout:g}s of the re-attach")
-            frame = reader.recv(min(left, 0.02))
-            if frame is not None and frame[0] in (OPCODE_TEXT, OPCODE_BINARY):
-                decoded = self._decode(frame[1])
-                if decoded is not None:
-                    self._route_single(decoded.seq_id, decoded.message)
-        conn.send_json(wire.encode_resume())
-
-        def resumed(msg: Any, seq: Optional[int]) -> bool:
-            if isinstance(msg, wire.Success):
-                if seq is not None:
-                    if route.last_seq is not None and seq <= route.last_seq:
-                        return False  # an old, replayed ack
-                    route.last_seq = seq
-                return True
-            self._route_single(seq, msg)
-            return False
-
-        self._read_until(reader, self.config.handshake_timeout, resumed, "resume ack")
-        self._after_reattach()
-
-    def _attach_parallel(self, reader: LinkReader) -> None:
-        assert self.control_session_id is not None
-        conn = reader.conn
-        with self._lock:
-            cursors = {sid: r.last_seq for sid, r in self.routes.items() if r.last_seq is not None}
-        conn.send_json(wire.encode_attach_parallel(self.control_session_id, cursors))
-
-        def attached(msg: Any, seq: Optional[int]) -> bool:
-            if isinstance(msg, wire.ParallelSessionAttachedV2):
-                return True
-            if isinstance(msg, ev.ServerError):
-                err = self._handshake_error(msg.error, "parallel attach")
-                if err is not None:
-                    raise err
-                log.warning("non-terminal parallel control error during attach: %s", self._r(msg.error.message))
-                return False
-            self._route_parallel(msg)
-            return False
-
-        self._read_until(reader, self.config.handshake_timeout, attached, "parallelSessionAttachedV2")
-        log.info("parallel control %s re-attached", self.control_session_id)
-        # The replay has no end marker. A ping sent now is read by the server after the attach it answered with the
-        # replay, so its pong arrives after the replayed frames: once it is back, the replay has been read.
-        token = f"simclient-replay-barrier-{self._gen}".encode()
-        conn.ping(token)
-
-        def barrier(opcode: int, payload: Any) -> bool:
-            if opcode == OPCODE_PONG:
-                return bool(payload == token)
-            if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
-                decoded = self._decode(payload)
-                if decoded is not None:
-                    self._route_parallel(decoded.message)
-            return False
-
-        reader.wait_for(self.config.handshake_timeout, barrier, "pong for the replay barrier")
-        self._after_reattach()
-
     def _after_reattach(self) -> None:
         """The replay has been read: send held continues, re-send lost ones (§7.1), then accept sends."""
         with self._lock:
             conn = self._conn
             assert conn is not None
             for route in self.routes.values():
-                if route.pending is None or route.failed or route.completed.is_set():
-                    continue
-                if route.sent_gen is None:
-                    log.debug("sending held continue for %s", route.session_id)
-                elif route.sent_gen < self._gen and not route.progress:
-                    log.info("continue for %s was lost in the drop: sending it again", route.session_id)
-                    route.resent = True
-                    route.stats.continues_resent += 1
-                else:
-                    continue
-                route.sent_gen = self._gen
-                conn.send_json(route.pending)
+                request = route.after_reattach(self._gen)
+                if request is not None:
+                    conn.send_json(request)
             self._up = True
 
     # ---------------------------------------------------------------- the message loop
@@ -587,6 +455,7 @@ class ControlConnection:
     def _message_loop(self, conn: ConnectionLike, reader: LinkReader) -> Optional[str]:
         """Read until the work is done (None) or the connection is lost (the reason)."""
         recv = reader.recv
+        route = self._mode.route
         while True:
             if self._closing.is_set():
                 return None
@@ -602,10 +471,7 @@ class ControlConnection:
                         self.stats.frames_received += 1
                         decoded = self._decode(payload)
                         if decoded is not None:
-                            if self.parallel:
-                                self._route_parallel(decoded.message)
-                            else:
-                                self._route_single(decoded.seq_id, decoded.message)
+                            route(decoded.seq_id, decoded.message)
                 elif self._maybe_done is False and self.routes and self._finished():
                     return None
             except Stopped:
@@ -622,14 +488,13 @@ class ControlConnection:
                 return self._r(exc)
 
     def _finished(self) -> bool:
-        """All work done: every route completed or failed (parallel), or the close ack arrived (single)."""
-        routes = self.routes
-        if not routes:
-            return False
-        if self.parallel:
-            return all(r.completed.is_set() or r.failed for r in routes.values())
-        route = next(iter(routes.values()))
-        return route.failed or (self._close_requested and route.acked.is_set())
+        """All work done (see the mode's ``finished``)."""
+        return bool(self.routes) and self._mode.finished()
+
+    @property
+    def _route_single(self) -> Callable[[Optional[int], Any], None]:
+        """The frame router (kept under this name for benchmarks/bench_hotpath.py)."""
+        return self._mode.route
 
     def _decode(self, payload: Any) -> Optional[wire.Frame]:
         try:
@@ -642,40 +507,6 @@ class ControlConnection:
                 exc = ProtocolError(self._r(exc))
             log.warning("discarding undecodable control frame: %s", exc)
             return None
-
-    def _route_single(self, seq: Optional[int], msg: Any) -> None:
-        if type(msg) in _NOT_SINGLE_EVENTS:
-            # a replayed sessionCreated (it is sequenced, §2.1), or a parallel-mode message: not an event (L6)
-            log.debug("ignoring unexpected control message %s", self._r(repr(msg)))
-            return
-        route = next(iter(self.routes.values()), None)
-        if route is None:
-            self._prebuffer.append((seq, msg))
-            return
-        self._deliver(route, seq, msg)
-
-    def _route_parallel(self, msg: Any) -> None:
-        if type(msg) is wire.SessionEventV2:
-            route = self.routes.get(msg.session_id)
-            if route is not None:
-                self._deliver(route, msg.seq_id, msg.event)
-            elif not self._created.is_set():
-                self._early.setdefault(msg.session_id, []).append((msg.seq_id, msg.event))
-            else:
-                log.debug("event for unknown sub-session %s ignored", msg.session_id)
-            return
-        if isinstance(msg, ev.ServerError):  # top-level: it concerns the whole run
-            action = self._error_action(msg.error, wire.PHASE_CONTROL, "control")
-            if action == wire.ACTION_TERMINAL:
-                raise SessionError(msg.error, f"parallel control session failed: {self._r(msg.error.message)}")
-            if action == wire.ACTION_RECONNECT:
-                raise _Lost(f"server: {self._r(msg.error.message)}")
-            log.warning("non-terminal parallel control error: %s", self._r(msg.error.message))
-            return
-        if isinstance(msg, wire.Unknown):
-            log.debug("ignoring unknown control method %r", self._r(msg.method))
-            return
-        log.debug("ignoring unexpected control message %s", self._r(repr(msg)))
 
     def _deliver(self, route: Route, seq: Optional[int], event: Any) -> None:
         """Cursor, replay dedup, §7.1 bookkeeping, then the route's queue."""
@@ -693,11 +524,8 @@ class ControlConnection:
         if kind is wire.Unknown:
             log.debug("ignoring unknown method %r for %s", self._r(event.method), route.session_id)
             return
-        if route.pending is not None and kind is not ev.DiscoveryBatch:
-            route.progress = True  # any event proves the in-flight continue arrived
-            if kind in _IDLE_EVENTS:
-                route.pending = None
-                route.resent = False
+        if route.inflight is not None:
+            route.saw_event(kind)
         if kind is ev.ServerError and self._error_consumed(route, event.error):
             return
         if kind is ev.Completed:
@@ -708,7 +536,7 @@ class ControlConnection:
 
     def _error_consumed(self, route: Route, err: wire.BacktestError) -> bool:
         """Handle a server error for ``route``; True when it must not be delivered as a ServerError event."""
-        if route.resent and wire.is_continue_busy(err):
+        if route.expects_busy() and wire.is_continue_busy(err):
             log.debug("expected 'continue while busy' after re-sending a continue for %s", route.session_id)
             return True
         action = self._error_action(err, wire.PHASE_SESSION, route.session_id)
@@ -716,12 +544,9 @@ class ControlConnection:
             return False  # non-terminal (the first "retry once" error too): a ServerError event
         if action == wire.ACTION_RECONNECT:
             raise _Lost(f"server: {self._r(err.message)}")
-        route.failed = True
-        route.pending = None
         self._maybe_done = True
         cls = InvalidRequestError if err.is_invalid_request else SessionError
-        route.error = cls(err, f"session {route.session_id} failed: {self._r(err.message)}")
-        route.sink.put(route.error)
+        route.fail(cls(err, f"session {route.session_id} failed: {self._r(err.message)}"))
         return True
 
     def _fail(self, exc: BaseException) -> None:
@@ -733,9 +558,7 @@ class ControlConnection:
             return
         for route in self.routes.values():
             if not route.completed.is_set() and not route.failed:
-                route.failed = True
-                route.error = fresh_error(exc)  # one object per (sub-)session, each raised in its own thread
-                route.sink.put(route.error)
+                route.fail(fresh_error(exc))  # one object per (sub-)session, each raised in its own thread
 
     def _r(self, text: Any) -> str:
         """``text`` for a log record or an exception message, without the API key (a server or proxy may echo it)."""
@@ -752,6 +575,285 @@ class ControlConnection:
             raise SessionClosedError(f"session {route.session_id} is closed")
         if self._fatal is not None:
             raise fresh_error(self._fatal)
+
+
+class _Mode:
+    """What differs between a single session and a parallel run on one control connection: the create and attach
+    handshakes, routing a decoded frame to its route, when the work is "finished", and the close requests. The
+    connection (``cc``) owns the state the modes share (routes, cursors, the reader); a mode owns only its own
+    handshake buffers."""
+
+    parallel = False
+
+    def __init__(self, cc: "ControlConnection"):
+        self.cc = cc
+
+    def reset(self) -> None:
+        """A create is (re)sent: forget what an earlier attempt buffered."""
+
+    def create(self, reader: LinkReader) -> None:
+        raise NotImplementedError
+
+    def attach(self, reader: LinkReader) -> None:
+        raise NotImplementedError
+
+    def route(self, seq: Optional[int], msg: Any) -> None:
+        raise NotImplementedError
+
+    def finished(self) -> bool:
+        raise NotImplementedError
+
+    def send_close(self) -> Optional[Route]:
+        """Write the close request(s); the route whose ``acked`` to wait for, if any."""
+        raise NotImplementedError
+
+
+class SingleMode(_Mode):
+    """One session: top-level ``seqId`` cursor, ``attachBacktestSession`` + ``resumeAttachedSession``."""
+
+    def __init__(self, cc: "ControlConnection"):
+        super().__init__(cc)
+        self.prebuffer: List[Tuple[Optional[int], Any]] = []  # frames before sessionCreated
+
+    def reset(self) -> None:
+        self.prebuffer = []
+
+    def create(self, reader: LinkReader) -> None:
+        cc = self.cc
+        self.prebuffer = []
+
+        def stop(msg: Any, seq: Optional[int]) -> bool:
+            if isinstance(msg, wire.SessionCreated):
+                route = Route(msg.session_id, resolve_rpc_endpoint(cc.url, msg.rpc_endpoint), msg.task_id)
+                with cc._lock:
+                    cc.routes[msg.session_id] = route
+                cc._thread.name = f"simclient-control-{_short(msg.session_id)}"
+                log.info("session %s created (rpc %s)", msg.session_id, route.rpc_endpoint)
+                for pseq, pmsg in self.prebuffer:
+                    cc._deliver(route, pseq, pmsg)
+                self.prebuffer = []
+                return True
+            if isinstance(msg, ev.ServerError):
+                err = cc._handshake_error(msg.error, "create")
+                if err is not None:
+                    raise err
+            if isinstance(msg, (ev.Event, wire.Success)):
+                self.prebuffer.append((seq, msg))
+            return False
+
+        cc._read_until(reader, cc.config.create_timeout, stop, "sessionCreated")
+
+    def attach(self, reader: LinkReader) -> None:
+        cc = self.cc
+        conn = reader.conn
+        route = next(iter(cc.routes.values()))
+        conn.send_json(wire.encode_attach(route.session_id, route.last_seq))
+
+        def attached(msg: Any, seq: Optional[int]) -> bool:
+            if isinstance(msg, wire.SessionAttached):
+                return True
+            if isinstance(msg, ev.ServerError):
+                err = cc._handshake_error(msg.error, "attach")
+                if err is not None:
+                    raise err
+            self.route(seq, msg)
+            return False
+
+        cc._read_until(reader, cc.config.handshake_timeout, attached, "sessionAttached")
+        log.info("session %s re-attached after seq %s", route.session_id, route.last_seq)
+        # Subscriptions first (PROTOCOL §7 step 4), reading the replay meanwhile (the reader keeps pinging).
+        timeout = cc.config.handshake_timeout
+        deadline = time.monotonic() + timeout
+        while not cc.subscriptions_ready():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Lost(f"subscriptions did not come back within {timeout:g}s of the re-attach")
+            frame = reader.recv(min(left, 0.02))
+            if frame is not None and frame[0] in (OPCODE_TEXT, OPCODE_BINARY):
+                decoded = cc._decode(frame[1])
+                if decoded is not None:
+                    self.route(decoded.seq_id, decoded.message)
+        conn.send_json(wire.encode_resume())
+
+        def resumed(msg: Any, seq: Optional[int]) -> bool:
+            if isinstance(msg, wire.Success):
+                if seq is not None:
+                    if route.last_seq is not None and seq <= route.last_seq:
+                        return False  # an old, replayed ack
+                    route.last_seq = seq
+                return True
+            self.route(seq, msg)
+            return False
+
+        cc._read_until(reader, cc.config.handshake_timeout, resumed, "resume ack")
+        cc._after_reattach()
+
+    def route(self, seq: Optional[int], msg: Any) -> None:
+        cc = self.cc
+        if type(msg) in _NOT_SINGLE_EVENTS:
+            # a replayed sessionCreated (it is sequenced, §2.1), or a parallel-mode message: not an event (L6)
+            log.debug("ignoring unexpected control message %s", cc._r(repr(msg)))
+            return
+        route = next(iter(cc.routes.values()), None)
+        if route is None:
+            self.prebuffer.append((seq, msg))
+            return
+        cc._deliver(route, seq, msg)
+
+    def finished(self) -> bool:
+        """The route failed, or the close we asked for was acknowledged."""
+        route = next(iter(self.cc.routes.values()))
+        return route.failed or (self.cc._close_requested and route.acked.is_set())
+
+    def send_close(self) -> Optional[Route]:
+        cc = self.cc
+        route = next(iter(cc.routes.values()), None)
+        if route is not None and not route.failed and cc.send_request(wire.encode_close()):
+            return route
+        return None
+
+
+class ParallelMode(_Mode):
+    """N sub-sessions multiplexed as ``sessionEventV2``: per-route ``seq_id`` cursors,
+    ``attachParallelControlSessionV2`` and a ping as the replay barrier."""
+
+    parallel = True
+
+    def __init__(self, cc: "ControlConnection"):
+        super().__init__(cc)
+        self.early: Dict[str, List[Tuple[int, Any]]] = {}  # events for ids not announced yet
+
+    def reset(self) -> None:
+        self.early = {}
+
+    def create(self, reader: LinkReader) -> None:
+        cc = self.cc
+        pending: Dict[str, Route] = {}
+
+        def stop(msg: Any, seq: Optional[int]) -> bool:
+            if isinstance(msg, wire.SessionCreated):
+                route = Route(msg.session_id, resolve_rpc_endpoint(cc.url, msg.rpc_endpoint), msg.task_id)
+                pending[msg.session_id] = route
+                with cc._lock:
+                    cc.routes[msg.session_id] = route
+                for eseq, event in self.early.pop(msg.session_id, []):
+                    cc._deliver(route, eseq, event)
+                log.debug("sub-session %s created (%d so far)", msg.session_id, len(pending))
+                return False
+            if isinstance(msg, wire.SessionsCreatedV2):
+                self._bind(msg)
+                return True
+            if isinstance(msg, ev.ServerError):
+                err = cc._handshake_error(msg.error, "parallel create")
+                if err is not None:
+                    raise err
+                log.warning("non-terminal parallel control error during create: %s", cc._r(msg.error.message))
+                return False
+            self.route(None, msg)  # sessionEventV2 of known ids, or buffered for ids not announced yet
+            return False
+
+        cc._read_until(reader, cc.config.create_timeout, stop, "sessionsCreatedV2")
+
+    def _bind(self, msg: wire.SessionsCreatedV2) -> None:
+        cc = self.cc
+        n = len(msg.session_ids)
+        if msg.start_slots is None or msg.end_slots is None or len(msg.start_slots) != n or len(msg.end_slots) != n:
+            raise ServerTooOldError(
+                "server did not report per-sub-session ranges in sessionsCreatedV2 "
+                f"(session_ids={n}, start_slots={_len(msg.start_slots)}, end_slots={_len(msg.end_slots)}): "
+                "the server is too old for the multiplexed parallel client")
+        with cc._lock:
+            listed = {}
+            for sid, start, end in zip(msg.session_ids, msg.start_slots, msg.end_slots):
+                route = cc.routes.get(sid)
+                if route is None:  # listed but never announced: still routable, endpoint by convention
+                    route = Route(sid, resolve_rpc_endpoint(cc.url, f"/backtest/{sid}"), None)
+                    for eseq, event in self.early.pop(sid, []):
+                        cc._deliver(route, eseq, event)
+                route.range = (start, end)
+                listed[sid] = route
+            dropped = set(cc.routes) - set(listed)
+            if dropped:
+                log.warning("ignoring sub-sessions not listed in sessionsCreatedV2: %s", sorted(dropped))
+            cc.routes = listed
+            self.early.clear()
+            cc.control_session_id = msg.control_session_id
+        cc._thread.name = f"simclient-control-{_short(msg.control_session_id)}"
+        log.info("parallel run %s created: %d sub-sessions", msg.control_session_id, n)
+
+    def attach(self, reader: LinkReader) -> None:
+        cc = self.cc
+        assert cc.control_session_id is not None
+        conn = reader.conn
+        with cc._lock:
+            cursors = {sid: r.last_seq for sid, r in cc.routes.items() if r.last_seq is not None}
+        conn.send_json(wire.encode_attach_parallel(cc.control_session_id, cursors))
+
+        def attached(msg: Any, seq: Optional[int]) -> bool:
+            if isinstance(msg, wire.ParallelSessionAttachedV2):
+                return True
+            if isinstance(msg, ev.ServerError):
+                err = cc._handshake_error(msg.error, "parallel attach")
+                if err is not None:
+                    raise err
+                log.warning("non-terminal parallel control error during attach: %s", cc._r(msg.error.message))
+                return False
+            self.route(None, msg)
+            return False
+
+        cc._read_until(reader, cc.config.handshake_timeout, attached, "parallelSessionAttachedV2")
+        log.info("parallel control %s re-attached", cc.control_session_id)
+        # The replay has no end marker. A ping sent now is read by the server after the attach it answered with the
+        # replay, so its pong arrives after the replayed frames: once it is back, the replay has been read.
+        token = f"simclient-replay-barrier-{cc._gen}".encode()
+        conn.ping(token)
+
+        def barrier(opcode: int, payload: Any) -> bool:
+            if opcode == OPCODE_PONG:
+                return bool(payload == token)
+            if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+                decoded = cc._decode(payload)
+                if decoded is not None:
+                    self.route(None, decoded.message)
+            return False
+
+        reader.wait_for(cc.config.handshake_timeout, barrier, "pong for the replay barrier")
+        cc._after_reattach()
+
+    def route(self, seq: Optional[int], msg: Any) -> None:
+        cc = self.cc
+        if type(msg) is wire.SessionEventV2:
+            route = cc.routes.get(msg.session_id)
+            if route is not None:
+                cc._deliver(route, msg.seq_id, msg.event)
+            elif not cc._created.is_set():
+                self.early.setdefault(msg.session_id, []).append((msg.seq_id, msg.event))
+            else:
+                log.debug("event for unknown sub-session %s ignored", msg.session_id)
+            return
+        if isinstance(msg, ev.ServerError):  # top-level: it concerns the whole run
+            action = cc._error_action(msg.error, wire.PHASE_CONTROL, "control")
+            if action == wire.ACTION_TERMINAL:
+                raise SessionError(msg.error, f"parallel control session failed: {cc._r(msg.error.message)}")
+            if action == wire.ACTION_RECONNECT:
+                raise _Lost(f"server: {cc._r(msg.error.message)}")
+            log.warning("non-terminal parallel control error: %s", cc._r(msg.error.message))
+            return
+        if isinstance(msg, wire.Unknown):
+            log.debug("ignoring unknown control method %r", cc._r(msg.method))
+            return
+        log.debug("ignoring unexpected control message %s", cc._r(repr(msg)))
+
+    def finished(self) -> bool:
+        """Every sub-session completed or failed."""
+        return all(r.completed.is_set() or r.failed for r in self.cc.routes.values())
+
+    def send_close(self) -> Optional[Route]:
+        cc = self.cc
+        for route in cc.routes.values():
+            if not route.completed.is_set() and not route.failed:
+                cc.send_request(wire.encode_close_v1(route.session_id))
+        return None  # closeSessionV1 acks carry no driver signal: nothing to wait for
 
 
 def _short(session_id: str) -> str:
