@@ -185,8 +185,10 @@ class ControlConnection:
         self._api_key = api_key
         self.config = config
         self.parallel = parallel
-        #: what differs between one session and a parallel run: create, attach, routing, "finished", close
-        self._mode: _Mode = ParallelMode(self) if parallel else SingleMode(self)
+        #: what differs between one session and a parallel run: create, attach, routing, "finished", close, and
+        #: the encoding of continues
+        self.mode: _Mode = ParallelMode(self) if parallel else SingleMode(self)
+        self._mode = self.mode
         self._create_request = wire.encode_create(create, parallel=parallel)
         self.resumable = create.disconnect_timeout_secs > 0
         self.stats = ControlStats()
@@ -607,6 +609,13 @@ class _Mode:
         """Write the close request(s); the route whose ``acked`` to wait for, if any."""
         raise NotImplementedError
 
+    def encode_continue(self, session_id: str, cont: Any) -> Dict[str, Any]:
+        """The wire request of ``cont`` for (sub-)session ``session_id``."""
+        raise NotImplementedError
+
+    def encode_continue_to(self, session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
+        raise NotImplementedError
+
 
 class SingleMode(_Mode):
     """One session: top-level ``seqId`` cursor, ``attachBacktestSession`` + ``resumeAttachedSession``."""
@@ -711,6 +720,12 @@ class SingleMode(_Mode):
         if route is not None and not route.failed and cc.send_request(wire.encode_close()):
             return route
         return None
+
+    def encode_continue(self, session_id: str, cont: Any) -> Dict[str, Any]:
+        return wire.encode_continue(cont)
+
+    def encode_continue_to(self, session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
+        return wire.encode_continue_to(slot, batch_index)
 
 
 class ParallelMode(_Mode):
@@ -854,6 +869,12 @@ class ParallelMode(_Mode):
             if not route.completed.is_set() and not route.failed:
                 cc.send_request(wire.encode_close_v1(route.session_id))
         return None  # closeSessionV1 acks carry no driver signal: nothing to wait for
+
+    def encode_continue(self, session_id: str, cont: Any) -> Dict[str, Any]:
+        return wire.encode_continue_v1(session_id, cont)
+
+    def encode_continue_to(self, session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
+        return wire.encode_continue_to_v1(session_id, slot, batch_index)
 
 
 def _short(session_id: str) -> str:

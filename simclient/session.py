@@ -15,7 +15,6 @@ import time
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from . import events as ev
-from . import protocol as wire
 from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
@@ -136,10 +135,10 @@ class _BaseSession:
     # ------------------------------------------------------------------ driving
 
     def _encode_continue(self, cont: Continue) -> dict:
-        raise NotImplementedError
+        return self._control.mode.encode_continue(self.session_id, cont)
 
     def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
-        raise NotImplementedError
+        return self._control.mode.encode_continue_to(self.session_id, slot, batch_index)
 
     def send_continue(self, cont: Optional[Continue] = None, *, advance_count: Optional[int] = None,
                       timeout: Optional[float] = None) -> None:
@@ -303,12 +302,6 @@ class Session(_BaseSession):
         super().__init__(control, route, config)
         control.subscriptions_ready = self._subscriptions_ready
 
-    def _encode_continue(self, cont: Continue) -> dict:
-        return wire.encode_continue(cont)
-
-    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
-        return wire.encode_continue_to(slot, batch_index)
-
     def close(self) -> None:
         """Idempotent: ``closeBacktestSession`` (when still connected), then stop and join every thread."""
         with self._close_lock:
@@ -332,12 +325,6 @@ class Session(_BaseSession):
 
 class SubSession(_BaseSession):
     """One sub-session of a parallel run: own queue and subscriptions, shared control connection."""
-
-    def _encode_continue(self, cont: Continue) -> dict:
-        return wire.encode_continue_v1(self.session_id, cont)
-
-    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
-        return wire.encode_continue_to_v1(self.session_id, slot, batch_index)
 
     def close(self) -> None:
         """Stop this sub-session's subscriptions (the shared control belongs to the ParallelRun)."""
