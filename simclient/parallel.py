@@ -143,9 +143,9 @@ class ParallelRun:
         for sub in self._subs:
             for s in sub._subscriptions:
                 s.stop()
-        self._control.close(timeout=max(0.1, deadline - time.monotonic()))
+        self._control.close(timeout=max(0.0, deadline - time.monotonic()))
         for sub in self._subs:
-            sub.close()
+            sub._close_by(deadline)  # one close_timeout for the whole run, not one per sub-session
 
     def __enter__(self) -> "ParallelRun":
         return self

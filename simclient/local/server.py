@@ -72,6 +72,7 @@ STAT_KEYS = (
     "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
     "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
     "injected_control_frames", "injected_subscription_frames", "rpc_faults",
+    "creates_received", "creates_ignored", "control_flaps", "subscription_flaps",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 #: Seconds a client gets to echo our close frame (PROTOCOL §10: graceful close, [I] 10 s) before the abort.
@@ -139,6 +140,7 @@ class ControlConn(_Conn):
         self.session: Optional[SimSession] = None
         self.parallel: Optional[ParallelControl] = None
         self.creating = False
+        self.flap_on_created = False  # FaultPlan.flap_control: close (1011) once the create is answered
 
     def session_ids(self) -> Optional[Set[str]]:
         """The ids this connection serves: its single session, or its parallel control session and sub-sessions."""
@@ -171,7 +173,28 @@ class ControlConn(_Conn):
         ok = await super().send_locked(text)
         if ok:
             self.sim.stats["frames_sent"] += 1
+            if self.flap_on_created and isinstance(text, str) and (
+                    '"method":"sessionsCreatedV2"' in text
+                    or (self.parallel is None and '"method":"sessionCreated"' in text)):
+                self.flap_on_created = False
+                self.flap()
         return ok
+
+    def flap(self) -> None:
+        """FaultPlan.flap_control from a send (``lock`` held): nothing more is sent or read; close with 1011."""
+        self.closed = True
+        self.sim.stats["control_flaps"] += 1
+        log.info("fault: flapping the control connection (close 1011)")
+        self.sim._spawn(self.flap_close())
+
+    async def flap_close(self) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=1011), 2.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the client went away first
+            if self.transport is not None:
+                self.transport.abort()
 
 
 class SubConn(_Conn):
@@ -656,6 +679,18 @@ class LocalSimulator:
             self.stats["invalid_requests"] += 1
             await self._reply(conn, wire.error(exc.params))
             return
+        if conn.closed:
+            return  # flapped: a closing connection reads nothing more
+        if method == "createBacktestSession":
+            self.stats["creates_received"] += 1
+            if self._faults.take_ignored_create():
+                self.stats["creates_ignored"] += 1
+                log.info("fault: ignoring a create (never answered)")
+                if self._faults.drop_ignored_creates:
+                    conn.abort()
+                return
+            if self._faults.take_control_flap():
+                conn.flap_on_created = True
         is_continue = method in ("continue", "continueTo", "continueSessionV1", "continueToSessionV1")
         if is_continue:
             self.stats["continues_received"] += 1
@@ -669,6 +704,13 @@ class LocalSimulator:
         except wire.RequestError as exc:
             self.stats["invalid_requests"] += 1
             await self._reply(conn, wire.error(exc.params))
+            return
+        if method in ("resumeAttachedSession", "attachParallelControlSessionV2") and not conn.closed \
+                and self._faults.take_control_flap():
+            conn.closed = True
+            self.stats["control_flaps"] += 1
+            log.info("fault: flapping the control connection after %s (close 1011)", method)
+            await conn.flap_close()
 
     # --- create
     async def _m_createBacktestSession(self, conn: ControlConn, params: Any) -> None:
@@ -906,6 +948,9 @@ class LocalSimulator:
             return wire.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
 
         if method in ("transactionSubscribe", "accountDiffSubscribe"):
+            if self._faults.take_ignored_subscribe():
+                log.info("fault: ignoring a subscribe (never acked)")
+                return
             await self._subscribe(conn, rid, method, params, err)
         elif method in ("transactionUnsubscribe", "accountDiffUnsubscribe"):
             kind = "transaction" if method.startswith("transaction") else "accountDiff"
@@ -966,13 +1011,21 @@ class LocalSimulator:
                 sess.subs.append(sub)
             self.stats["subscriptions"] += 1
             await conn.send_locked(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id}))
+            flap = self._faults.take_subscription_flap()
+            if flap:
+                sess.subs = [s for s in sess.subs if s is not sub]
+                texts, finished = [], False
             for text in texts:
                 if not await conn.send_locked(text):
                     return
             if finished:
                 sub.ended = True
                 await conn.send_locked(sub.end_text())
-        if finished:
+        if flap:
+            self.stats["subscription_flaps"] += 1
+            log.info("fault: flapping a subscription socket of session %s (close 1011)", sess.id)
+            await conn.close(code=1011)
+        elif finished:
             await conn.close()
 
 
