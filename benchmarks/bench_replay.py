@@ -472,8 +472,7 @@ def _apply_toggle(name: str) -> None:
                 ws.frame_buffer.recv = ws._recv
         transport.Connection.__init__ = plain_init  # type: ignore[method-assign]
     elif name == "status-cache":
-        wire._DECODERS["status"] = lambda p: ev.Status(wire._str(wire._require(p, "status", "status"), "status")
-                                                       if isinstance(p, dict) else p)
+        wire._status = ev.Status  # a new frozen Status per frame instead of the shared one per phase
     elif name == "notification-inline":
         orig = wire.decode_subscription_frame
 

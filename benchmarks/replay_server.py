@@ -228,6 +228,21 @@ class Scenario:
         self.post = Blob(rec["post"])
         self.close = Blob(rec["close"])
         self.subs = {k: (v["subscription"], Blob(v["frames"])) for k, v in rec["subs"].items()}
+        # Parallel: the recorded stream as runs of consecutive frames of one sub-session, in recorded order, each
+        # pre-framed (a sub-session's frames go out only after its own continue; see ReplayServer._stream_parallel).
+        self.runs: List[Tuple[str, Blob]] = []
+        if self.parallel:
+            current: Optional[str] = None
+            texts: List[str] = []
+            for text in rec["post"]:
+                sid = json.loads(text)["params"]["session_id"]
+                if sid != current and texts:
+                    self.runs.append((current or "", Blob(texts)))
+                    texts = []
+                current = sid
+                texts.append(text)
+            if texts:
+                self.runs.append((current or "", Blob(texts)))
 
     def manifest(self) -> Dict[str, Any]:
         return {"parallel": self.parallel, "slots": self.slots, "session_ids": self.session_ids,
@@ -405,7 +420,8 @@ class ReplayServer:
 
     def _control(self, peer: _Peer, sc: Scenario) -> None:
         continued: set = set()
-        sent = False
+        cond = threading.Condition()
+        writer: Optional[threading.Thread] = None
         for msg in self._frames(peer):
             method = msg.get("method") if isinstance(msg, dict) else None
             params = msg.get("params") or {}
@@ -414,18 +430,74 @@ class ReplayServer:
                     for sid in sc.session_ids:
                         self.continued[sid] = threading.Event()
                 self._send_blob(peer, sc.pre)
-            elif method in ("continue", "continueSessionV1") and not sent:
-                sid = params.get("sessionId") or params.get("session_id") or sc.session_ids[0]
-                continued.add(sid)
+            elif method == "continue" and not sc.parallel and not continued:
+                continued.add(sc.session_ids[0])
                 with self.lock:
-                    ev = self.continued.get(sid)
+                    ev = self.continued.get(sc.session_ids[0])
                 if ev is not None:
                     ev.set()
-                if len(continued) >= len(sc.session_ids):  # parallel: every sub-session's continue is in
-                    sent = True
-                    self._send_blob(peer, sc.post)
+                self._send_blob(peer, sc.post)
+            elif method == "continueSessionV1" and sc.parallel:
+                with cond:
+                    continued.add(params.get("sessionId") or params.get("session_id"))
+                    cond.notify()
+                if writer is None:
+                    writer = threading.Thread(target=self._stream_parallel, args=(peer, sc, continued, cond),
+                                              daemon=True)
+                    writer.start()
             elif method == "closeBacktestSession":
                 self._send_blob(peer, sc.close)
+        if writer is not None:
+            writer.join(5)
+
+    def _stream_parallel(self, peer: _Peer, sc: Scenario, continued: set, cond: threading.Condition) -> None:
+        """The recorded interleaving, except that a sub-session's frames wait for its own continue (then go out
+        in their recorded order, before its later frames). Consecutive writable runs go out in one sendall."""
+        backlog: Dict[str, List[Blob]] = {}
+        flushed: set = set()
+        pending: List[Blob] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal size
+            if pending:
+                t0 = time.perf_counter()
+                peer.write(pending[0].data if len(pending) == 1 else b"".join(b.data for b in pending))
+                seconds = time.perf_counter() - t0
+                for b in pending:
+                    self._count(b, seconds / len(pending))
+                pending.clear()
+                size = 0
+
+        def release_new() -> None:
+            nonlocal size
+            with cond:
+                ready = [sid for sid in continued if sid not in flushed]
+            for sid in ready:
+                flushed.add(sid)
+                for b in backlog.pop(sid, []):
+                    pending.append(b)
+                    size += len(b.data)
+        try:
+            for sid, blob in sc.runs:
+                release_new()
+                if sid in flushed:
+                    pending.append(blob)
+                    size += len(blob.data)
+                    if size >= 65536:
+                        flush()
+                else:
+                    backlog.setdefault(sid, []).append(blob)
+            while backlog:
+                flush()
+                with cond:
+                    if not any(sid in continued and sid not in flushed for sid in backlog):
+                        if not cond.wait(60):
+                            return
+                release_new()
+            flush()
+        except OSError:
+            pass
 
     def _subscription(self, peer: _Peer, sc: Scenario, sid: str) -> None:
         for msg in self._frames(peer):
