@@ -456,6 +456,29 @@ def wsclient_fanout(base: str, man: Dict[str, Any], n: int) -> Dict[str, Any]:
 
 # --- hot-path toggles: the plain path put back in this process -------------------------------------------------
 
+_PATCHED = (("transport", "Connection.__init__"), ("protocol", "_status"), ("protocol", "decode_subscription_frame"),
+            ("protocol", "transaction_from_result"), ("protocol", "account_diff_from_result"))
+
+
+def _snapshot() -> List[Tuple[Any, str, Any]]:
+    """Everything _apply_toggle may replace, to put back with _restore."""
+    import importlib
+
+    out = []
+    for mod, attr in _PATCHED:
+        obj: Any = importlib.import_module(f"simclient.{mod}")
+        *path, last = attr.split(".")
+        for a in path:
+            obj = getattr(obj, a)
+        out.append((obj, last, getattr(obj, last)))
+    return out
+
+
+def _restore(snap: List[Tuple[Any, str, Any]]) -> None:
+    for obj, name, value in snap:
+        setattr(obj, name, value)
+
+
 def _apply_toggle(name: str) -> None:
     """Replace one hot-path special case with the plain path it short-cuts (same results, measured cost)."""
     from simclient import events as ev
@@ -547,6 +570,93 @@ def _apply_toggle(name: str) -> None:
         wire.account_diff_from_result = ctor_diff
     else:
         raise ValueError(f"unknown toggle {name}")
+
+
+# --- the same toggles, deterministic: recorded frames through the SDK's stages from memory (bench_hotpath) ------
+
+def hotpath_worker(rounds: int) -> None:
+    """ns per frame of each SDK stage on the replay recording, no network and no threads: for every toggle, the
+    unchanged SDK and the toggled one alternate ``rounds`` times in this one process (lowest of each kept)."""
+    import bench_hotpath as hp
+
+    from replay_server import record
+
+    recs = record()
+    ctl = [t.encode() for t in recs["control"]["post"] if '"completed"' not in t[:80]]
+    tx = [t.encode() for t in recs["tx"]["subs"]["transaction"]["frames"][:-1]]
+    diff_key = next(k for k in recs["tx"]["subs"] if k.startswith("accountDiff:"))
+    diffs = recs["tx"]["subs"][diff_key]
+    sub_id = diffs["subscription"]
+    diff_frames = [t.encode() for t in diffs["frames"][:-1]]
+
+    def diff_sdk(payloads: List[bytes]) -> float:
+        from simclient import protocol as wire
+        from simclient.subscriptions import Subscription
+
+        _cc, route, sess, cfg = hp._session()
+        sub = Subscription("accountDiff", ["p"], "http://127.0.0.1:1/backtest/sid", route.sink, cfg,
+                           route.completed, 1, "sid", route.stats)
+        ids, ended = {sub_id: "p"}, set()
+        dec, on, nxt = wire.decode_subscription_frame, sub._on_notification, sess.next_event
+
+        def go() -> None:
+            for p in payloads:
+                on(dec(p), ids, ended)
+                nxt(None)
+        return hp.per_frame(go, len(payloads))
+
+    stages = {"transport, control": (hp.transport_sdk, ctl), "transport, transactions": (hp.transport_sdk, tx),
+              "control pipeline": (hp.control_sdk, ctl), "transaction pipeline": (hp.sub_sdk, tx),
+              "account-diff pipeline": (diff_sdk, diff_frames)}
+    relevant = {"transport-fast-path": ("transport, control", "transport, transactions"),
+                "transport-read-ahead": ("transport, control", "transport, transactions"),
+                "status-cache": ("control pipeline",),
+                "notification-inline": ("transaction pipeline", "account-diff pipeline"),
+                "transaction-inline": ("transaction pipeline",),
+                "object-new-events": ("transaction pipeline", "account-diff pipeline")}
+    snap = _snapshot()
+    out: Dict[str, Any] = {}
+    for toggle, names in relevant.items():
+        base = {n: float("inf") for n in names}
+        tog = dict(base)
+        for _ in range(rounds):
+            for n in names:
+                fn, frames = stages[n]
+                base[n] = min(base[n], fn(frames))
+            _apply_toggle(toggle)
+            for n in names:
+                fn, frames = stages[n]
+                tog[n] = min(tog[n], fn(frames))
+            _restore(snap)
+        out[toggle] = {n: [base[n], tog[n]] for n in names}
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+def run_hotpath_toggles(e2e: Optional[Dict[str, float]] = None, rounds: int = 5) -> Dict[str, Any]:
+    """Each toggle's extra ns per frame on the stages it touches, against the unchanged SDK in the same process."""
+    print(f"[replay E] the same special cases, deterministic: recorded frames through each SDK stage from memory, "
+          f"no network or threads; unchanged and toggled SDK alternate in one process (lowest of {rounds} each)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (os.environ.get("SIMCLIENT_BENCH_CLIENT_PATH", ""), REPO, HERE, os.environ.get("PYTHONPATH", ""))
+        if p))
+    env.pop("SIMCLIENT_JSON", None)
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "bench_replay.py"), "--hotpath-worker",
+                           "--reps", str(rounds)], env=env, cwd=REPO, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"hot-path worker failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    stream_of = {"transport, control": "control", "control pipeline": "control", "transport, transactions": "tx",
+                 "transaction pipeline": "tx", "account-diff pipeline": "txdiff"}
+    print(f"    {'special case':<22} {'stage':<24} {'with ns':>8} {'without ns':>10} {'extra':>7} "
+          f"{'share of e2e SDK CPU/event':>27}")
+    for toggle, stages in out.items():
+        for stage, (b, t) in stages.items():
+            share = ""
+            if e2e and stream_of[stage] in e2e:
+                share = f"{(t - b) / 1000 / e2e[stream_of[stage]] * 100:+.1f}% of {e2e[stream_of[stage]]:.1f} us"
+            print(f"    {toggle:<22} {stage:<24} {b:>8,.0f} {t:>10,.0f} {t - b:>+7,.0f} {share:>27}")
+    return out
 
 
 # --- worker loop ----------------------------------------------------------------------------------------------
@@ -865,7 +975,7 @@ def run_toggles(server: ReplayProcess, reps: int, toggles: Sequence[str] = tuple
     return out
 
 
-def run(reps: int = 5, only: Sequence[str] = ("clients", "barrier", "fanout", "toggles"),
+def run(reps: int = 5, only: Sequence[str] = ("clients", "barrier", "fanout", "toggles", "hotpath"),
         toggle_reps: Optional[int] = None) -> Dict[str, Any]:
     result: Dict[str, Any] = {}
     with ReplayProcess() as server:
@@ -882,6 +992,12 @@ def run(reps: int = 5, only: Sequence[str] = ("clients", "barrier", "fanout", "t
         if "toggles" in only:
             result["toggles"] = run_toggles(server, toggle_reps or reps)
             print()
+    if "hotpath" in only:
+        e2e = None
+        if "clients" in result and "sdk-orjson" in result["clients"]["control"]:
+            e2e = {k: median([_cpu_us(r) for r in v["sdk-orjson"]]) for k, v in result["clients"].items()}
+        result["hotpath"] = run_hotpath_toggles(e2e)
+        print()
     save_result("replay", result)
     return result
 
@@ -892,10 +1008,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--toggle", default="", help=argparse.SUPPRESS)
     ap.add_argument("--config", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--hotpath-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--only", default="clients,barrier,fanout,toggles")
+    ap.add_argument("--only", default="clients,barrier,fanout,toggles,hotpath")
     args = ap.parse_args(argv)
-    if args.worker:
+    if args.hotpath_worker:
+        hotpath_worker(args.reps)
+    elif args.worker:
         worker(args)
     else:
         run(args.reps, args.only.split(","))
