@@ -662,6 +662,11 @@ def run_hotpath_toggles(e2e: Optional[Dict[str, float]] = None, rounds: int = 5)
 # --- worker loop ----------------------------------------------------------------------------------------------
 
 def worker(args: argparse.Namespace) -> None:
+    import logging
+
+    # the SDK's own account of how each subscription ended (e.g. "end of stream by silence"), for the orchestrator
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
+    logging.getLogger("simclient.subscriptions").setLevel(logging.INFO)
     man = json.loads(urllib.request.urlopen(args.url.replace("ws://", "http://") + "/manifest").read())
     kind = args.worker
     config = json.loads(args.config) if args.config else {}
@@ -743,6 +748,11 @@ class Worker:
             raise RuntimeError(f"client {self.name} failed on {stream}: {out['error']}\n{out.get('trace', '')}")
         return out
 
+    def log_lines(self, needle: str) -> List[str]:
+        """Lines of the worker's stderr (the SDK's log) that contain ``needle``."""
+        self._err.seek(0)
+        return [ln for ln in self._err.read().splitlines() if needle in ln]
+
     def close(self) -> None:
         if self.proc.poll() is None:
             assert self.proc.stdin is not None
@@ -808,6 +818,9 @@ def run_clients(server: ReplayProcess, reps: int, only: Sequence[str] = CLIENTS)
             runs = _alternate(server, workers, stream, reps)
             result[stream] = runs
             _print_stream(stream, runs)
+        for w in workers:
+            for line in w.log_lines("end of stream by silence"):
+                print(f"    !! {w.name}: {line}")
     finally:
         for w in workers:
             w.close()
@@ -838,9 +851,12 @@ def _print_stream(stream: str, runs: Dict[str, List[Any]]) -> None:
     print(f"    {'client':<11} {'events/s':>9} {'(range)':<17} {'CPU us/ev':>9} {'(range)':<11} "
           f"{'SDK-orjson / this, wall':>24} {'this CPU / SDK CPU':>19}  pace set by")
     sdk = runs.get("sdk-orjson") or runs.get("sdk-json")
+    expected = runs["null"][0]["events"] if "null" in runs else first["events"]
     for name, rs in runs.items():
-        if any(r["events"] != rs[0]["events"] for r in rs) or (sdk and rs[0]["events"] != sdk[0]["events"]):
-            raise RuntimeError(f"{name}: event counts differ on {stream}: {[r['events'] for r in rs]}")
+        short = [r["events"] for r in rs if r["events"] != expected]
+        if short:  # loud, but the other runs still count: this is a finding, not a benchmark failure
+            print(f"    !! {name}: {len(short)} of {len(rs)} runs delivered {short} events, not {expected:,} "
+                  f"(each still ended with Completed)")
         rates = [_rate(r) for r in rs]
         cpus = [_cpu_us(r) for r in rs]
         ratio = cpu_ratio = ""
