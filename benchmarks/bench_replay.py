@@ -581,6 +581,12 @@ def hotpath_worker(rounds: int) -> None:
 
     from replay_server import record
 
+    def per_frame_cpu(fn: Callable[[], None], n: int) -> float:  # CPU time: preemption by other load excluded
+        t0 = time.thread_time_ns()
+        fn()
+        return (time.thread_time_ns() - t0) / n
+
+    hp.per_frame = per_frame_cpu
     recs = record()
     ctl = [t.encode() for t in recs["control"]["post"] if '"completed"' not in t[:80]]
     tx = [t.encode() for t in recs["tx"]["subs"]["transaction"]["frames"][:-1]]
@@ -635,7 +641,8 @@ def hotpath_worker(rounds: int) -> None:
 def run_hotpath_toggles(e2e: Optional[Dict[str, float]] = None, rounds: int = 5) -> Dict[str, Any]:
     """Each toggle's extra ns per frame on the stages it touches, against the unchanged SDK in the same process."""
     print(f"[replay E] the same special cases, deterministic: recorded frames through each SDK stage from memory, "
-          f"no network or threads; unchanged and toggled SDK alternate in one process (lowest of {rounds} each)")
+          f"no network or threads; unchanged and toggled SDK alternate in one process (thread CPU time, lowest of "
+          f"{rounds} each)")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (os.environ.get("SIMCLIENT_BENCH_CLIENT_PATH", ""), REPO, HERE, os.environ.get("PYTHONPATH", ""))
         if p))
