@@ -400,7 +400,7 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
     return _result(events, t0, t1)
 
 
-def sdk_fanout(base: str, man: Dict[str, Any], n: int) -> Dict[str, Any]:
+def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] = None) -> Dict[str, Any]:
     from simclient import Client, ClientConfig, CreateSession
 
     m = man[f"fanout-{n}"]
@@ -409,7 +409,7 @@ def sdk_fanout(base: str, man: Dict[str, Any], n: int) -> Dict[str, Any]:
         if len(run.sub_sessions) != n:
             raise RuntimeError(f"expected {n} sub-sessions, got {len(run.sub_sessions)}")
         t0 = _now()
-        result = run.drive()
+        result = run.drive() if consumers is None else run.drive(consumers=consumers)
         t1 = _now()
         if not result.ok:
             raise RuntimeError(f"parallel run failed: {result.failures[:3]}")
@@ -683,9 +683,12 @@ def worker(args: argparse.Namespace) -> None:
 
     def one(cmd: Dict[str, Any]) -> Dict[str, Any]:
         stream = cmd["stream"]
-        if stream.startswith("fanout-"):
-            n = int(stream.split("-", 1)[1])
-            return sdk_fanout(args.url, man, n) if kind.startswith("sdk") else wsclient_fanout(args.url, man, n)
+        if stream.startswith("fanout-"):  # fanout-N, or fanout-N:K for drive(consumers=K)
+            n_text, _, k_text = stream.split("-", 1)[1].partition(":")
+            n = int(n_text)
+            if kind.startswith("sdk"):
+                return sdk_fanout(args.url, man, n, int(k_text) if k_text else None)
+            return wsclient_fanout(args.url, man, n)
         if kind == "null":
             return null_run(args.url, man, stream)
         if kind.startswith("sdk"):
@@ -930,42 +933,53 @@ def run_barrier(server: ReplayProcess, reps: int) -> Optional[Dict[str, Any]]:
     return out
 
 
+FANOUT_CONSUMERS = 4
+
+
 def run_fanout(server: ReplayProcess, reps: int, fanouts: Sequence[int] = FANOUTS) -> Dict[str, Any]:
+    k = FANOUT_CONSUMERS
     print(f"[replay C] fan-out: {server.manifest['fanout-1']['slots']:,} slots over N sub-sessions on one control "
-          f"socket, control stream only, ParallelRun.drive() (median of {reps} alternating runs)")
+          f"socket, control stream only: ParallelRun.drive() (one thread per sub-session), drive(consumers={k}), "
+          f"and bare websocket-client on the same socket (median of {reps} alternating runs)")
     sdk = Worker("sdk", "sdk", server.base)
+    grouped = Worker(f"sdk-c{k}", "sdk", server.base)
     raw = Worker("wsclient", "wsclient", server.base)
+    kinds = ((sdk, ""), (grouped, f":{k}"), (raw, ""))
     runs: Dict[str, List[Any]] = {}
     try:
         for n in fanouts:
-            for w in (sdk, raw):
-                w.run(f"fanout-{n}")
+            for w, suffix in kinds:
+                w.run(f"fanout-{n}{suffix}")
         for rep in range(reps):
             order = list(fanouts) if rep % 2 == 0 else list(reversed(fanouts))
             for n in order:
-                for w in ((sdk, raw) if rep % 2 == 0 else (raw, sdk)):
-                    runs.setdefault(f"{w.name}-{n}", []).append(_timed(server, w, f"fanout-{n}"))
+                for w, suffix in (kinds if rep % 2 == 0 else tuple(reversed(kinds))):
+                    runs.setdefault(f"{w.name}-{n}", []).append(_timed(server, w, f"fanout-{n}{suffix}"))
     finally:
-        sdk.close()
-        raw.close()
-    print(f"    {'N':>4} {'events':>7} {'SDK ev/s':>9} {'(range)':<17} {'SDK / N=1':>9} {'SDK CPU us/ev':>13} "
-          f"{'raw ev/s':>9} {'raw / N=1':>9} {'raw CPU us/ev':>13}  pace (SDK)")
+        for w, _ in kinds:
+            w.close()
+    names = [w.name for w, _ in kinds]
+    print(f"    {'N':>4} {'events':>7}" + "".join(f" {nm + ' ev/s':>16} {'/ N=1':>6} {'CPU us/ev':>9}" for nm in names)
+          + "  pace (drive())")
     rows = []
     base: Dict[str, float] = {}
     for n in fanouts:
         row: Dict[str, Any] = {"subs": n}
-        for kind in ("sdk", "wsclient"):
+        cells = []
+        for kind in names:
             rs = runs[f"{kind}-{n}"]
             rate = median([_rate(r) for r in rs])
             base.setdefault(kind, rate)
             row[kind] = {"events": rs[0]["events"], "ev_per_s": rate, "ratio": rate / base[kind],
                          "cpu_us_per_ev": median([_cpu_us(r) for r in rs]),
                          "range": [min(_rate(r) for r in rs), max(_rate(r) for r in rs)]}
+            cells.append(f" {rate:>16,.0f} {rate / base[kind]:>5.2f}x {row[kind]['cpu_us_per_ev']:>9.2f}")
         rows.append(row)
-        s, r = row["sdk"], row["wsclient"]
-        print(f"    {n:>4} {s['events']:>7} {s['ev_per_s']:>9,.0f} ({_rng(s['range'], '{:,.0f}'):<15}) "
-              f"{s['ratio']:>8.2f}x {s['cpu_us_per_ev']:>13.2f} {r['ev_per_s']:>9,.0f} {r['ratio']:>8.2f}x "
-              f"{r['cpu_us_per_ev']:>13.2f}  {_pace(runs[f'sdk-{n}'])}")
+        print(f"    {n:>4} {row['sdk']['events']:>7}" + "".join(cells) + f"  {_pace(runs[f'sdk-{n}'])}")
+    one = {kind: rows[0][kind]["cpu_us_per_ev"] for kind in names}
+    print("    CPU per event relative to N=1: " + "; ".join(
+        f"{kind} " + " ".join(f"{r['subs']}:{r[kind]['cpu_us_per_ev'] / one[kind]:.2f}x" for r in rows)
+        for kind in names))
     return {"rows": rows, "runs": runs}
 
 
