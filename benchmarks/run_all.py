@@ -57,7 +57,7 @@ def main() -> int:
               f"(SIMCLIENT_BENCH_CLIENT_PATH); simulator: this tree")
     t0 = time.monotonic()
     if "replay" in which:
-        bench_replay.run(reps=3 if args.quick else 5)
+        bench_replay.run(reps=3 if args.quick else 5, toggle_reps=3)
         print()
     if "throughput" in which:
         bench_throughput.run(reps=3 if args.quick else 5, tx_reps=2 if args.quick else 3)
