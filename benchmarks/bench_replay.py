@@ -21,6 +21,7 @@ notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket e
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import socket
@@ -850,6 +851,8 @@ def _workers(server: ReplayProcess, names: Sequence[str]) -> List[Worker]:
                 print("    (orjson not installed: sdk-orjson skipped)")
                 continue
             out.append(w)
+        elif name in ("websockets", "picows") and importlib.util.find_spec(name) is None:
+            print(f"    ({name} not installed: its row is skipped; pip install -e '.[bench]')")
         else:
             out.append(Worker(name, name, server.base))
     return out

@@ -321,13 +321,31 @@ class ReplayServer:
         self.frames_sent = 0
         self.bytes_sent = 0
         self.send_seconds = 0.0  # wall time spent inside sendall of stream blobs
+        self.threads: List[threading.Thread] = []
 
     # --- plumbing
 
     def serve_forever(self) -> None:
+        """Accept until :meth:`close`; one thread per connection."""
         while True:
-            sock, _ = self.listener.accept()
-            threading.Thread(target=self._handle, args=(sock,), daemon=True).start()
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            th = threading.Thread(target=self._handle, args=(sock,), name="replay-conn", daemon=True)
+            self.threads = [t for t in self.threads if t.is_alive()] + [th]
+            th.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting and wait for the connection threads (they end when their clients close)."""
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        deadline = time.monotonic() + timeout
+        for th in list(self.threads):
+            th.join(max(0.0, deadline - time.monotonic()))
 
     def _count(self, blob: Blob, seconds: float) -> None:
         with self.lock:
