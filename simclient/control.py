@@ -44,10 +44,11 @@ from .errors import (
     SessionClosedError,
     SessionError,
     SimclientError,
+    Timeout,
     redact,
 )
 from .stats import ControlStats, SessionStats
-from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Connection, SendTimeout, TransportError
 from .urls import resolve_rpc_endpoint
 
 log = logging.getLogger("simclient.control")
@@ -304,7 +305,8 @@ class ControlConnection:
         attempt = len(self._history) + 1
         conn: Optional[Connection] = None
         try:
-            conn = Connection.open(self.url, self._api_key, self.config.connect_timeout)
+            conn = Connection.open(self.url, self._api_key, self.config.connect_timeout,
+                                   send_timeout=self.config.send_timeout, ca_bundle=self.config.ca_bundle)
             with self._lock:
                 self._conn = conn  # so close() can abort a handshake in progress
                 self._gen += 1
@@ -313,6 +315,8 @@ class ControlConnection:
             self._history.append((attempt, str(exc)))
             if conn is not None:
                 conn.release()
+            if isinstance(exc, TransportError) and exc.error is not None:
+                raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect, 4xx upgrade)
             if isinstance(exc, TransportError) and exc.terminal:
                 raise ConnectionLostError(f"server closed the connection with code {exc.close_code}",
                                           self._history) from None
@@ -331,7 +335,10 @@ class ControlConnection:
             with self._lock:  # a drop mid-create retries the create from scratch
                 self.routes = {}
                 self._early = {}
-            conn.send_json(self._create_request)
+            try:
+                conn.send_json(self._create_request)
+            except SendTimeout as exc:  # the connection is up but the server does not read: one attempt
+                raise Timeout(f"create: {exc}") from None
             if self.parallel:
                 self._create_parallel(conn)
             else:

@@ -25,7 +25,7 @@ from .config import ClientConfig
 from .control import reconnect_retrying
 from .errors import ProtocolError, SimclientError, SubscriptionError
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_TEXT, SUBSCRIPTION, Closed, Connection, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
@@ -190,7 +190,8 @@ class Subscription:
             raise _Stopped()
         conn: Optional[Connection] = None
         try:
-            conn = Connection.open(self.url, None, self.config.connect_timeout)
+            conn = Connection.open(self.url, None, self.config.connect_timeout, send_timeout=self.config.send_timeout,
+                                   ca_bundle=self.config.ca_bundle, endpoint=SUBSCRIPTION)
             self._conn = conn
             if self._stop.is_set():
                 raise _Stopped()
@@ -202,6 +203,8 @@ class Subscription:
             self._conn = None
             if isinstance(exc, (TransportError, _Lost)):
                 self._history.append((self._attempts, str(exc)))
+            if isinstance(exc, TransportError) and exc.error is not None:
+                raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect)
             raise
         finally:
             if gated:
