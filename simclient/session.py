@@ -75,7 +75,7 @@ class _BaseSession:
     def rpc(self) -> RpcClient:
         """JSON-RPC client bound to :attr:`rpc_endpoint` (valid from the first ReadyForContinue)."""
         if self._rpc is None:
-            self._rpc = RpcClient(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+            self._rpc = RpcClient(self.rpc_endpoint, timeout=self._config.rpc_timeout, ca_bundle=self._config.ca_bundle)
         return self._rpc
 
     def solana_client(self) -> Any:
