@@ -129,12 +129,8 @@ class Connection:
                       and hasattr(cont, "cont_data"))
         # A key the server echoes never reaches an event, an exception or a log line: every payload read on a
         # connection opened with a key is scrubbed before anyone decodes it (see _scrubbed).
-        self._needles: Tuple[bytes, ...] = ()
         if secret:
-            raw = secret.encode("utf-8")
-            escaped = json.dumps(secret)[1:-1].encode("ascii")  # the key as a JSON string spells it
-            self._needles = (raw,) if escaped == raw else (raw, escaped)
-            self.recv = self._recv_scrubbed  # type: ignore[method-assign]
+            self.recv = _scrubbing(self.recv, secret)  # type: ignore[method-assign,assignment]
 
     def _make_refill(self, sock: Any) -> Callable[[], bytes]:
         """The read of a read-ahead refill for ``sock``: it waits for readability at most ``self._wait`` (raising
@@ -361,24 +357,6 @@ class Connection:
             return (OPCODE_PING, b"")  # already answered by websocket-client; counts as inbound traffic
         return opcode, frame.data  # text/binary payloads, and pongs with their payload
 
-    def _recv_scrubbed(self, timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
-        """:meth:`recv` on a connection opened with an API key: a payload that contains the key (raw, or as a JSON
-        string spells it) has it replaced by ``***`` before any caller sees it."""
-        frame = Connection.recv(self, timeout)
-        if frame is not None:
-            payload = frame[1]
-            needles = self._needles
-            if isinstance(payload, str):
-                if any(n.decode("utf-8") in payload for n in needles):
-                    for n in needles:
-                        payload = payload.replace(n.decode("utf-8"), "***")
-                    return frame[0], payload
-            elif any(n in payload for n in needles):
-                for n in needles:
-                    payload = payload.replace(n, b"***")
-                return frame[0], payload
-        return frame
-
     # ------------------------------------------------------------------ closing
 
     def close(self, timeout: float = 1.0) -> None:
@@ -409,6 +387,47 @@ class Connection:
             self._ws.shutdown()
         except Exception:  # noqa: BLE001
             pass
+
+
+# ---------------------------------------------------------------------- the key never comes back
+
+
+def _scrubbing(recv: Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]], secret: str
+               ) -> Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]]:
+    """``recv`` of a connection opened with an API key: a payload that contains the key (raw, or as a JSON string
+    spells it) has it replaced by ``***`` before anyone decodes it, so no event, exception, log line or repr built
+    from server text can carry it. One substring search per frame when the key is absent."""
+    raw = secret.encode("utf-8")
+    escaped = json.dumps(secret)[1:-1].encode("ascii")  # e.g. a quote or backslash in the key
+    if escaped == raw:
+        escaped = raw
+    needles = (raw,) if escaped == raw else (raw, escaped)
+    mask = b"***"
+
+    def scrub(payload: bytes) -> bytes:
+        for needle in needles:
+            payload = payload.replace(needle, mask)
+        return payload
+
+    buffered = getattr(recv, "__self__", None)
+    fast: Any = buffered._recv_buffered if isinstance(buffered, Connection) and buffered._fast else None
+
+    def recv_scrubbed(timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
+        frame = fast() if fast is not None else None  # Connection.recv's own first step, one call less
+        if frame is None:
+            frame = recv(timeout)
+        if frame is not None:
+            payload = frame[1]
+            if type(payload) is bytes:
+                if raw in payload or (escaped is not raw and escaped in payload):
+                    return frame[0], scrub(payload)
+            elif isinstance(payload, (bytes, bytearray)):
+                return frame[0], scrub(bytes(payload))
+            elif isinstance(payload, str):
+                return frame[0], scrub(payload.encode("utf-8")).decode("utf-8")
+        return frame
+
+    return recv_scrubbed
 
 
 # ---------------------------------------------------------------------- failures no retry can fix
