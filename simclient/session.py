@@ -285,7 +285,11 @@ class _BaseSession:
 
 
 class Session(_BaseSession):
-    """One managed backtest session (``client.start_session``). Owns its control connection."""
+    """One managed backtest session (``client.start_session``). Owns its control connection.
+
+    Threads: one consumer thread per session reads ``events()`` / ``next_event()`` / ``run()`` (the event stream
+    is a single queue; two readers would split it). ``send_continue``, ``send_continue_to``, ``rpc`` and ``close``
+    may be called from any thread, e.g. a watchdog closing a session its consumer is blocked on."""
 
     def __init__(self, control: ControlConnection, route: Route, config: ClientConfig):
         super().__init__(control, route, config)
@@ -318,7 +322,10 @@ class Session(_BaseSession):
 
 
 class SubSession(_BaseSession):
-    """One sub-session of a parallel run: own queue and subscriptions, shared control connection."""
+    """One sub-session of a parallel run: own queue and subscriptions, shared control connection.
+
+    Threads: as :class:`Session`, one consumer thread per sub-session reads its events (different sub-sessions may
+    be consumed by different threads, as ``ParallelRun.drive`` does); ``send_continue*`` and ``close`` from any."""
 
     def _encode_continue(self, cont: Continue) -> dict:
         return wire.encode_continue_v1(self.session_id, cont)
