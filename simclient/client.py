@@ -48,7 +48,8 @@ class Client:
 
     def available_ranges(self) -> List[AvailableRange]:
         """``GET /available-ranges`` (no key needed)."""
-        return fetch_available_ranges(self.http_base, self.config.rpc_timeout, self.config.http_retries)
+        return fetch_available_ranges(self.http_base, self.config.rpc_timeout, self.config.http_retries,
+                                      ca_bundle=self.config.ca_bundle)
 
     def start_session(self, create: CreateSession) -> Session:
         """Create one session; returns after ``sessionCreated``. Raises AuthenticationError, InvalidRequestError,

@@ -58,10 +58,10 @@ from .reconnect import (
     NoAnswer,
     ReconnectSupervisor,
     Stopped,
-    default_connection_factory,
+    configured_factory,
 )
 from .stats import ControlStats, SessionStats
-from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, TransportError
+from .transport import CONTROL, OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, SendTimeout, TransportError
 from .urls import resolve_rpc_endpoint
 
 log = logging.getLogger("simclient.control")
@@ -180,8 +180,10 @@ class ControlConnection:
                  subscriptions_ready: Optional[Callable[[], bool]] = None,
                  connection_factory: Optional[ConnectionFactory] = None):
         self.url = url
-        #: ``factory(url, api_key, timeout)``: the control and the session's subscriptions connect through it.
-        self.connection_factory: ConnectionFactory = connection_factory or default_connection_factory
+        #: ``factory(url, api_key, timeout)`` given by the user (None: real WebSockets); the session's subscriptions
+        #: connect through it too.
+        self.user_connection_factory = connection_factory
+        self.connection_factory: ConnectionFactory = connection_factory or configured_factory(config, CONTROL)
         self._api_key = api_key
         self.config = config
         self.parallel = parallel
@@ -326,6 +328,8 @@ class ControlConnection:
                 conn, reader = self._attempt()
             except (TransportError, _Lost) as exc:
                 self._raise_if_closing()
+                if isinstance(exc, TransportError) and exc.error is not None:
+                    raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect, 4xx upgrade)
                 reason = self._r(exc)
                 if isinstance(exc, TransportError) and exc.terminal:
                     raise ConnectionLostError(f"server closed the control connection with code {exc.close_code}",
@@ -409,7 +413,10 @@ class ControlConnection:
             with self._lock:  # a drop mid-create retries the create from scratch
                 self.routes = {}
                 self._mode.reset()
-            conn.send_json(self._create_request)
+            try:
+                conn.send_json(self._create_request)
+            except SendTimeout as exc:  # the connection is up but the server does not read: one attempt
+                raise Timeout(f"create: {exc}") from None
             self._mode.create(reader)
             with self._lock:
                 self._up = True

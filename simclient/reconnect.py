@@ -59,8 +59,19 @@ ConnectionFactory = Callable[[str, Optional[str], float], ConnectionLike]
 
 
 def default_connection_factory(url: str, api_key: Optional[str], timeout: float) -> ConnectionLike:
-    """A real WebSocket (:meth:`simclient.transport.Connection.open`)."""
+    """A real WebSocket (:meth:`simclient.transport.Connection.open`) with the transport's defaults."""
     return Connection.open(url, api_key, timeout)
+
+
+def configured_factory(config: ClientConfig, endpoint: str) -> ConnectionFactory:
+    """The default factory for ``endpoint`` (``transport.CONTROL`` / ``SUBSCRIPTION``) with ``config``'s
+    ``send_timeout`` and ``ca_bundle``."""
+
+    def factory(url: str, api_key: Optional[str], timeout: float) -> ConnectionLike:
+        return Connection.open(url, api_key, timeout, send_timeout=config.send_timeout, ca_bundle=config.ca_bundle,
+                               endpoint=endpoint)
+
+    return factory
 
 
 class Stopped(Exception):

@@ -75,7 +75,7 @@ class _BaseSession:
     def rpc(self) -> RpcClient:
         """JSON-RPC client bound to :attr:`rpc_endpoint` (valid from the first ReadyForContinue)."""
         if self._rpc is None:
-            self._rpc = RpcClient(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+            self._rpc = RpcClient(self.rpc_endpoint, timeout=self._config.rpc_timeout, ca_bundle=self._config.ca_bundle)
         return self._rpc
 
     def solana_client(self) -> Any:
@@ -116,7 +116,7 @@ class _BaseSession:
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator,
-                           connection_factory=self._control.connection_factory)
+                           connection_factory=self._control.user_connection_factory)
         self._subscriptions.append(sub)
         sub.start()
 
@@ -304,7 +304,11 @@ class _BaseSession:
 
 
 class Session(_BaseSession):
-    """One managed backtest session (``client.start_session``). Owns its control connection."""
+    """One managed backtest session (``client.start_session``). Owns its control connection.
+
+    Threads: one consumer thread per session reads ``events()`` / ``next_event()`` / ``run()`` (the event stream
+    is a single queue; two readers would split it). ``send_continue``, ``send_continue_to``, ``rpc`` and ``close``
+    may be called from any thread, e.g. a watchdog closing a session its consumer is blocked on."""
 
     def __init__(self, control: ControlConnection, route: Route, config: ClientConfig):
         super().__init__(control, route, config)
@@ -332,7 +336,10 @@ class Session(_BaseSession):
 
 
 class SubSession(_BaseSession):
-    """One sub-session of a parallel run: own queue and subscriptions, shared control connection."""
+    """One sub-session of a parallel run: own queue and subscriptions, shared control connection.
+
+    Threads: as :class:`Session`, one consumer thread per sub-session reads its events (different sub-sessions may
+    be consumed by different threads, as ``ParallelRun.drive`` does); ``send_continue*`` and ``close`` from any."""
 
     def close(self) -> None:
         """Stop this sub-session's subscriptions (the shared control belongs to the ParallelRun)."""

@@ -31,10 +31,10 @@ from .reconnect import (
     NoAnswer,
     ReconnectSupervisor,
     Stopped,
-    default_connection_factory,
+    configured_factory,
 )
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, TransportError
+from .transport import OPCODE_BINARY, OPCODE_TEXT, SUBSCRIPTION, Closed, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
@@ -105,7 +105,7 @@ class Subscription:
         self._seen: Set[Any] = set()
         self._stop = threading.Event()
         self._conn: Optional[ConnectionLike] = None
-        self._connect: ConnectionFactory = connection_factory or default_connection_factory
+        self._connect: ConnectionFactory = connection_factory or configured_factory(config, SUBSCRIPTION)
         self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
                                         logger=log)
         self._lost_reason = "connection lost"
@@ -150,6 +150,8 @@ class Subscription:
                     conn, ids = self._attempt(first)
                 except (TransportError, _Lost) as exc:
                     self._check_stop()
+                    if isinstance(exc, TransportError) and exc.error is not None:
+                        raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect)
                     self._retry(str(exc))
                     continue
                 first = False

@@ -23,6 +23,11 @@ Counting rules (chosen so that progress is always possible):
   ``continueSessionV1``, ``continueToSessionV1``); the n-th is not acted upon and the control socket is aborted.
 * ``stall(seconds, after_frames=0)``: the server sends nothing on any socket, answers no pings and sessions do not
   advance, for ``seconds``. It starts immediately, or after ``after_frames`` more control frames have been sent.
+* ``stop_reading(seconds, after_frames=0, control=True, subscriptions=True)``: the server stops reading its client
+  sockets (TCP reads paused, so the client's send buffer fills and its writes block) for ``seconds``: every socket
+  of the chosen kinds accepted while it lasts, and, once ``after_frames`` more control frames have been sent (with
+  ``after_frames`` given), every live one too. It still writes. For "every live socket, now", see
+  :meth:`LocalSimulator.stop_reading`.
 * ``fail_at_slot(slot, variant)``: a session reaching ``slot`` emits a terminal ``error`` of that ``BacktestError``
   variant instead of executing it.
 * ``flap_control(times=None)``: a flapping control link. The server answers the handshake correctly (the create's
@@ -130,6 +135,10 @@ class FaultPlan:
         self._fail_slots: Dict[int, str] = {}
         self._stall_until = 0.0
         self._stall_pending: Optional[tuple] = None  # (frames_left, seconds)
+        self._read_stop_until = 0.0
+        self._read_stop_kinds: tuple = ()  # of "control", "subscription"
+        self._read_stop_pending: Optional[tuple] = None  # (frames_left, seconds, kinds)
+        self._read_stop_epoch = 0  # bumped when a window starts on live sockets (the server applies it)
         self._n_control_seq = 0
         self._n_notifications = 0
         self._n_frames = 0
@@ -209,6 +218,22 @@ class FaultPlan:
             else:
                 self._stall_pending = None
                 self._stall_until = time.monotonic() + seconds
+        return self
+
+    def stop_reading(self, seconds: float, after_frames: int = 0, control: bool = True,
+                     subscriptions: bool = True) -> "FaultPlan":
+        """Stop reading client sockets for ``seconds``: sockets accepted from now on while it lasts, and (with
+        ``after_frames`` > 0) every live one once that many more control frames were sent."""
+        if seconds < 0 or after_frames < 0:
+            raise ValueError("seconds and after_frames must be >= 0")
+        kinds = tuple(k for k, on in (("control", control), ("subscription", subscriptions)) if on)
+        with self._lock:
+            if after_frames:
+                self._read_stop_pending = (after_frames, float(seconds), kinds)
+            else:
+                self._read_stop_pending = None
+                self._read_stop_until = time.monotonic() + seconds
+                self._read_stop_kinds = kinds
         return self
 
     def fail_at_slot(self, slot: int, variant: str = "advanceSlotFailed") -> "FaultPlan":
@@ -344,6 +369,8 @@ class FaultPlan:
             self._fail_slots.clear()
             self._stall_until = 0.0
             self._stall_pending = None
+            self._read_stop_until = 0.0
+            self._read_stop_pending = None
             self._control_injections = []
             self._subscription_injections = []
             self._rpc_faults = []
@@ -355,6 +382,7 @@ class FaultPlan:
         with self._lock:
             return bool(self._drop_control or self._drop_subs or self._garbage or self._lose_continue
                         or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic()
+                        or self._read_stop_pending or self._read_stop_until > time.monotonic()
                         or self._control_injections or self._subscription_injections or self._rpc_faults
                         or self._flap_control != 0 or self._flap_subs != 0 or self._ignore_creates != 0
                         or self._ignore_subscribes != 0)
@@ -376,9 +404,31 @@ class FaultPlan:
         with self._lock:
             return max(0.0, self._stall_until - time.monotonic())
 
+    def read_stop_remaining(self, kind: str) -> float:
+        """Seconds the server must still not read a socket of ``kind`` (``control`` / ``subscription``)."""
+        with self._lock:
+            if kind not in self._read_stop_kinds:
+                return 0.0
+            return max(0.0, self._read_stop_until - time.monotonic())
+
+    @property
+    def read_stop_epoch(self) -> int:
+        """Bumped each time a counted ``stop_reading`` starts: the server then pauses every live socket."""
+        return self._read_stop_epoch
+
     def on_control_frame(self) -> Optional[str]:
         """Called before each control frame is sent; returns a garbage text to send first, or None."""
         with self._lock:
+            if self._read_stop_pending is not None:
+                left, secs, kinds = self._read_stop_pending
+                left -= 1
+                if left <= 0:
+                    self._read_stop_pending = None
+                    self._read_stop_until = time.monotonic() + secs
+                    self._read_stop_kinds = kinds
+                    self._read_stop_epoch += 1
+                else:
+                    self._read_stop_pending = (left, secs, kinds)
             if self._stall_pending is not None:
                 left, secs = self._stall_pending
                 left -= 1

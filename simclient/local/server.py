@@ -71,7 +71,7 @@ STAT_KEYS = (
     "continues_received", "continues_lost", "continues_busy_rejected", "sessions_created",
     "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
     "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
-    "injected_control_frames", "injected_subscription_frames", "rpc_faults",
+    "injected_control_frames", "injected_subscription_frames", "rpc_faults", "read_stops",
     "creates_received", "creates_ignored", "control_flaps", "subscription_flaps",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
@@ -82,12 +82,15 @@ CLOSE_HANDSHAKE_TIMEOUT = 10.0
 class _Conn:
     """A server-side WebSocket with an ordered, stall-aware send path."""
 
+    kind = "control"  # for FaultPlan.stop_reading
+
     def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request):
         self.sim = sim
         self.ws = ws
         self.transport = request.transport
         self.lock = asyncio.Lock()
         self.closed = False
+        self.read_stopped_until = 0.0  # FaultPlan.stop_reading: TCP reads paused until then (loop time)
 
     def abort(self) -> None:
         """Kill the TCP connection without a close handshake (what a network failure looks like)."""
@@ -178,6 +181,8 @@ class ControlConn(_Conn):
                     or (self.parallel is None and '"method":"sessionCreated"' in text)):
                 self.flap_on_created = False
                 self.flap()
+        if faults.read_stop_epoch != self.sim._read_stop_epoch:
+            self.sim._apply_read_stop()
         return ok
 
     def flap(self) -> None:
@@ -202,6 +207,8 @@ class SubConn(_Conn):
     ``ws.close()`` called from another task while the handler waits in ``receive()`` closes the transport right after
     the close frame, without waiting for the client's; with client pings still unread the kernel then sends RST, and
     the client's kernel drops every notification it had not read yet (a lagging client lost its backlog)."""
+
+    kind = "subscription"
 
     def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request, session: SimSession):
         super().__init__(sim, ws, request)
@@ -291,6 +298,7 @@ class LocalSimulator:
         self._conns: Set[_Conn] = set()
         self._tasks: Set[asyncio.Future] = set()
         self._id_counter = 0
+        self._read_stop_epoch = 0  # the FaultPlan.read_stop_epoch last applied to live sockets
 
     # ------------------------------------------------------------------ public surface
     @property
@@ -378,6 +386,51 @@ class LocalSimulator:
             return sent
 
         return self._run_in_loop(inject, timeout)
+
+    def stop_reading(self, seconds: float, control: bool = True, subscriptions: bool = True,
+                     timeout: float = 5.0) -> int:
+        """Stop reading every live client socket of the chosen kinds (and those accepted meanwhile) for ``seconds``,
+        starting now: returns once the reads are paused, with the number of live sockets paused. The server keeps
+        writing; the clients' writes block once their send buffers are full (:meth:`FaultPlan.stop_reading`)."""
+        self._faults.stop_reading(seconds, control=control, subscriptions=subscriptions)
+
+        async def apply() -> int:
+            return self._apply_read_stop()
+
+        return int(self._run_in_loop(apply, timeout))
+
+    def _apply_read_stop(self) -> int:
+        """Pause reading on every live socket the current stop_reading window covers (loop thread)."""
+        self._read_stop_epoch = self._faults.read_stop_epoch
+        paused = 0
+        for conn in list(self._conns):
+            if self._stop_reading(conn):
+                paused += 1
+        return paused
+
+    def _stop_reading(self, conn: _Conn) -> bool:
+        """Pause ``conn``'s TCP reads while a stop_reading window covers its kind; resumed when it ends."""
+        left = self._faults.read_stop_remaining(conn.kind)
+        transport = conn.transport
+        if left <= 0 or conn.closed or transport is None or transport.is_closing():
+            return False
+        loop = asyncio.get_running_loop()
+        until = loop.time() + left
+        if conn.read_stopped_until <= loop.time():
+            transport.pause_reading()
+            self.stats["read_stops"] += 1
+        if until > conn.read_stopped_until:
+            conn.read_stopped_until = until
+            loop.call_later(left, self._resume_reading, conn)
+        return True
+
+    def _resume_reading(self, conn: _Conn) -> None:
+        loop = asyncio.get_running_loop()
+        if conn.read_stopped_until > loop.time() + 0.001:
+            return  # a later window extended the pause; its own timer resumes
+        transport = conn.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _control_conn_of(self, session_id: str) -> Optional[ControlConn]:
         sess = self._all_sessions.get(session_id)
@@ -642,6 +695,7 @@ class LocalSimulator:
         conn = ControlConn(self, ws, request)
         self._conns.add(conn)
         self.stats["control_connections"] += 1
+        self._stop_reading(conn)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -902,6 +956,7 @@ class LocalSimulator:
         conn = SubConn(self, ws, request, sess)
         self._conns.add(conn)
         self.stats["subscription_connections"] += 1
+        self._stop_reading(conn)
         try:
             while not conn.closed:
                 msg = await conn.receive()
