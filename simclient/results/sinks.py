@@ -193,7 +193,7 @@ class ParquetRunSink(RunSink):
         self.compression = compression
         self._writers: Dict[str, Any] = {}
         self._schemas: Dict[str, Any] = {}
-        super().__init__(run_paths(paths) if isinstance(paths, (str, os.PathLike)) else paths, accounts,
+        super().__init__(run_paths(os.fspath(paths)) if isinstance(paths, (str, os.PathLike)) else paths, accounts,
                          row_group_size, metadata_path)
 
     def _open(self, table: str, tmp_path: str) -> None:
