@@ -127,18 +127,21 @@ def test_run_parquet_equals_parquet_exported_from_the_json_of_the_same_run(sim, 
     assert json.loads((tmp_path / "exp" / "metadata.json").read_text())["summary"]["total"] == n
 
 
-def test_export_command_formats_and_errors(demo, tmp_path):
+def test_export_command_formats_and_errors(demo, tmp_path, capsys):
+    from simclient.cli import main
+
     path, doc = demo
-    r = cli(None, "export", str(path), "--format", "csv", "-o", str(tmp_path / "csv"), "--accounts",
-            _busiest(doc, 1)[0])
-    assert r.returncode == 0, r.stderr
+    acc = _busiest(doc, 1)[0]
+    assert main(["export", str(path), "--format", "csv", "-o", str(tmp_path / "csv"), "--accounts", acc]) == 0
     header = (tmp_path / "csv" / "transactions.csv").read_text().splitlines()[0]
-    assert header.endswith(f"sol_change.{_busiest(doc, 1)[0]}")
+    assert header.endswith(f"sol_change.{acc}")
     assert sum(1 for _ in open(tmp_path / "csv" / "transactions.csv")) == len(doc["transactions"]) + 1
-    r = cli(None, "export", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x"))
-    assert r.returncode == 2 and "no such file" in r.stderr
-    r = cli(None, "export", str(path), "--format", "xml", "-o", str(tmp_path / "x"))
-    assert r.returncode == 2
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(path), "--format", "xml", "-o", str(tmp_path / "x")])
+    assert e.value.code == 2
 
 
 def _png(path):
@@ -170,18 +173,22 @@ def test_summarize_plot_draws_the_demo_run(demo, tmp_path):
     assert out.stat().st_size < 200_000
 
 
-def test_compare_plot_draws_the_difference(demo, sim, tmp_path):
+def test_compare_plot_draws_the_difference(demo, tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    path, _ = demo
-    other = tmp_path / "other.json"
-    r = cli(sim, "run", "--start-slot", str(sim.first_slot), "--slot-count", "99", "--program-id",
-            ",".join(sim.program_ids), "--progress", "none", "-o", str(other))
-    assert r.returncode == 0, r.stderr
+    from simclient.cli import main
+
+    path, doc = demo
+    other = dict(doc, transactions=[dict(t, success=False) if i % 7 == 0 else t
+                                    for i, t in enumerate(doc["transactions"]) if i % 11])
+    (tmp_path / "other.json").write_text(json.dumps(other))
     out = tmp_path / "cmp.png"
-    r = cli(None, "compare", str(path), str(other), "--plot", str(out))
-    assert r.returncode == 0, r.stderr
+    assert main(["compare", str(path), str(tmp_path / "other.json"), "--plot", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().err
     img = _png(out)
     assert img.shape[1] == 1000 and img[:, :, :3].std() > 0.05
+    from simclient.plot import _FAILED, _OK
+
+    assert _has_colour(img, _OK) and _has_colour(img, _FAILED)      # both difference series are drawn
 
 
 def test_plot_series_match_the_run(demo):
