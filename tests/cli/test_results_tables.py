@@ -203,3 +203,24 @@ def test_plot_series_match_the_run(demo):
     slots = list(range(s.start, s.end + 1))
     assert s.cumulative_sol(tracked[0], slots)[-1] * 1e9 == pytest.approx(_sol_sums(doc)[tracked[0]])
     assert run_series(str(path)).accounts == _busiest(doc, 4)   # default: the accounts most transactions touch
+
+
+def test_event_tables_from_a_session_like_the_notebook_snippet(sim):
+    from simclient import Client, CreateSession
+    from simclient import events as ev
+
+    from .helpers import truth_signatures
+
+    collected = results.EventTables()
+    with Client(sim.url, sim.api_key).start_session(CreateSession(start_slot=sim.first_slot, slot_count=99)) as s:
+        s.subscribe_transactions(sim.program_ids)
+        s.subscribe_account_diffs(sim.program_ids)
+        for event in s.events():
+            collected.add_event(event)
+            if isinstance(event, (ev.ReadyForContinue, ev.Paused)):
+                s.send_continue(advance_count=50)
+    t = collected.tables()
+    truth = truth_signatures(sim.chain, sim.first_slot, sim.first_slot + 99, sim.program_ids)
+    assert t.transactions.column("signature") == truth
+    assert len(t.account_diffs) == collected.diff_count > 0
+    assert all(sig is not None for sig in t.account_diffs.column("signature"))
