@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..results.sinks import DEFAULT_ROW_GROUP
 from .common import EXIT_OK, UsageError
 
 
@@ -35,6 +36,6 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--output-dir", "-o", required=True, metavar="DIR", help="directory to write (created)")
     e.add_argument("--accounts", metavar="A,B",
                    help="tracked accounts: a sol_change.<pubkey> column each in the transactions table")
-    e.add_argument("--row-group-size", type=int, default=10_000, metavar="N",
-                   help="rows per Parquet row group / per write (default 10000)")
+    e.add_argument("--row-group-size", type=int, default=DEFAULT_ROW_GROUP, metavar="N",
+                   help="rows per Parquet row group / per write (default %(default)s)")
     e.set_defaults(func=cmd_export)

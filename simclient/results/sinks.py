@@ -27,7 +27,7 @@ from ._stream import RunStream
 log = logging.getLogger("simclient.results")
 
 FORMATS = ("parquet", "csv", "jsonl")
-DEFAULT_ROW_GROUP = 10_000
+DEFAULT_ROW_GROUP = 5_000
 PARQUET_METADATA_KEY = "simclient.run"
 
 
