@@ -2,7 +2,6 @@
 :class:`EventTables` (built live from a session's events, e.g. in a notebook)."""
 from __future__ import annotations
 
-import importlib.util
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 from ..runfile import RunRecorder
@@ -18,8 +17,13 @@ _HAVE_ARROW: Optional[bool] = None
 
 def _have_arrow() -> bool:
     global _HAVE_ARROW
-    if _HAVE_ARROW is None:
-        _HAVE_ARROW = importlib.util.find_spec("pyarrow") is not None
+    if _HAVE_ARROW is None:  # asked only once rows are to be packed or converted
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            _HAVE_ARROW = False
+        else:
+            _HAVE_ARROW = True
     return _HAVE_ARROW
 
 

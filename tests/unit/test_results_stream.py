@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 
 import pytest
 
@@ -178,3 +179,22 @@ def test_sink_buffers_at_most_a_row_group(tmp_path):
     assert sink.rows_written["transactions"] == 90 and sink.rows_written["sol_changes"] == 190
     paths = sink.finish({"x": 1})
     assert sum(1 for _ in open(paths["transactions"])) == 95
+
+
+def test_missing_extras_are_usage_errors_naming_the_extra(tmp_path, monkeypatch, capsys):
+    """Without pyarrow / matplotlib: exit 2 with the pip line, and `run -o x.parquet` fails before the run."""
+    from simclient.cli import main
+
+    src = str(_write(tmp_path, _doc(5)))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["export", src, "--format", "parquet", "-o", str(tmp_path / "out")]) == 2
+    assert "simclient[data]" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "transactions.parquet").exists()
+    assert main(["summarize", src, "--plot", str(tmp_path / "x.png")]) == 2
+    assert "simclient[plot]" in capsys.readouterr().err
+    assert main(["--url", "ws://127.0.0.1:9/backtest", "run", "--start-slot", "1", "--slot-count", "1",
+                 "--program-id", "11111111111111111111111111111111", "-o", str(tmp_path / "r.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "simclient[data]" in err and "cannot reach" not in err
+    assert main(["export", src, "--format", "csv", "-o", str(tmp_path / "csv")]) == 0   # stdlib formats still work
