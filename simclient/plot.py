@@ -50,10 +50,14 @@ class RunSeries:
         return sum(self.successes.values()) + sum(self.failures.values()) + sum(self.unknown.values())
 
     def cumulative_sol(self, account: str, slots: Sequence[int]) -> List[float]:
-        per = self.sol.get(account) or Counter()
-        out, acc = [], 0
+        """The running total (SOL) at each of ``slots`` (ascending), counting every delta at or before it."""
+        items = sorted((self.sol.get(account) or Counter()).items())
+        out: List[float] = []
+        acc = i = 0
         for s in slots:
-            acc += per.get(s, 0)
+            while i < len(items) and items[i][0] <= s:
+                acc += items[i][1]
+                i += 1
             out.append(acc / LAMPORTS_PER_SOL)
         return out
 
@@ -105,6 +109,11 @@ def _bins(start: int, end: int) -> Tuple[int, List[int]]:
     n = max(end - start + 1, 1)
     width = max(1, math.ceil(n / MAX_BARS))
     return width, list(range(start, end + 1, width))
+
+
+def _line_slots(start: int, end: int, width: int, starts: Sequence[int]) -> List[int]:
+    """x points of the cumulative lines: every slot, or the last slot of each bin for long runs."""
+    return list(range(start, end + 1)) if width == 1 else [min(b + width - 1, end) for b in starts]
 
 
 def _binned(counts: Counter, starts: Sequence[int], width: int) -> List[int]:
@@ -182,8 +191,7 @@ def plot_run(path: str, out: str, accounts: Sequence[str] = (), names: Optional[
     ax_tx.set_title(f"Transactions {_per(width)}")
     ax_tx.set_ylabel(f"transactions {_per(width)}")
     ax_tx.legend(**_LEGEND)
-    slots = list(range(s.start, s.end + 1))
-    _sol_panel(ax_sol, [(s, "-")], s.accounts, slots, names)
+    _sol_panel(ax_sol, [(s, "-")], s.accounts, _line_slots(s.start, s.end, width, starts), names)
     ax_sol.set_xlim(s.start, s.end + 1)
     n_ok, n_failed = sum(s.successes.values()), sum(s.failures.values())
     fig.suptitle(f"{os.path.basename(s.path)}: slots {s.start}..{s.end}, {s.total:,} transactions "
@@ -208,8 +216,7 @@ def plot_compare(baseline: str, experiment: str, out: str, accounts: Sequence[st
     ax_tx.set_title(f"Transactions {_per(width)}: experiment − baseline")
     ax_tx.set_ylabel(f"Δ transactions {_per(width)}")
     ax_tx.legend(**_LEGEND)
-    slots = list(range(start, end + 1))
-    _sol_panel(ax_sol, [(b, "--"), (e, "-")], b.accounts, slots, names)
+    _sol_panel(ax_sol, [(b, "--"), (e, "-")], b.accounts, _line_slots(start, end, width, starts), names)
     ax_sol.set_xlim(start, end + 1)
     fig.suptitle(f"{os.path.basename(e.path)} ({e.total:,} tx) − {os.path.basename(b.path)} ({b.total:,} tx), "
                  f"slots {start}..{end}")

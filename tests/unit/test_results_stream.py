@@ -198,3 +198,30 @@ def test_missing_extras_are_usage_errors_naming_the_extra(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "simclient[data]" in err and "cannot reach" not in err
     assert main(["export", src, "--format", "csv", "-o", str(tmp_path / "csv")]) == 0   # stdlib formats still work
+
+
+def test_plot_bins_long_runs_and_draws_them(tmp_path):
+    from simclient import plot
+
+    assert plot._bins(100, 399) == (1, list(range(100, 400)))              # one bar per slot up to MAX_BARS
+    width, starts = plot._bins(0, 5999)
+    assert width == 10 and len(starts) == 600 and starts[-1] == 5990
+    assert plot._binned(__import__("collections").Counter({0: 1, 9: 2, 10: 4}), [0, 10], 10) == [3, 4]
+    pytest.importorskip("matplotlib")
+    doc = {"metadata": {"start_slot": 0, "end_slot": 5999},
+           "transactions": [_tx(i * 3, f"s{i}", success=i % 3 != 0, sol={"A": 1000 * i}) for i in range(2000)]}
+    out = plot.plot_run(str(_write(tmp_path, doc)), str(tmp_path / "long.png"))
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(out)
+    assert img.shape[1] == 1000 and img[:, :, :3].std() > 0.05
+
+
+def test_cumulative_sol_counts_deltas_between_sampled_slots():
+    from collections import Counter
+
+    from simclient.plot import RunSeries
+
+    s = RunSeries("x", 0, 30, sol={"A": Counter({3: 1_000_000_000, 12: -500_000_000, 25: 2_000_000_000})})
+    assert s.cumulative_sol("A", [0, 9, 19, 29]) == [0.0, 1.0, 0.5, 2.5]
+    assert s.cumulative_sol("A", list(range(31)))[12] == 0.5
