@@ -186,6 +186,8 @@ def test_missing_extras_are_usage_errors_naming_the_extra(tmp_path, monkeypatch,
     from simclient.cli import main
 
     src = str(_write(tmp_path, _doc(5)))
+    for name in [m for m in sys.modules if m.split(".")[0] in ("pyarrow", "matplotlib")]:
+        monkeypatch.delitem(sys.modules, name)      # as if never imported (restored after the test)
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["export", src, "--format", "parquet", "-o", str(tmp_path / "out")]) == 2
