@@ -88,8 +88,8 @@ def run_series(path: str, accounts: Sequence[str] = ()) -> RunSeries:
         ok = tx.get("success")
         (series.successes if ok is True else series.failures if ok is False else series.unknown)[slot] += 1
         for acc, delta in (tx.get("sol_changes") or {}).items():
-            if acc in wanted:
-                series.sol[acc][slot] += int(delta)
+            if acc in wanted and isinstance(delta, int):
+                series.sol[acc][slot] += delta
         for acc, diff in (tx.get("account_diffs") or {}).items():
             if acc in wanted and acc not in series.owners:
                 owner = ((diff or {}).get("after") or (diff or {}).get("before") or {}).get("owner")

@@ -70,13 +70,14 @@ def transaction_row(record: Mapping[str, Any], accounts: Sequence[str] = ()) -> 
         None if err is None else json.dumps(err, sort_keys=True, separators=(",", ":")),
         _int(record.get("fee")), _int(record.get("compute_units")), programs[0] if programs else None, programs,
         [str(x) for x in record.get("logs") or []], len(record.get("account_diffs") or {}),
-        *(int(sol.get(a, 0)) for a in accounts),
+        *(_int(sol.get(a, 0)) or 0 for a in accounts),
     )
 
 
 def sol_change_rows(record: Mapping[str, Any]) -> List[Row]:
     slot, sig = _slot(record), record["signature"]
-    return [(slot, sig, str(acc), int(delta)) for acc, delta in (record.get("sol_changes") or {}).items()]
+    rows = [(slot, sig, str(acc), _int(delta)) for acc, delta in (record.get("sol_changes") or {}).items()]
+    return [r for r in rows if r[3] is not None]   # a non-numeric delta (not ours, not Rust's) is left out
 
 
 def token_change_rows(record: Mapping[str, Any]) -> List[Row]:
@@ -84,7 +85,9 @@ def token_change_rows(record: Mapping[str, Any]) -> List[Row]:
     out: List[Row] = []
     for acc, mints in (record.get("token_changes") or {}).items():
         for mint, delta in (mints or {}).items():
-            out.append((slot, sig, str(acc), str(mint), int(delta)))
+            amount = _int(delta)
+            if amount is not None:
+                out.append((slot, sig, str(acc), str(mint), amount))
     return out
 
 
