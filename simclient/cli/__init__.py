@@ -3,8 +3,9 @@
     simclient ranges [--after DATE] [--before DATE] [--json]
     simclient run --start-slot S (--end-slot E | --slot-count N) [--parallel] [--program-id ID ...]
                   [--subscriptions transactions,account-diff] [--advance-count K] [--output-file run.json] [--local]
-    simclient compare BASELINE EXPERIMENT [regressions|improvements|balances]
-    simclient summarize FILE [--accounts A,B]
+    simclient compare BASELINE EXPERIMENT [regressions|improvements|balances] [--plot PNG]
+    simclient summarize FILE [--accounts A,B] [--plot PNG]
+    simclient export RUN.json [--format parquet|csv|jsonl] -o DIR
     simclient serve [--port 8900] [--api-key KEY] [--seed N] [--bundle-size N]
 
 Global options: ``--url`` (env ``SIMULATOR_URL``), ``--api-key`` (env ``SIMULATOR_API_KEY``; never printed or
