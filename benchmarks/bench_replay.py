@@ -53,7 +53,12 @@ TOGGLES = {
 
 
 def _scenario_and_subs(stream: str) -> Tuple[str, bool, bool]:
-    return ("control", False, False) if stream == "control" else ("tx", True, stream == "txdiff")
+    """stream → (replay scenario, transaction subscription?, account-diff subscriptions?)."""
+    if stream == "control":
+        return "control", False, False
+    if stream.startswith("steps-"):  # steps-tx, steps-txdiff: one-slot steps
+        return "steps", True, stream == "steps-txdiff"
+    return "tx", True, stream == "txdiff"
 
 
 # ============================================================================================== server process
@@ -388,13 +393,16 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
             if type(e) is ev.ReadyForContinue:
                 break
         s._wait_subscriptions_up()  # every client starts timing with its subscriptions up
+        stepwise = m["steps"] > 1
         t0 = _now()
-        s.send_continue(advance_count=m["slots"])
+        s.send_continue(advance_count=1 if stepwise else m["slots"])
         events = 0
         last = None
         for item in it:
             events += 1
             last = item
+            if stepwise and type(item) is ev.ReadyForContinue:
+                s.send_continue(advance_count=1)
         t1 = _now()
         if type(last) is not ev.Completed:  # pragma: no cover
             raise RuntimeError(f"stream ended with {last!r}")
@@ -726,11 +734,8 @@ class Worker:
     def __init__(self, name: str, kind: str, url: str, env: Optional[Dict[str, str]] = None,
                  toggle: str = "", config: Optional[Dict[str, Any]] = None):
         self.name = name
-        full_env = dict(os.environ)
-        full_env.pop("SIMCLIENT_JSON", None)
+        full_env = _client_env()
         full_env.update(env or {})
-        client = full_env.get("SIMCLIENT_BENCH_CLIENT_PATH", "")
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (client, REPO, full_env.get("PYTHONPATH", "")) if p)
         cmd = [sys.executable, os.path.join(HERE, "bench_replay.py"), "--worker", kind, "--url", url]
         if toggle:
             cmd += ["--toggle", toggle]
@@ -905,31 +910,50 @@ def check_server(result: Dict[str, Any]) -> None:
                          + "; ".join(bad) + ". The figures above are not client-bound; rerun on a quieter machine.")
 
 
-def run_barrier(server: ReplayProcess, reps: int) -> Optional[Dict[str, Any]]:
-    from simclient import ClientConfig
+def _client_env() -> Dict[str, str]:
+    """A worker's environment: the client under test (SIMCLIENT_BENCH_CLIENT_PATH, else this tree) first."""
+    env = dict(os.environ)
+    env.pop("SIMCLIENT_JSON", None)
+    client = env.get("SIMCLIENT_BENCH_CLIENT_PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (client, REPO, env.get("PYTHONPATH", "")) if p)
+    return env
 
-    if not hasattr(ClientConfig(), "step_barrier"):
+
+def _client_has_config(field: str) -> bool:
+    """Whether the client under test (not necessarily this tree) has ``ClientConfig.<field>``."""
+    out = subprocess.run([sys.executable, "-c", f"from simclient import ClientConfig; "
+                          f"print(hasattr(ClientConfig(), {field!r}))"], env=_client_env(), cwd=REPO,
+                         stdout=subprocess.PIPE, text=True, timeout=60)
+    return out.stdout.strip() == "True"
+
+
+def run_barrier(server: ReplayProcess, reps: int) -> Optional[Dict[str, Any]]:
+    steps = server.manifest["steps"]["steps"]
+    if not _client_has_config("step_barrier"):
         print("[replay B] per-step cost of the in-order step barrier: skipped (this tree has no "
               "ClientConfig.step_barrier)")
         return None
-    print(f"[replay B] per-step cost of the in-order step barrier (ClientConfig.step_barrier), SDK orjson, median "
-          f"of {reps} alternating runs")
+    print(f"[replay B] per-step cost of the in-order step barrier (ClientConfig.step_barrier): {steps} one-slot steps "
+          f"(send_continue(advance_count=1) at every ReadyForContinue), SDK orjson, barrier off / on alternating, "
+          f"median of {reps}")
     off = Worker("barrier-off", "sdk", server.base, config={"step_barrier": False})
     on = Worker("barrier-on", "sdk", server.base, config={"step_barrier": True})
     out: Dict[str, Any] = {}
     try:
-        for stream in ("tx", "txdiff"):
+        for stream, label in (("steps-tx", "1 transaction subscription"),
+                              ("steps-txdiff", "transactions + 2 account-diff subscriptions (3 sockets)")):
             for w in (off, on):
                 w.run(stream)
             runs = _alternate(server, [off, on], stream, reps)
-            slots = server.manifest["tx"]["slots"]
-            d_cpu = [(a["cpu"] - b["cpu"]) / slots * 1e6 for a, b in zip(runs["barrier-on"], runs["barrier-off"])]
-            d_wall = [(a["wall"] - b["wall"]) / slots * 1e6 for a, b in zip(runs["barrier-on"], runs["barrier-off"])]
-            w = [_rate(a) / _rate(b) for a, b in zip(runs["barrier-on"], runs["barrier-off"])]
-            out[stream] = {"runs": runs, "cpu_us_per_step": median(d_cpu), "wall_us_per_step": median(d_wall)}
-            print(f"  {STREAM_LABEL[stream]}: barrier on / off events/s {median(w):.2f}x ({_rng(w)}); extra client "
-                  f"CPU per step {median(d_cpu):+.1f} us ({_rng(d_cpu, '{:+.1f}')}), wall per step "
-                  f"{median(d_wall):+.1f} us; pace: on {_pace(runs['barrier-on'])}")
+            a, b = runs["barrier-on"], runs["barrier-off"]
+            d_cpu = [(x["cpu"] - y["cpu"]) / steps * 1e6 for x, y in zip(a, b)]
+            d_wall = [(x["wall"] - y["wall"]) / steps * 1e6 for x, y in zip(a, b)]
+            off_wall = [y["wall"] / steps * 1e6 for y in b]
+            out[stream] = {"runs": runs, "cpu_us_per_step": median(d_cpu), "wall_us_per_step": median(d_wall),
+                           "off_wall_us_per_step": median(off_wall)}
+            print(f"  {label}: a step takes {median(off_wall):,.0f} us with the barrier off; the barrier adds "
+                  f"{median(d_wall):+,.0f} us wall ({_rng(d_wall, '{:+,.0f}')}) and {median(d_cpu):+,.0f} us client "
+                  f"CPU ({_rng(d_cpu, '{:+,.0f}')}) per step; pace: {_pace(a)}")
     finally:
         off.close()
         on.close()
