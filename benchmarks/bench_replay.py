@@ -922,7 +922,7 @@ def _client_env() -> Dict[str, str]:
 def _client_has_config(field: str) -> bool:
     """Whether the client under test (not necessarily this tree) has ``ClientConfig.<field>``."""
     out = subprocess.run([sys.executable, "-c", f"from simclient import ClientConfig; "
-                          f"print(hasattr(ClientConfig(), {field!r}))"], env=_client_env(), cwd=REPO,
+                          f"print(hasattr(ClientConfig(), {field!r}))"], env=_client_env(), cwd=HERE,
                          stdout=subprocess.PIPE, text=True, timeout=60)
     return out.stdout.strip() == "True"
 
