@@ -376,12 +376,34 @@ def picows_run(base: str, man: Dict[str, Any], stream: str, loads: Callable[[Any
 
 # --- the SDK ------------------------------------------------------------------------------------------------
 
+_THREAD_CPU: Dict[str, float] = {}  # reader-thread kind → CPU seconds of threads that ended (see _count_threads)
+
+
+def _count_threads() -> None:
+    """Record each SDK reader thread's CPU time at its end (control reader, subscription readers), by wrapping
+    the thread targets: a breakdown of where the client's CPU goes, at the cost of two calls per thread."""
+    from simclient.control import ControlConnection
+    from simclient.subscriptions import Subscription
+
+    for cls, kind in ((ControlConnection, "control reader"), (Subscription, "subscription readers")):
+        run = cls._run
+
+        def counted(self: Any, run: Any = run, kind: str = kind) -> None:
+            c0 = time.thread_time()
+            try:
+                run(self)
+            finally:
+                _THREAD_CPU[kind] = _THREAD_CPU.get(kind, 0.0) + time.thread_time() - c0
+        cls._run = counted  # type: ignore[method-assign]
+
+
 def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any]) -> Dict[str, Any]:
     from simclient import Client, ClientConfig, CreateSession
     from simclient import events as ev
 
     sc, tx, diffs = _scenario_and_subs(stream)
     m = man[sc]
+    before = dict(_THREAD_CPU)
     client = Client(f"{base}/{sc}", API_KEY, ClientConfig(**config))
     with client.start_session(CreateSession(start_slot=FIRST_SLOT, slot_count=m["slots"] - 1)) as s:
         if tx:
@@ -394,6 +416,7 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
                 break
         s._wait_subscriptions_up()  # every client starts timing with its subscriptions up
         stepwise = m["steps"] > 1
+        consumer0 = time.thread_time()
         t0 = _now()
         s.send_continue(advance_count=1 if stepwise else m["slots"])
         events = 0
@@ -404,9 +427,14 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
             if stepwise and type(item) is ev.ReadyForContinue:
                 s.send_continue(advance_count=1)
         t1 = _now()
+        consumer = time.thread_time() - consumer0
         if type(last) is not ev.Completed:  # pragma: no cover
             raise RuntimeError(f"stream ended with {last!r}")
-    return _result(events, t0, t1)
+    # the reader threads of this session have ended (close joins them): their whole lives are counted, connect
+    # and subscribe included
+    out = _result(events, t0, t1)
+    out["threads"] = {"consumer": consumer, **{k: v - before.get(k, 0.0) for k, v in _THREAD_CPU.items()}}
+    return out
 
 
 def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] = None) -> Dict[str, Any]:
@@ -688,6 +716,8 @@ def worker(args: argparse.Namespace) -> None:
     config = json.loads(args.config) if args.config else {}
     if args.toggle:
         _apply_toggle(args.toggle)
+    if kind == "sdk":
+        _count_threads()
     loads: Callable[[Any], Any] = json.loads
 
     def one(cmd: Dict[str, Any]) -> Dict[str, Any]:
@@ -885,6 +915,13 @@ def _print_stream(stream: str, runs: Dict[str, List[Any]]) -> None:
             cpu_ratio = f"{median(c):.2f}x ({_rng(c)})"
         print(f"    {name:<11} {median(rates):>9,.0f} ({_rng(rates, '{:,.0f}'):<15}) {median(cpus):>9.2f} "
               f"({_rng(cpus, '{:.1f}'):<9}) {ratio:>24} {cpu_ratio:>19}  {_pace(rs)}")
+    for name in ("sdk-orjson", "sdk-json"):
+        rs = runs.get(name)
+        if rs and all("threads" in r for r in rs):
+            kinds = list(rs[0]["threads"])
+            parts = [f"{k} {median([r['threads'].get(k, 0.0) / r['events'] * 1e6 for r in rs]):.2f}" for k in kinds]
+            print(f"    {name} CPU us per event by thread: " + ", ".join(parts)
+                  + " (reader threads over their whole lives)")
     if "null" in runs:
         srv = [r["server_frames"] / r["server_cpu"] for r in runs["null"] if r["server_cpu"] > 0]
         if srv:
