@@ -14,9 +14,16 @@ Clients (each decodes every frame it receives):
 * ``picows``: picows (Cython frame parser, asyncio) ``on_ws_frame`` + ``json.loads``, all sockets on one loop.
 
 Streams: ``control`` (10,000-slot session, control frames only), ``tx`` (2,000 slots, control + transaction
-notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket each).
+notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket each), ``steps-tx`` /
+``steps-txdiff`` (300 one-slot steps, for the step barrier), ``fanout-N`` (6,400 slots over N sub-sessions).
 
-    python benchmarks/bench_replay.py [--reps 5] [--only clients,barrier,fanout,toggles]
+Parts (``--only``): ``clients`` (A: every client on control / tx / txdiff, CPU per event by SDK thread, the
+server-speed check), ``barrier`` (B: ``ClientConfig.step_barrier`` off vs on per step, skipped if the client has no
+such field), ``fanout`` (C: ``drive()``, ``drive(consumers=4)`` and the bare loop at N = 1..128), ``toggles`` (D:
+each hot-path special case switched to the plain path, end to end) and ``hotpath`` (E: the same, deterministic, from
+memory). ``SIMCLIENT_BENCH_CLIENT_PATH=/dir`` measures the ``simclient/`` package in /dir as the client.
+
+    python benchmarks/bench_replay.py [--reps 5] [--only clients,barrier,fanout,toggles,hotpath]
 """
 from __future__ import annotations
 
