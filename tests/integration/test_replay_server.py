@@ -75,3 +75,14 @@ def test_replayed_parallel_run_holds_each_sub_session_until_its_continue():
             # one worker: the sub-sessions run one after another, so all but the first wait for their continue
             result = run.drive(max_workers=1)
         assert result.failures == [] and len(result.completed) == 4
+
+
+def test_benchmark_fails_loudly_when_the_server_is_not_twice_the_fastest_client():
+    import bench_replay
+
+    def runs(rate):
+        return [{"events": 1000, "wall": 1000 / rate, "cpu": 0.01}]
+
+    bench_replay.check_server({"tx": {"null": runs(300_000), "picows": runs(100_000), "sdk-orjson": runs(50_000)}})
+    with pytest.raises(SystemExit, match="REPLAY SERVER TOO SLOW.*picows"):
+        bench_replay.check_server({"tx": {"null": runs(150_000), "picows": runs(100_000)}})
