@@ -31,8 +31,15 @@ class ClientConfig:
         backoff_multiplier: growth factor of the reconnect delay.
         backoff_max: cap of one reconnect delay (``RECONNECT_MAX_BACKOFF``).
         backoff_jitter: random fraction (±) applied to each delay.
-        reconnect_attempts: attempts per outage before :class:`ConnectionLostError` (the reconnect budget).
-        reconnect_uptime_reset: a connection that stays up this long resets the attempt counter.
+        reconnect_attempts: failed attempts per outage before :class:`ConnectionLostError` (the reconnect budget).
+            An attempt fails when it cannot connect, or when its connection ends before delivering anything new
+            (a server that answers the handshake and drops at once spends the budget); a connection that delivered
+            new data ends the outage and resets the budget and the backoff.
+        reconnect_uptime_reset: a connection that stays up this long also ends the outage, and the first retry
+            after it is immediate (every other reconnect waits ``backoff_delay``).
+        reconnect_max_total: an outage gives up with :class:`ConnectionLostError` once this many seconds passed
+            since it began, whatever budget is left (the Rust client's ``RECONNECT_MAX_TOTAL``, PROTOCOL §10;
+            the 10-attempt default backoff alone sums to ~2.5 min plus connect times). ``0`` disables it.
         completion_drain_timeout: after ``completed``, how long subscriptions may take to reach end-of-stream
             before :class:`CompletionDrainStalled` (the seed's 60 s liveness backstop).
         eos_silence: PROTOCOL §9.5: while a subscription is connected and ``completed`` has arrived, this long
@@ -56,6 +63,7 @@ class ClientConfig:
     backoff_jitter: float = 0.2
     reconnect_attempts: int = 10
     reconnect_uptime_reset: float = 60.0
+    reconnect_max_total: float = 600.0
     completion_drain_timeout: float = 60.0
     eos_silence: float = 1.0
     close_timeout: float = 10.0

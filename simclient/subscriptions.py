@@ -2,7 +2,8 @@
 
 A worker owns one WebSocket to the session's endpoint, subscribes (``transactionSubscribe`` for a set of programs,
 or one ``accountDiffSubscribe`` per program on the same socket), and puts events into the session's queue.
-After a drop it reconnects (same backoff policy as the control connection) and resubscribes with
+After a drop it reconnects (under the :class:`~simclient.reconnect.ReconnectSupervisor` policy the control
+connection uses: a resubscribe that delivers no new notification spends the budget) and resubscribes with
 ``replayFromSlot`` = the last delivered slot; the server replays that slot inclusively (§9.3), so duplicates are
 dropped by signature (transactions) or by ``(slot, account, signature)`` (diffs). Only the keys of the newest
 slot are kept: a replay starts at that slot, so older keys can never repeat.
@@ -18,14 +19,22 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import protocol as wire
 from .config import ClientConfig
-from .control import reconnect_retrying
-from .errors import ProtocolError, SimclientError, SubscriptionError
+from .errors import ConnectionLostError, InternalError, ProtocolError, SimclientError, SubscriptionError
+from .reconnect import (
+    ConnectionFactory,
+    ConnectionLike,
+    LinkReader,
+    NoAnswer,
+    ReconnectSupervisor,
+    Stopped,
+    connection_factory_for,
+)
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, SUBSCRIPTION, Closed, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
@@ -63,8 +72,7 @@ class _Lost(Exception):
     pass
 
 
-class _Stopped(Exception):
-    pass
+_Stopped = Stopped
 
 
 class Subscription:
@@ -72,7 +80,8 @@ class Subscription:
 
     def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.SimpleQueue[Any]",
                  config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
-                 stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None):
+                 stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None,
+                 connection_factory: Optional[ConnectionFactory] = None):
         if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
             raise ValueError(f"unknown subscription kind {kind!r}")
         programs = [str(p) for p in program_ids]
@@ -95,9 +104,11 @@ class Subscription:
         self.last_slot: Optional[int] = None
         self._seen: Set[Any] = set()
         self._stop = threading.Event()
-        self._conn: Optional[Connection] = None
-        self._attempts = 0
-        self._history: List[tuple] = []
+        self._conn: Optional[ConnectionLike] = None
+        self._connect: ConnectionFactory = connection_factory or connection_factory_for(config)
+        self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
+                                        logger=log)
+        self._lost_reason = "connection lost"
         self._convert: Callable[[Any], Any] = (
             wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
         self._by_signature = kind == TRANSACTIONS  # dedup key: signature, else (slot, account, signature)
@@ -127,11 +138,25 @@ class Subscription:
     # ------------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
+        sup = self._sup
         try:
             first = True
             while True:
-                conn, ids = self._establish(first)
+                self._check_stop()
+                sup.begin_attempt()
+                if not first:
+                    self.stats.reconnecting_attempt = sup.attempt  # the progress display's "reconnecting (k/n)"
+                try:
+                    conn, ids = self._attempt(first)
+                except (TransportError, _Lost) as exc:
+                    self._check_stop()
+                    if isinstance(exc, TransportError) and exc.error is not None:
+                        raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect)
+                    self._retry(str(exc))
+                    continue
                 first = False
+                sup.connected()
+                self.stats.reconnecting_attempt = 0
                 self.up = True
                 self.ready.set()
                 try:
@@ -150,61 +175,59 @@ class Subscription:
                 conn.release()
                 self.ready.clear()
                 self.stats.subscription_reconnects += 1
+                self._retry(self._lost_reason)
         except _Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001 - surfaced through the session's queue
             if not isinstance(exc, SimclientError):
                 log.exception("subscription worker crashed")
-                exc = SubscriptionError(f"{self.kind} subscription crashed: {type(exc).__name__}: {exc}")
+                crash = InternalError(f"{self.kind} subscription worker crashed: {type(exc).__name__}: {exc}")
+                crash.__cause__ = exc
+                exc = crash
             self.error = exc
             self.sink.put(exc)
         finally:
             self.ready.set()
-            conn = self._conn
-            if conn is not None:
-                conn.release()
+            left = self._conn
+            if left is not None:
+                left.release()
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
             raise _Stopped()
 
-    def _establish(self, first: bool) -> Any:
-        self._attempts = 0
-        retrying = reconnect_retrying(
-            self.config, lambda: self._attempts, self._stop, _Stopped, (TransportError, _Lost),
-            lambda rs: log.info("%s subscription of %s: retrying (%s)", self.kind, self.session_id,
-                                rs.outcome.exception() if rs.outcome else ""))
+    def _retry(self, reason: str) -> None:
+        """Back off before the next attempt; a spent budget or deadline fails the subscription."""
         try:
-            return retrying(self._attempt, first)
-        except (TransportError, _Lost) as exc:
-            self._check_stop()
-            raise SubscriptionError(
-                f"{self.kind} subscription of session {self.session_id} could not reconnect after "
-                f"{self._attempts} attempts: {exc}; the captured stream is incomplete") from None
+            self._sup.retry(reason)
+        except ConnectionLostError as exc:
+            raise SubscriptionError(f"{exc}; the captured stream is incomplete") from exc
 
-    def _attempt(self, first: bool) -> Any:
+    @property
+    def attempts(self) -> List[Tuple[int, str]]:
+        """The failed attempts of the current outage ``(attempt number, reason)``."""
+        return list(self._sup.history)
+
+    def _attempt(self, first: bool) -> Tuple[ConnectionLike, Dict[int, str]]:
         self._check_stop()
-        self._attempts += 1
         gated = not first and self.coordinator is not None
         if gated and not self.coordinator.acquire(self._stop):  # type: ignore[union-attr]
             raise _Stopped()
-        conn: Optional[Connection] = None
+        conn: Optional[ConnectionLike] = None
         try:
-            conn = Connection.open(self.url, None, self.config.connect_timeout, send_timeout=self.config.send_timeout,
-                                   ca_bundle=self.config.ca_bundle, endpoint=SUBSCRIPTION)
+            conn = self._connect(self.url, None, self.config.connect_timeout)
             self._conn = conn
             if self._stop.is_set():
                 raise _Stopped()
-            ids = self._subscribe(conn, first)
+            try:
+                ids = self._subscribe(conn, first)
+            except NoAnswer as exc:
+                raise _Lost(str(exc)) from None
             return conn, ids
-        except BaseException as exc:
+        except BaseException:
             if conn is not None:
                 conn.release()
             self._conn = None
-            if isinstance(exc, (TransportError, _Lost)):
-                self._history.append((self._attempts, str(exc)))
-            if isinstance(exc, TransportError) and exc.error is not None:
-                raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect)
             raise
         finally:
             if gated:
@@ -215,7 +238,7 @@ class Subscription:
             return self.last_slot
         return None if first else self.start_slot
 
-    def _subscribe(self, conn: Connection, first: bool) -> Dict[int, str]:
+    def _subscribe(self, conn: ConnectionLike, first: bool) -> Dict[int, str]:
         """Send the subscribe request(s) and wait for every ack. Returns {subscription id: label}."""
         replay = self._replay_from(first)
         requests: Dict[int, str] = {}
@@ -228,20 +251,15 @@ class Subscription:
                 requests[i] = program
         ids: Dict[int, str] = {}
         early: List[Any] = []
-        deadline = time.monotonic() + self.config.handshake_timeout
-        while len(ids) < len(requests):
-            self._check_stop()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Lost(f"no subscribe ack within {self.config.handshake_timeout:.0f}s")
-            frame = conn.recv(min(left, 0.5))
-            if frame is None or frame[0] not in (OPCODE_TEXT, OPCODE_BINARY):
-                continue
+
+        def acked(opcode: int, payload: Any) -> bool:
+            if opcode != OPCODE_TEXT and opcode != OPCODE_BINARY:
+                return False
             try:
-                msg = wire.decode_subscription_frame(frame[1])
+                msg = wire.decode_subscription_frame(payload)
             except ProtocolError as exc:
                 log.warning("discarding undecodable subscription frame: %s", exc)
-                continue
+                return False
             if isinstance(msg, wire.SubscribeAck) and msg.request_id in requests:
                 ids[msg.subscription] = requests[msg.request_id]
             elif isinstance(msg, wire.RpcErrorReply):
@@ -253,12 +271,17 @@ class Subscription:
                     f"{self.kind} subscribe for session {self.session_id} refused: {msg.code} {msg.message}")
             elif isinstance(msg, wire.Notification):
                 early.append(msg)  # a notification racing its ack: keep it
+            return len(ids) >= len(requests)
+
+        # The ack wait pings like every other wait (management may park a subscribe upgrade for ~100 s).
+        reader = LinkReader(conn, self.config, self._stop, min(0.5, self.config.keepalive_interval))
+        reader.wait_for(self.config.handshake_timeout, acked, "subscribe ack")
         for msg in early:
             self._on_notification(msg, ids, set())
         log.debug("%s subscription of %s up (replayFromSlot=%s)", self.kind, self.session_id, replay)
         return ids
 
-    def _stream(self, conn: Connection, ids: Dict[int, str]) -> bool:
+    def _stream(self, conn: ConnectionLike, ids: Dict[int, str]) -> bool:
         """Read notifications; True at end of stream, False when the connection was lost."""
         cfg = self.config
         ended: Set[int] = set()
@@ -300,6 +323,7 @@ class Subscription:
                         return True
                     if now - last_inbound > cfg.keepalive_deadline:
                         log.warning("%s subscription of %s: keepalive deadline passed", self.kind, self.session_id)
+                        self._lost_reason = "keepalive deadline passed"
                         return False
                 if now >= next_ping:
                     conn.ping()
@@ -311,11 +335,13 @@ class Subscription:
                     log.debug("%s subscription of %s: end of stream by normal close", self.kind, self.session_id)
                     return True
                 log.info("%s subscription of %s closed by server (%s)", self.kind, self.session_id, exc)
+                self._lost_reason = str(exc)
                 return False
             except TransportError as exc:
                 if self._stop.is_set():
                     raise _Stopped() from None
                 log.info("%s subscription of %s lost: %s", self.kind, self.session_id, exc)
+                self._lost_reason = str(exc)
                 return False
 
     def _on_notification(self, msg: wire.Notification, ids: Dict[int, str], ended: Set[int]) -> bool:
@@ -347,4 +373,5 @@ class Subscription:
             self.last_slot = slot
             self._seen = {key}
         self.sink.put(event)
+        self._sup.made_progress = True  # a new notification: the outage, if any, is over
         return False

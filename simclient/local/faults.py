@@ -30,6 +30,16 @@ Counting rules (chosen so that progress is always possible):
   :meth:`LocalSimulator.stop_reading`.
 * ``fail_at_slot(slot, variant)``: a session reaching ``slot`` emits a terminal ``error`` of that ``BacktestError``
   variant instead of executing it.
+* ``flap_control(times=None)``: a flapping control link. The server answers the handshake correctly (the create's
+  ``sessionCreated``/``sessionsCreatedV2``, the ``success`` of a ``resumeAttachedSession``, a parallel attach with its
+  replay), then closes the connection at once with code 1011, before reading anything else. Every handshake
+  answered while the fault is on flaps; with ``times`` it switches itself off after that many flaps.
+* ``flap_subscriptions(times=None)``: the same on the data plane: a subscribe is acked, then the socket is closed
+  with 1011 at once (no replay, no notification).
+* ``ignore_creates(n=None, drop=False)``: the next ``n`` create requests (all while on, with None) are read and never
+  answered (no reply, no session); the connection stays up and pings are answered, or, with ``drop``, it is
+  aborted at once (a create lost with its connection).
+* ``ignore_subscribes(n=None)``: the same for subscribe requests on the data plane (never acked).
 
 Raw injection (bad-input tests: frames no real server would send). Injected frames are extra frames: they are never
 sequenced, never kept in a replay buffer, and do not count for ``garbage_every`` / ``drop_control_every``.
@@ -61,7 +71,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Collection, Dict, List, Optional, Union
+from typing import Any, Collection, Dict, List, Optional, Tuple, Union
 
 __all__ = ["FaultPlan", "RpcFault"]
 
@@ -136,6 +146,11 @@ class FaultPlan:
         self._control_injections: List[_Injection] = []
         self._subscription_injections: List[_Injection] = []
         self._rpc_faults: List[List[Any]] = []  # [remaining, RpcFault], in call order
+        self._flap_control: Optional[int] = 0  # flaps left (None: forever, 0: off)
+        self._flap_subs: Optional[int] = 0
+        self._ignore_creates: Optional[int] = 0
+        self.drop_ignored_creates = False
+        self._ignore_subscribes: Optional[int] = 0
 
     def __repr__(self) -> str:
         with self._lock:
@@ -227,6 +242,77 @@ class FaultPlan:
             self._fail_slots[int(slot)] = variant
         return self
 
+    # --- flaps and unanswered handshakes
+    @staticmethod
+    def _check_times(times: Optional[int]) -> Optional[int]:
+        if times is None:
+            return None
+        if not isinstance(times, int) or isinstance(times, bool) or times < 0:
+            raise ValueError("times must be a non-negative int or None (forever)")
+        return times
+
+    def flap_control(self, times: Optional[int] = None) -> "FaultPlan":
+        """Answer each control handshake, then close with 1011 at once (``times`` flaps; None: forever)."""
+        times = self._check_times(times)
+        with self._lock:
+            self._flap_control = times
+        return self
+
+    def flap_subscriptions(self, times: Optional[int] = None) -> "FaultPlan":
+        """Ack each subscribe, then close its socket with 1011 at once (``times`` flaps; None: forever)."""
+        times = self._check_times(times)
+        with self._lock:
+            self._flap_subs = times
+        return self
+
+    def ignore_creates(self, n: Optional[int] = None, drop: bool = False) -> "FaultPlan":
+        """Never answer the next ``n`` create requests (None: every create while the fault is on); with ``drop``
+        the connection is aborted when the create arrives."""
+        n = self._check_times(n)
+        with self._lock:
+            self._ignore_creates = n
+            self.drop_ignored_creates = bool(drop)
+        return self
+
+    def ignore_subscribes(self, n: Optional[int] = None) -> "FaultPlan":
+        """Never ack the next ``n`` subscribe requests (None: every subscribe while the fault is on)."""
+        n = self._check_times(n)
+        with self._lock:
+            self._ignore_subscribes = n
+        return self
+
+    @staticmethod
+    def _take(left: Optional[int]) -> Tuple[bool, Optional[int]]:
+        if left is None:
+            return True, None
+        if left <= 0:
+            return False, 0
+        return True, left - 1
+
+    def take_control_flap(self) -> bool:
+        """Called when a control handshake was answered: True means close the connection (1011) now."""
+        with self._lock:
+            hit, self._flap_control = self._take(self._flap_control)
+            return hit
+
+    def take_subscription_flap(self) -> bool:
+        """Called when a subscribe was acked: True means close the socket (1011) now."""
+        with self._lock:
+            hit, self._flap_subs = self._take(self._flap_subs)
+            return hit
+
+    def take_ignored_subscribe(self) -> bool:
+        """Called for each subscribe request: True means read it and never answer."""
+        with self._lock:
+            hit, self._ignore_subscribes = self._take(self._ignore_subscribes)
+            return hit
+
+    def take_ignored_create(self) -> bool:
+        """Called for each create request: True means read it and never answer."""
+        with self._lock:
+            hit, self._ignore_creates = self._take(self._ignore_creates)
+            return hit
+
     # --- raw injection
     def inject_control(self, text: Raw, after_frames: int = 0, session_id: Optional[str] = None) -> "FaultPlan":
         """Send ``text`` verbatim on a control socket once, right before the (after_frames+1)-th control frame from
@@ -288,6 +374,7 @@ class FaultPlan:
             self._control_injections = []
             self._subscription_injections = []
             self._rpc_faults = []
+            self._flap_control = self._flap_subs = self._ignore_creates = self._ignore_subscribes = 0
         return self
 
     @property
@@ -296,7 +383,9 @@ class FaultPlan:
             return bool(self._drop_control or self._drop_subs or self._garbage or self._lose_continue
                         or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic()
                         or self._read_stop_pending or self._read_stop_until > time.monotonic()
-                        or self._control_injections or self._subscription_injections or self._rpc_faults)
+                        or self._control_injections or self._subscription_injections or self._rpc_faults
+                        or self._flap_control != 0 or self._flap_subs != 0 or self._ignore_creates != 0
+                        or self._ignore_subscribes != 0)
 
     @property
     def pending_injections(self) -> int:

@@ -59,6 +59,9 @@ from .faults import FaultPlan, RpcFault
 from .rpc import handle_rpc
 from .session import FINISHED, PAUSED, ParallelControl, SimSession, Subscription
 
+#: GET: the local simulator's program ids (``{"program_ids": [...], "names": {id: name}}``); not on the hosted service.
+LOCAL_PROGRAM_IDS_PATH = "/local/program-ids"
+
 log = logging.getLogger("simclient.local")
 
 THREAD_NAME = "simclient-local-sim"
@@ -68,7 +71,8 @@ STAT_KEYS = (
     "continues_received", "continues_lost", "continues_busy_rejected", "sessions_created",
     "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
     "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
-    "injected_control_frames", "injected_subscription_frames", "rpc_faults", "read_stops",
+    "injected_control_frames", "injected_subscription_frames", "rpc_faults",
+    "creates_received", "creates_ignored", "control_flaps", "subscription_flaps", "read_stops",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 #: Seconds a client gets to echo our close frame (PROTOCOL §10: graceful close, [I] 10 s) before the abort.
@@ -139,6 +143,7 @@ class ControlConn(_Conn):
         self.session: Optional[SimSession] = None
         self.parallel: Optional[ParallelControl] = None
         self.creating = False
+        self.flap_on_created = False  # FaultPlan.flap_control: close (1011) once the create is answered
 
     def session_ids(self) -> Optional[Set[str]]:
         """The ids this connection serves: its single session, or its parallel control session and sub-sessions."""
@@ -171,9 +176,30 @@ class ControlConn(_Conn):
         ok = await super().send_locked(text)
         if ok:
             self.sim.stats["frames_sent"] += 1
+            if self.flap_on_created and isinstance(text, str) and (
+                    '"method":"sessionsCreatedV2"' in text
+                    or (self.parallel is None and '"method":"sessionCreated"' in text)):
+                self.flap_on_created = False
+                self.flap()
         if faults.read_stop_epoch != self.sim._read_stop_epoch:
             self.sim._apply_read_stop()
         return ok
+
+    def flap(self) -> None:
+        """FaultPlan.flap_control from a send (``lock`` held): nothing more is sent or read; close with 1011."""
+        self.closed = True
+        self.sim.stats["control_flaps"] += 1
+        log.info("fault: flapping the control connection (close 1011)")
+        self.sim._spawn(self.flap_close())
+
+    async def flap_close(self) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=1011), 2.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the client went away first
+            if self.transport is not None:
+                self.transport.abort()
 
 
 class SubConn(_Conn):
@@ -506,6 +532,7 @@ class LocalSimulator:
     async def _astart(self) -> None:
         app = web.Application(client_max_size=MAX_MSG_SIZE)
         app.router.add_get("/available-ranges", self._h_ranges)
+        app.router.add_get(LOCAL_PROGRAM_IDS_PATH, self._h_program_ids)
         app.router.add_get("/backtest", self._h_control)
         app.router.add_get("/backtest/", self._h_control)
         app.router.add_post("/backtest/{sid}", self._h_rpc)
@@ -603,6 +630,14 @@ class LocalSimulator:
         return web.json_response({"service": "simclient.local", "control": "/backtest",
                                   "available_ranges": "/available-ranges"})
 
+    async def _h_program_ids(self, request: web.Request) -> web.Response:
+        """Local-only (the hosted service has no such endpoint): the synthetic programs, so that ``simclient run``
+        without ``--program-id`` can subscribe to them."""
+        from .chain import PROGRAM_IDS, PROGRAM_NAMES
+
+        return web.json_response({"program_ids": self.program_ids,
+                                  "names": {p: n for p, n in zip(PROGRAM_IDS, PROGRAM_NAMES)}})
+
     async def _h_ranges(self, request: web.Request) -> web.Response:
         await self.stall_gate()
         return web.Response(text=wire.dumps(self.chain.available_ranges()), content_type="application/json")
@@ -698,6 +733,18 @@ class LocalSimulator:
             self.stats["invalid_requests"] += 1
             await self._reply(conn, wire.error(exc.params))
             return
+        if conn.closed:
+            return  # flapped: a closing connection reads nothing more
+        if method == "createBacktestSession":
+            self.stats["creates_received"] += 1
+            if self._faults.take_ignored_create():
+                self.stats["creates_ignored"] += 1
+                log.info("fault: ignoring a create (never answered)")
+                if self._faults.drop_ignored_creates:
+                    conn.abort()
+                return
+            if self._faults.take_control_flap():
+                conn.flap_on_created = True
         is_continue = method in ("continue", "continueTo", "continueSessionV1", "continueToSessionV1")
         if is_continue:
             self.stats["continues_received"] += 1
@@ -711,6 +758,13 @@ class LocalSimulator:
         except wire.RequestError as exc:
             self.stats["invalid_requests"] += 1
             await self._reply(conn, wire.error(exc.params))
+            return
+        if method in ("resumeAttachedSession", "attachParallelControlSessionV2") and not conn.closed \
+                and self._faults.take_control_flap():
+            conn.closed = True
+            self.stats["control_flaps"] += 1
+            log.info("fault: flapping the control connection after %s (close 1011)", method)
+            await conn.flap_close()
 
     # --- create
     async def _m_createBacktestSession(self, conn: ControlConn, params: Any) -> None:
@@ -949,6 +1003,9 @@ class LocalSimulator:
             return wire.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
 
         if method in ("transactionSubscribe", "accountDiffSubscribe"):
+            if self._faults.take_ignored_subscribe():
+                log.info("fault: ignoring a subscribe (never acked)")
+                return
             await self._subscribe(conn, rid, method, params, err)
         elif method in ("transactionUnsubscribe", "accountDiffUnsubscribe"):
             kind = "transaction" if method.startswith("transaction") else "accountDiff"
@@ -1009,13 +1066,21 @@ class LocalSimulator:
                 sess.subs.append(sub)
             self.stats["subscriptions"] += 1
             await conn.send_locked(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id}))
+            flap = self._faults.take_subscription_flap()
+            if flap:
+                sess.subs = [s for s in sess.subs if s is not sub]
+                texts, finished = [], False
             for text in texts:
                 if not await conn.send_locked(text):
                     return
             if finished:
                 sub.ended = True
                 await conn.send_locked(sub.end_text())
-        if finished:
+        if flap:
+            self.stats["subscription_flaps"] += 1
+            log.info("fault: flapping a subscription socket of session %s (close 1011)", sess.id)
+            await conn.close(code=1011)
+        elif finished:
             await conn.close()
 
 
