@@ -58,10 +58,10 @@ from .reconnect import (
     NoAnswer,
     ReconnectSupervisor,
     Stopped,
-    configured_factory,
+    connection_factory_for,
 )
 from .stats import ControlStats, SessionStats
-from .transport import CONTROL, OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, SendTimeout, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, SendTimeout, TransportError
 from .urls import resolve_rpc_endpoint
 
 log = logging.getLogger("simclient.control")
@@ -180,10 +180,8 @@ class ControlConnection:
                  subscriptions_ready: Optional[Callable[[], bool]] = None,
                  connection_factory: Optional[ConnectionFactory] = None):
         self.url = url
-        #: ``factory(url, api_key, timeout)`` given by the user (None: real WebSockets); the session's subscriptions
-        #: connect through it too.
-        self.user_connection_factory = connection_factory
-        self.connection_factory: ConnectionFactory = connection_factory or configured_factory(config, CONTROL)
+        #: ``factory(url, api_key, timeout)``: the control and the session's subscriptions connect through it.
+        self.connection_factory: ConnectionFactory = connection_factory or connection_factory_for(config)
         self._api_key = api_key
         self.config = config
         self.parallel = parallel
@@ -328,9 +326,9 @@ class ControlConnection:
                 conn, reader = self._attempt()
             except (TransportError, _Lost) as exc:
                 self._raise_if_closing()
+                reason = self._r(exc)
                 if isinstance(exc, TransportError) and exc.error is not None:
                     raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect, 4xx upgrade)
-                reason = self._r(exc)
                 if isinstance(exc, TransportError) and exc.terminal:
                     raise ConnectionLostError(f"server closed the control connection with code {exc.close_code}",
                                               sup.history + [(sup.attempt, reason)]) from None

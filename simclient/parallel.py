@@ -74,8 +74,8 @@ def error_chain(exc: BaseException) -> str:
 class ParallelRun:
     """A parallel backtest (``client.start_parallel``). Context manager; ``close()`` joins everything.
 
-    Threads: each :class:`SubSession` has one consumer thread at a time (``drive`` runs one per sub-session);
-    ``close`` and the sub-sessions' ``send_continue*`` may be called from any thread."""
+    Threads: each :class:`SubSession` has one consumer thread at a time (``drive`` keeps to that whatever its
+    ``consumers``); ``close`` and the sub-sessions' ``send_continue*`` may be called from any thread."""
 
     def __init__(self, control: ControlConnection, config: ClientConfig):
         self._control = control

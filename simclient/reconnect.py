@@ -24,6 +24,7 @@ timeout)`` returns a connected object with the methods of :class:`ConnectionLike
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -31,7 +32,15 @@ from typing import Any, Callable, List, Optional, Protocol, Tuple
 
 from .config import ClientConfig
 from .errors import ConnectionLostError
-from .transport import OPCODE_BINARY, OPCODE_TEXT, Connection, TransportError
+from .transport import (
+    CONTROL,
+    DEFAULT_SEND_TIMEOUT,
+    OPCODE_BINARY,
+    OPCODE_TEXT,
+    SUBSCRIPTION,
+    Connection,
+    TransportError,
+)
 
 log = logging.getLogger("simclient.reconnect")
 
@@ -58,20 +67,19 @@ class ConnectionLike(Protocol):
 ConnectionFactory = Callable[[str, Optional[str], float], ConnectionLike]
 
 
-def default_connection_factory(url: str, api_key: Optional[str], timeout: float) -> ConnectionLike:
-    """A real WebSocket (:meth:`simclient.transport.Connection.open`) with the transport's defaults."""
-    return Connection.open(url, api_key, timeout)
+def default_connection_factory(url: str, api_key: Optional[str], timeout: float,
+                               send_timeout: Optional[float] = DEFAULT_SEND_TIMEOUT,
+                               ca_bundle: Optional[str] = None) -> ConnectionLike:
+    """A real WebSocket (:meth:`simclient.transport.Connection.open`). A connection with an API key is a control
+    socket (a 4xx on its upgrade is terminal), one without a data-plane socket."""
+    return Connection.open(url, api_key, timeout, send_timeout=send_timeout, ca_bundle=ca_bundle,
+                           endpoint=CONTROL if api_key is not None else SUBSCRIPTION)
 
 
-def configured_factory(config: ClientConfig, endpoint: str) -> ConnectionFactory:
-    """The default factory for ``endpoint`` (``transport.CONTROL`` / ``SUBSCRIPTION``) with ``config``'s
-    ``send_timeout`` and ``ca_bundle``."""
-
-    def factory(url: str, api_key: Optional[str], timeout: float) -> ConnectionLike:
-        return Connection.open(url, api_key, timeout, send_timeout=config.send_timeout, ca_bundle=config.ca_bundle,
-                               endpoint=endpoint)
-
-    return factory
+def connection_factory_for(config: ClientConfig) -> ConnectionFactory:
+    """The default factory with ``config``'s ``send_timeout`` and ``ca_bundle``."""
+    return functools.partial(default_connection_factory, send_timeout=config.send_timeout,
+                             ca_bundle=config.ca_bundle)
 
 
 class Stopped(Exception):

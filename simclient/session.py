@@ -116,7 +116,7 @@ class _BaseSession:
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator,
-                           connection_factory=self._control.user_connection_factory)
+                           connection_factory=self._control.connection_factory)
         self._subscriptions.append(sub)
         sub.start()
 

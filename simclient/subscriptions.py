@@ -31,10 +31,10 @@ from .reconnect import (
     NoAnswer,
     ReconnectSupervisor,
     Stopped,
-    configured_factory,
+    connection_factory_for,
 )
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, SUBSCRIPTION, Closed, TransportError
+from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
@@ -105,7 +105,7 @@ class Subscription:
         self._seen: Set[Any] = set()
         self._stop = threading.Event()
         self._conn: Optional[ConnectionLike] = None
-        self._connect: ConnectionFactory = connection_factory or configured_factory(config, SUBSCRIPTION)
+        self._connect: ConnectionFactory = connection_factory or connection_factory_for(config)
         self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
                                         logger=log)
         self._lost_reason = "connection lost"

@@ -71,8 +71,8 @@ STAT_KEYS = (
     "continues_received", "continues_lost", "continues_busy_rejected", "sessions_created",
     "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
     "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
-    "injected_control_frames", "injected_subscription_frames", "rpc_faults", "read_stops",
-    "creates_received", "creates_ignored", "control_flaps", "subscription_flaps",
+    "injected_control_frames", "injected_subscription_frames", "rpc_faults",
+    "creates_received", "creates_ignored", "control_flaps", "subscription_flaps", "read_stops",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 #: Seconds a client gets to echo our close frame (PROTOCOL §10: graceful close, [I] 10 s) before the abort.
