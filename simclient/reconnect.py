@@ -134,7 +134,7 @@ class ReconnectSupervisor:
         up = self._up_since
         uptime = None if up is None else now - up
         long_up = uptime is not None and uptime >= cfg.reconnect_uptime_reset
-        healthy = up is not None and (self.made_progress or long_up)
+        healthy = self.made_progress or long_up  # new data counts even if the handshake did not finish
         self._up_since = None
         self.made_progress = False
         if healthy:  # that connection ended the outage before it; a new one starts now

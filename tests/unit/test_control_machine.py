@@ -648,6 +648,12 @@ def test_supervisor_policy() -> None:
         delays.append(sup.lost("c"))
     assert delays == [1.0, 2.0] and sup.failures == 2
     sup.begin_attempt()
+    sup.made_progress = True  # a replay delivered new events, then the handshake broke: still progress
+    assert sup.lost("c2") == 1.0 and sup.failures == 0
+    for _ in range(2):
+        sup.begin_attempt()  # connect refused: failed attempts
+        sup.lost("refused")
+    sup.begin_attempt()
     with pytest.raises(ConnectionLostError) as info:
         sup.lost("d")
     assert [n for n, _ in info.value.attempts] == [1, 2, 3] and "re-established" in str(info.value)
