@@ -151,6 +151,8 @@ class ReconnectSupervisor:
         self.history.append((self.failures, reason))
         verb = "re-established" if self.established else "established"
         if self.failures >= cfg.reconnect_attempts:
+            self._log.warning("%s: attempt %d/%d failed (%s); reconnect budget spent, giving up", self.what,
+                              self.failures, cfg.reconnect_attempts, reason)
             raise ConnectionLostError(f"{self.what} could not be {verb}: reconnect budget of "
                                       f"{cfg.reconnect_attempts} attempt(s) spent", self.history)
         delay = cfg.backoff_delay(self.failures)
@@ -158,6 +160,8 @@ class ReconnectSupervisor:
         if total > 0:
             left = self._outage_since + total - now
             if left <= 0:
+                self._log.warning("%s: attempt %d failed (%s); reconnect_max_total=%gs passed, giving up",
+                                  self.what, self.failures, reason, total)
                 raise ConnectionLostError(f"{self.what} could not be {verb} within reconnect_max_total="
                                           f"{total:g}s", self.history)
             delay = min(delay, left)
