@@ -145,6 +145,34 @@ def test_create_parallel(closing: Any) -> None:
     assert isinstance(_next(cc.routes["b"]), ev.ReadyForContinue)
 
 
+def test_create_parallel_keeps_events_that_arrive_before_their_sub_session(closing: Any) -> None:
+    def handler(conn: ScriptedConnection, req: Dict[str, Any]) -> None:
+        if req["method"] == "createBacktestSession":  # reordered: b's first event before b's sessionCreated
+            conn.reply("sessionEventV2", {"session_id": "b", "seq_id": 1, "event": {"method": "slotNotification",
+                                                                                    "params": 106}})
+            for sid in ("a", "b"):
+                conn.reply("sessionCreated", {"session_id": sid, "rpc_endpoint": f"/backtest/{sid}"})
+            conn.reply("sessionEventV2", {"session_id": "b", "seq_id": 2, "event": {"method": "readyForContinue"}})
+            conn.reply("sessionsCreatedV2", {"control_session_id": "ctl", "session_ids": ["a", "b"],
+                                             "start_slots": [100, 106], "end_slots": [105, 110]})
+
+    cc = closing(_control(ScriptedServer(handler), parallel=True))
+    cc.wait_created()
+    b = cc.routes["b"]
+    assert _next(b) == ev.Slot(106) and isinstance(_next(b), ev.ReadyForContinue)
+    assert b.last_seq == 2
+
+
+def test_parallel_attach_sends_every_cursor(closing: Any) -> None:
+    server = ParallelServer()
+    cc = _parallel(closing, server)
+    cc.send_continue(cc.routes["b"], wire.encode_continue_v1("b", _cont()))
+    assert isinstance(_next(cc.routes["b"]), ev.ReadyForContinue)  # b: seq 2, a: seq 1
+    server.connections[0].drop()
+    conn2 = server.wait_connections(2)
+    assert conn2.sent[0] == wire.encode_attach_parallel("ctl", {"a": 1, "b": 2})
+
+
 def test_never_answered_create_is_one_attempt_and_pings_while_waiting(closing: Any) -> None:
     server = SingleServer()
     server.on_create = lambda conn: None  # read, never answered; pongs keep coming
