@@ -9,6 +9,9 @@ import random
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+#: Fields that are switches, not durations or counts.
+_BOOL_FIELDS = frozenset({"step_barrier"})
+
 
 @dataclass(frozen=True)
 class ClientConfig:
@@ -35,6 +38,11 @@ class ClientConfig:
         close_timeout: graceful close (close request + close frame) and joining every thread.
         rpc_timeout: one HTTP JSON-RPC request on the per-session endpoint.
         http_retries: attempts for idempotent HTTP reads (``available_ranges``) on connection errors / 5xx.
+        step_barrier: in-order steps (a bool, on by default): a ``ReadyForContinue`` / ``Paused`` is delivered only
+            after every subscription of the session has read the notifications the server wrote before it (a ping
+            on each subscription socket whose pong proves it; PROTOCOL §9 "Ordering across sockets"). Off, a step's
+            notifications may be delivered after the event that ended the step (costs one ping round trip per
+            step and subscription when on; see docs/performance.md).
     """
 
     connect_timeout: float = 30.0
@@ -53,10 +61,15 @@ class ClientConfig:
     close_timeout: float = 10.0
     rpc_timeout: float = 30.0
     http_retries: int = 3
+    step_barrier: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _BOOL_FIELDS:
+                if not isinstance(value, bool):
+                    raise ValueError(f"ClientConfig.{f.name} must be a bool, got {value!r}")
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:  # NaN too
                 raise ValueError(f"ClientConfig.{f.name} must be a non-negative number, got {value!r}")
         if self.reconnect_attempts < 1:

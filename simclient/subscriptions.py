@@ -11,6 +11,12 @@ End of stream (§9.5, [I]): a ``null`` result for every subscription id, a norma
 completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
 A replay-window refusal (-32016) fails the subscription loudly with :class:`SubscriptionError`: the captured
 stream would have a gap.
+
+Step barrier (PROTOCOL §9 "Ordering across sockets"): :meth:`Subscription.request_barrier` (called by the session's
+consumer when it dequeues a step-ending control event) sends a WebSocket ping whose payload carries a generation
+number; the worker, on reading the matching pong, queues :class:`BarrierPassed` behind every notification it read
+before it. After a reconnect the worker sends the ping again once it has resubscribed, so the replay from the cursor
+precedes the marker. A barrier whose pong does not come within ``keepalive_deadline`` counts as a dead connection.
 """
 from __future__ import annotations
 
@@ -25,13 +31,16 @@ from .config import ClientConfig
 from .control import reconnect_retrying
 from .errors import ProtocolError, SimclientError, SubscriptionError
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Closed, Connection, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
 
 TRANSACTIONS = "transaction"
 ACCOUNT_DIFFS = "accountDiff"
+
+#: Ping payload prefix of a step barrier; the generation number follows in ASCII.
+BARRIER_PREFIX = b"simclient-step-"
 
 
 class EndOfStream:
@@ -41,6 +50,17 @@ class EndOfStream:
 
     def __init__(self, subscription: "Subscription"):
         self.subscription = subscription
+
+
+class BarrierPassed:
+    """Queue marker: ``subscription`` read the pong of step barrier ``generation``, so every notification it read
+    before that pong is already queued in front of this marker."""
+
+    __slots__ = ("subscription", "generation")
+
+    def __init__(self, subscription: "Subscription", generation: int):
+        self.subscription = subscription
+        self.generation = generation
 
 
 class ReconnectCoordinator:
@@ -101,6 +121,12 @@ class Subscription:
         self._convert: Callable[[Any], Any] = (
             wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
         self._by_signature = kind == TRANSACTIONS  # dedup key: signature, else (slot, account, signature)
+        # step barrier: generation requested (consumer thread) / passed (worker thread); the lock pairs the
+        # request with ``up`` so that either the consumer or the worker sends the ping of a new generation
+        self._barrier_lock = threading.Lock()
+        self._barrier_wanted = 0
+        self._barrier_passed = 0
+        self._barrier_sent_at = 0.0
         tag = "tx" if kind == TRANSACTIONS else f"diff-{programs[0][:6]}"
         name = f"simclient-sub-{session_id[-8:]}-{tag}"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -124,6 +150,25 @@ class Subscription:
     def thread(self) -> threading.Thread:
         return self._thread
 
+    def request_barrier(self) -> Optional[int]:
+        """Start a step barrier (consumer thread): returns its generation, whose :class:`BarrierPassed` marker the
+        worker will queue, or None when this subscription has ended or failed (its EndOfStream marker or error is
+        queued instead). Never blocks: the ping goes out now when connected, else after the next resubscribe."""
+        with self._barrier_lock:
+            if self.done or self.error is not None:
+                return None
+            self._barrier_wanted += 1
+            gen = self._barrier_wanted
+            conn = self._conn if self.up else None
+            if conn is not None:
+                self._barrier_sent_at = time.monotonic()
+        if conn is not None:
+            try:
+                conn.ping(BARRIER_PREFIX + str(gen).encode())
+            except TransportError:
+                pass  # the worker sees the loss and sends the barrier again on its next connection
+        return gen
+
     # ------------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
@@ -132,7 +177,8 @@ class Subscription:
             while True:
                 conn, ids = self._establish(first)
                 first = False
-                self.up = True
+                with self._barrier_lock:
+                    self.up = True
                 self.ready.set()
                 try:
                     outcome = self._stream(conn, ids)
@@ -264,6 +310,12 @@ class Subscription:
         completed_at: Optional[float] = None
         next_ping = now + cfg.keepalive_interval
         poll = min(0.25, cfg.eos_silence / 2 if cfg.eos_silence > 0 else 0.25, cfg.keepalive_interval)
+        with self._barrier_lock:  # a barrier requested while we were down (or its ping lost with the old socket)
+            pending = self._barrier_wanted if self._barrier_wanted > self._barrier_passed else 0
+            if pending:
+                self._barrier_sent_at = now
+        if pending:
+            conn.ping(BARRIER_PREFIX + str(pending).encode())  # after the acks: the server's replay precedes the pong
         # per-frame lookups, hoisted
         stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
         decode, notification, on_notification = wire.decode_subscription_frame, wire.Notification, self._on_notification
@@ -289,6 +341,8 @@ class Subscription:
                                 return True
                         elif isinstance(msg, wire.RpcErrorReply):
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
+                    elif opcode == OPCODE_PONG and payload[:len(BARRIER_PREFIX)] == BARRIER_PREFIX:
+                        self._on_barrier_pong(payload)
                 else:
                     if completed_at is None and self.completed.is_set():
                         completed_at = now  # silence counts from when we learnt of completion
@@ -299,6 +353,10 @@ class Subscription:
                         log.warning("%s subscription of %s: keepalive deadline passed", self.kind, self.session_id)
                         return False
                 if now >= next_ping:
+                    if self._barrier_overdue(now):
+                        log.warning("%s subscription of %s: no pong for a step barrier within %.1fs: connection "
+                                    "declared dead", self.kind, self.session_id, cfg.keepalive_deadline)
+                        return False
                     conn.ping()
                     next_ping = now + cfg.keepalive_interval
             except Closed as exc:
@@ -314,6 +372,22 @@ class Subscription:
                     raise _Stopped() from None
                 log.info("%s subscription of %s lost: %s", self.kind, self.session_id, exc)
                 return False
+
+    def _on_barrier_pong(self, payload: Any) -> None:
+        try:
+            gen = int(bytes(payload[len(BARRIER_PREFIX):]))
+        except ValueError:
+            return
+        with self._barrier_lock:
+            if gen <= self._barrier_passed:
+                return  # a duplicate (both threads pinged) or an older generation
+            self._barrier_passed = gen
+        self.sink.put(BarrierPassed(self, gen))
+
+    def _barrier_overdue(self, now: float) -> bool:
+        with self._barrier_lock:
+            return (self._barrier_wanted > self._barrier_passed
+                    and now - self._barrier_sent_at > self.config.keepalive_deadline)
 
     def _on_notification(self, msg: wire.Notification, ids: Dict[int, str], ended: Set[int]) -> bool:
         """Deliver one notification; True once every subscription id reached its end of stream."""

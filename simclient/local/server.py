@@ -48,8 +48,8 @@ import json
 import logging
 import threading
 import uuid
-from collections import Counter
-from typing import Any, Callable, Coroutine, Dict, List, Optional, Set, Union
+from collections import Counter, deque
+from typing import Any, Callable, Coroutine, Deque, Dict, List, Optional, Set, Tuple, Union
 
 from aiohttp import WSMsgType, web
 
@@ -182,6 +182,39 @@ class SubConn(_Conn):
         self.session = session
         self._close_requested = asyncio.Event()
         self._close_code = 1000
+        # FaultPlan.delay_subscriptions_ms: writes held back, in order: (due loop time, "note"|"raw"|"pong"|"close", x)
+        self._lagged: Deque[Tuple[float, str, Any]] = deque()
+        self._lag_task: Optional["asyncio.Task[Any]"] = None
+
+    @property
+    def lagging(self) -> bool:
+        """Writes are queued behind the delayed data plane: later writes must queue too, to keep their order."""
+        return bool(self._lagged) or (self._lag_task is not None and not self._lag_task.done())
+
+    def send_later(self, kind: str, payload: Any, delay: float) -> None:
+        """Queue a write ``delay`` seconds from now, behind every write queued before it (FIFO)."""
+        loop = asyncio.get_event_loop()
+        self._lagged.append((loop.time() + delay, kind, payload))
+        if self._lag_task is None or self._lag_task.done():
+            self._lag_task = self.sim._spawn(self._flush_lagged())
+
+    async def _flush_lagged(self) -> None:
+        loop = asyncio.get_event_loop()
+        while self._lagged:
+            due, kind, payload = self._lagged[0]
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._lagged.popleft()
+            if kind == "note":
+                if await self.send(payload):
+                    self.sim.stats["notifications_sent"] += 1
+            elif kind == "raw":
+                await self.send(payload)
+            elif kind == "pong":
+                await self.sim._pong(self, payload)
+            else:
+                await self.close()
 
     async def close(self, code: int = 1000, timeout: float = CLOSE_HANDSHAKE_TIMEOUT) -> None:
         """Send nothing more and let the handler task run the close handshake (see the class docstring)."""
@@ -542,6 +575,10 @@ class LocalSimulator:
             log.info("fault: dropping subscription socket of session %s", conn.session.id)
             conn.abort()
             return
+        delay = self._faults.subscription_delay
+        if delay > 0 or conn.lagging:
+            conn.send_later("note", text, delay)
+            return
         if await conn.send(text):
             self.stats["notifications_sent"] += 1
 
@@ -575,9 +612,13 @@ class LocalSimulator:
         return ws
 
     def _on_ping(self, conn: _Conn, data: bytes) -> None:
-        """Answer a ping; while stalled the pong waits for the end of the stall (the reader itself goes on)."""
+        """Answer a ping; while stalled the pong waits for the end of the stall (the reader itself goes on). On a
+        lagging subscription socket the pong queues behind the delayed notifications (PROTOCOL §9)."""
         if self._faults.stall_remaining() > 0:
             self.stats["pings_delayed"] += 1
+        if isinstance(conn, SubConn) and conn.lagging:
+            conn.send_later("pong", data, 0.0)
+            return
         self._spawn(self._pong(conn, data))
 
     async def _pong(self, conn: _Conn, data: bytes) -> None:
