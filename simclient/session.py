@@ -151,7 +151,7 @@ class _BaseSession:
             raise SessionClosedError("session is closed")
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
-                           self.session_id, self._route.stats, self._coordinator)
+                           self.session_id, self._route.stats, self._coordinator, self._route.range)
         self._subscriptions.append(sub)
         sub.start()
 

@@ -10,7 +10,8 @@ slot are kept: a replay starts at that slot, so older keys can never repeat.
 End of stream (§9.5, [I]): a ``null`` result for every subscription id, a normal close (1000) once the session
 completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
 A replay-window refusal (-32016) fails the subscription loudly with :class:`SubscriptionError`: the captured
-stream would have a gap.
+stream would have a gap. A notification for a slot outside the session's range fails it with
+:class:`ProtocolError` (the server's session under that id is not ours; see :mod:`simclient.control`).
 
 Step barrier (PROTOCOL §9 "Ordering across sockets"): :meth:`Subscription.request_barrier` (called by the session's
 consumer when it dequeues a step-ending control event) sends a WebSocket ping whose payload carries a generation
@@ -24,7 +25,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import protocol as wire
 from .config import ClientConfig
@@ -92,7 +93,8 @@ class Subscription:
 
     def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.SimpleQueue[Any]",
                  config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
-                 stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None):
+                 stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None,
+                 slot_range: Optional[Tuple[int, int]] = None):
         if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
             raise ValueError(f"unknown subscription kind {kind!r}")
         programs = [str(p) for p in program_ids]
@@ -108,6 +110,7 @@ class Subscription:
         self.session_id = session_id
         self.stats = stats
         self.coordinator = coordinator
+        self.slot_range = slot_range  # the session's range: a notification outside it is not this session's
         self.ready = threading.Event()  # up, or finished / failed (gating waits on this)
         self.up = False
         self.done = False
@@ -407,6 +410,12 @@ class Subscription:
             log.warning("discarding undecodable %s notification: %s", self.kind, exc)
             return False
         slot = event.slot
+        rng = self.slot_range
+        if rng is not None and not rng[0] <= slot <= rng[1]:
+            raise ProtocolError(
+                f"{self.kind} subscription of session {self.session_id}: the server sent a notification for slot "
+                f"{slot}, outside the session's range {list(rng)}; this is not the session this client created (a "
+                "restarted server that reused the id?), so nothing of it is delivered")
         key = event.signature if self._by_signature else event.key
         last = self.last_slot
         if last is not None and slot <= last:

@@ -260,7 +260,9 @@ class LocalSimulator:
     ``create_delay_ms``, ``slot_pace_ms``, ``replay_window``, ``omit_parallel_ranges`` (``sessionsCreatedV2``
     without ``start_slots``/``end_slots``, like a too-old server), ``mismatched_parallel_ranges``
     (``sessionsCreatedV2.end_slots`` one element shorter than ``session_ids``), ``early_session_events`` (a parallel
-    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``).
+    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``), ``session_ids`` (a list of ids
+    handed out, in order, to the next sessions created instead of generated ones: e.g. to make a restarted simulator
+    reuse an id a client still holds).
 
     Raw frames can be sent on a session's live sockets with :meth:`inject_control_frame` and
     :meth:`inject_subscription_frame` (see also :class:`FaultPlan` for injections at counted points).
@@ -285,6 +287,7 @@ class LocalSimulator:
         self.omit_parallel_ranges = False
         self.mismatched_parallel_ranges = False
         self.early_session_events = False
+        self.session_ids: List[str] = []
         self.stats: Counter = Counter({k: 0 for k in STAT_KEYS})
         self._port: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
@@ -547,7 +550,7 @@ class LocalSimulator:
 
     def _new_session(self, req: wire.CreateRequest, start: int, end: int,
                      parent: Optional[ParallelControl] = None) -> SimSession:
-        sid = self._new_id("session")
+        sid = self.session_ids.pop(0) if self.session_ids else self._new_id("session")
         task_id = "task-" + sid.split("-")[0]
         sess = SimSession(self, sid, task_id, req, start, end, parent)
         self._sessions[sid] = sess
