@@ -33,7 +33,7 @@ The server is not trusted blindly: a restarted server can hand a session id it i
   answering our ``resumeAttachedSession``, which is new by construction — means the stream under that id is not the
   one we read up to ``N``. Later frames with ``seqId <= cursor`` are ordinary duplicates: dropped, counted in
   ``replays_dropped``.
-* **Range.** A ``slotNotification``, ``paused`` or ``discoveryBatch`` whose slot is outside the (sub-)session's
+* **Range.** A ``slotNotification`` or ``paused`` whose slot is outside the (sub-)session's
   range (known once created: the request's range, or ``sessionsCreatedV2``'s) is not this session's.
 """
 from __future__ import annotations
@@ -66,8 +66,9 @@ from .urls import resolve_rpc_endpoint
 log = logging.getLogger("simclient.control")
 
 _IDLE_EVENTS = (ev.ReadyForContinue, ev.Paused, ev.Completed)
-#: Control events that carry a slot of the (sub-)session's range.
-_SLOT_EVENTS = frozenset({ev.Slot, ev.Paused, ev.DiscoveryBatch})
+#: Control events that carry a slot of the (sub-)session's range. Not ``discoveryBatch``: it announces an upcoming
+#: match (§5.5), and nothing promises that a server's scan stops at the range's end.
+_SLOT_EVENTS = frozenset({ev.Slot, ev.Paused})
 #: Decoded control messages that are never a single session's event: handshake replies and parallel-mode messages.
 _NOT_SINGLE_EVENTS = frozenset({wire.SessionCreated, wire.SessionAttached, wire.SessionsCreatedV2,
                                 wire.ParallelSessionAttachedV2, wire.SessionEventV2})

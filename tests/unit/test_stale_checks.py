@@ -76,8 +76,7 @@ def test_no_cursor_sent_means_no_resume_point_to_check():
     assert drained(r) == [ev.Slot(100)]
 
 
-@pytest.mark.parametrize("event", [ev.Slot(99), ev.Slot(200), ev.Paused(slot=250, batch_index=0),
-                                   ev.DiscoveryBatch(slot=5, batch_index=0)])
+@pytest.mark.parametrize("event", [ev.Slot(99), ev.Slot(200), ev.Paused(slot=250, batch_index=0)])
 def test_slot_events_outside_the_range_fail_the_sub_session(event):
     c, r = control(True), route()
     c._deliver(r, 1, ev.Slot(100))
@@ -90,9 +89,11 @@ def test_slot_events_outside_the_range_fail_the_sub_session(event):
 
 def test_slot_events_at_the_range_ends_are_delivered():
     c, r = control(True), route()
-    for seq, e in enumerate([ev.Slot(100), ev.Slot(199), ev.Paused(slot=199, batch_index=3)], start=1):
+    events = [ev.Slot(100), ev.Slot(199), ev.Paused(slot=199, batch_index=3),
+              ev.DiscoveryBatch(slot=250, batch_index=0)]  # a discovery announces an upcoming match: not checked
+    for seq, e in enumerate(events, start=1):
         c._deliver(r, seq, e)
-    assert len(drained(r)) == 3 and not r.failed
+    assert len(drained(r)) == 4 and not r.failed
 
 
 def test_subscription_notification_outside_the_range_is_a_protocol_error():
