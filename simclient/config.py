@@ -31,8 +31,9 @@ class ClientConfig:
         backoff_jitter: random fraction (±) applied to each delay.
         reconnect_attempts: attempts per outage before :class:`ConnectionLostError` (the reconnect budget).
         reconnect_uptime_reset: a connection that stays up this long resets the attempt counter.
-        completion_drain_timeout: after ``completed``, how long subscriptions may take to reach end-of-stream
-            before :class:`CompletionDrainStalled` (the seed's 60 s liveness backstop).
+        completion_drain_timeout: after ``completed``, how long connected subscriptions may go without an event
+            before :class:`CompletionDrainStalled` if they have not reached end-of-stream (the seed's 60 s liveness
+            backstop). Time a subscription spends reconnecting does not count: its reconnect budget bounds it.
         eos_silence: PROTOCOL §9.5: while a subscription is connected and ``completed`` has arrived, this long
             without a notification counts as its end-of-stream.
         close_timeout: graceful close (close request + close frame) and joining every thread.

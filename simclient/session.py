@@ -2,8 +2,9 @@
 
 Both read one ``queue.Queue`` fed by the control reader thread and by the session's subscription workers, and
 both apply the completion drain: when ``completed`` arrives, trailing subscription notifications are delivered
-before :class:`~simclient.events.Completed`; if a subscription does not reach end-of-stream within
-``completion_drain_timeout`` (measured from the last event), the iterator yields what arrived and then raises
+before :class:`~simclient.events.Completed`; if a connected subscription does not reach end-of-stream within
+``completion_drain_timeout`` (measured from the last event; time a subscription spends reconnecting does not
+count, its reconnect budget bounds that), the iterator yields what arrived and then raises
 :class:`CompletionDrainStalled`, so a truncated run is never reported as complete.
 
 In-order steps (``ClientConfig.step_barrier``, on by default): every data-plane notification the server wrote
@@ -47,6 +48,7 @@ from .subscriptions import (
 log = logging.getLogger("simclient.session")
 
 _CLOSED = object()  # queue sentinel put by close()
+_DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
 #: Control events that end a step and wait for the step barrier (``Completed`` has the completion drain instead).
 _STEP_ENDS = (ev.ReadyForContinue, ev.Paused)
 #: Events the subscription workers queue (everything else in the queue comes from the control reader).
@@ -310,17 +312,26 @@ class _BaseSession:
         deadline = time.monotonic() + idle
         terminal: Any = completed
         # Read up to each subscription's own end-of-stream marker: the markers follow every event that worker
-        # queued, so nothing queued before them is left behind.
-        while any(s not in self._ended for s in self._subscriptions):
-            left = deadline - time.monotonic()
+        # queued, so nothing queued before them is left behind. The idle clock runs only while every subscription
+        # still owed is connected: one that is reconnecting is bounded by its own reconnect budget instead (it ends
+        # with its end of stream or a SubscriptionError), so a reconnect that waits its turn is not a stall.
+        while True:
+            pending = [s for s in self._subscriptions if s not in self._ended]
+            if not pending:
+                break
+            now = time.monotonic()
+            if any(s.reconnecting for s in pending):
+                deadline = now + idle
+            left = deadline - now
             if left <= 0:
-                missing = [s.kind for s in self._subscriptions if s not in self._ended]
                 terminal = CompletionDrainStalled(
-                    f"session {self.session_id} completed but its {', '.join(missing)} subscription(s) did not "
-                    f"reach end-of-stream within {idle:.0f}s: the captured stream is incomplete")
+                    f"session {self.session_id} completed but its {', '.join(s.kind for s in pending)} "
+                    f"subscription(s) did not reach end-of-stream within {idle:.0f}s while connected: the captured "
+                    "stream is incomplete")
                 break
             try:
-                item = self._requeue.popleft() if self._requeue else self._route.sink.get(timeout=left)
+                item = (self._requeue.popleft() if self._requeue
+                        else self._route.sink.get(timeout=min(left, _DRAIN_POLL)))
             except queue.Empty:
                 continue
             if type(item) is BarrierPassed:
