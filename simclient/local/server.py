@@ -609,9 +609,15 @@ class LocalSimulator:
             return web.Response(status=404, text=wire.dumps(err), content_type="application/json")
         return web.Response(text=handle_rpc(sess, body), content_type="application/json")
 
-    async def _ws_accept(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws_accept(self, request: web.Request) -> Optional[web.WebSocketResponse]:
+        """The upgraded WebSocket, or None when the client left during the upgrade (e.g. it gave up waiting while
+        the server was stalled): a normal client disconnect, not a handler error."""
         ws = web.WebSocketResponse(autoping=False, autoclose=True, compress=False, max_msg_size=MAX_MSG_SIZE)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError as exc:
+            log.info("client left during the WebSocket upgrade of %s (%s)", request.path, exc)
+            return None
         return ws
 
     def _on_ping(self, conn: _Conn, data: bytes) -> None:
@@ -648,6 +654,8 @@ class LocalSimulator:
             self.stats["auth_rejected"] += 1
             raise web.HTTPUnauthorized(text="missing or invalid X-API-Key\n")
         ws = await self._ws_accept(request)
+        if ws is None:
+            return web.Response(status=400, text="client left during the upgrade\n")  # never reaches it
         conn = ControlConn(self, ws, request)
         self._conns.add(conn)
         self.stats["control_connections"] += 1
@@ -889,6 +897,8 @@ class LocalSimulator:
         if not request.headers.get("Upgrade", "").lower() == "websocket":
             raise web.HTTPMethodNotAllowed("GET", ["POST"], text="POST JSON-RPC or open a WebSocket\n")
         ws = await self._ws_accept(request)
+        if ws is None:
+            return web.Response(status=400, text="client left during the upgrade\n")  # never reaches it
         conn = SubConn(self, ws, request, sess)
         self._conns.add(conn)
         self.stats["subscription_connections"] += 1
