@@ -309,20 +309,22 @@ class _BaseSession:
         """``completed`` arrived: collect trailing notifications until every subscription ended."""
         buffered: List[Any] = []
         idle = self._config.completion_drain_timeout
-        deadline = time.monotonic() + idle
+        spent = 0.0  # idle time while connected, since the last event
+        last = time.monotonic()
         terminal: Any = completed
         # Read up to each subscription's own end-of-stream marker: the markers follow every event that worker
-        # queued, so nothing queued before them is left behind. The idle clock runs only while every subscription
-        # still owed is connected: one that is reconnecting is bounded by its own reconnect budget instead (it ends
-        # with its end of stream or a SubscriptionError), so a reconnect that waits its turn is not a stall.
+        # queued, so nothing queued before them is left behind. The idle clock pauses while a subscription still
+        # owed is reconnecting: that is bounded by its own reconnect budget (it ends with its end of stream or a
+        # SubscriptionError), so a reconnect that waits its turn is not a stall.
         while True:
             pending = [s for s in self._subscriptions if s not in self._ended]
             if not pending:
                 break
             now = time.monotonic()
-            if any(s.reconnecting for s in pending):
-                deadline = now + idle
-            left = deadline - now
+            if not any(s.reconnecting for s in pending):
+                spent += now - last
+            last = now
+            left = idle - spent
             if left <= 0:
                 terminal = CompletionDrainStalled(
                     f"session {self.session_id} completed but its {', '.join(s.kind for s in pending)} "
@@ -346,7 +348,7 @@ class _BaseSession:
                 self._ended.add(item.subscription)
                 continue
             buffered.append(item)
-            deadline = time.monotonic() + idle
+            spent = 0.0
         buffered.append(terminal)
         self._drain = buffered
         return self._serve_drain()
