@@ -49,8 +49,6 @@ log = logging.getLogger("simclient.session")
 
 _CLOSED = object()  # queue sentinel put by close()
 _DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
-#: Control events that end a step and wait for the step barrier (``Completed`` has the completion drain instead).
-_STEP_ENDS = (ev.ReadyForContinue, ev.Paused)
 #: Events the subscription workers queue (everything else in the queue comes from the control reader).
 _DATA_EVENTS = (ev.Transaction, ev.AccountDiff)
 
