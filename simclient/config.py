@@ -10,6 +10,9 @@ import random
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
+#: Fields that are switches, not durations or counts.
+_BOOL_FIELDS = frozenset({"step_barrier"})
+
 
 @dataclass(frozen=True)
 class ClientConfig:
@@ -40,8 +43,9 @@ class ClientConfig:
         reconnect_max_total: an outage gives up with :class:`ConnectionLostError` once this many seconds passed
             since it began, whatever budget is left (the Rust client's ``RECONNECT_MAX_TOTAL``, PROTOCOL §10;
             the 10-attempt default backoff alone sums to ~2.5 min plus connect times). ``0`` disables it.
-        completion_drain_timeout: after ``completed``, how long subscriptions may take to reach end-of-stream
-            before :class:`CompletionDrainStalled` (the seed's 60 s liveness backstop).
+        completion_drain_timeout: after ``completed``, how long connected subscriptions may go without an event
+            before :class:`CompletionDrainStalled` if they have not reached end-of-stream (the seed's 60 s liveness
+            backstop). Time a subscription spends reconnecting does not count: its reconnect budget bounds it.
         eos_silence: PROTOCOL §9.5: while a subscription is connected and ``completed`` has arrived, this long
             without a notification counts as its end-of-stream.
         close_timeout: graceful close (close request + close frame) and joining every thread.
@@ -50,6 +54,11 @@ class ClientConfig:
         ca_bundle: path of a PEM file of CA certificates to verify ``wss://`` and ``https://`` servers against
             instead of the default store (WebSocket: the system's, or ``SSL_CERT_FILE``; HTTP: certifi's, or
             ``REQUESTS_CA_BUNDLE``). For a server whose certificate a private CA signed. Verification stays on.
+        step_barrier: in-order steps (a bool, on by default): a ``ReadyForContinue`` / ``Paused`` is delivered only
+            after every subscription of the session has read the notifications the server wrote before it (a ping
+            on each subscription socket whose pong proves it; PROTOCOL §9 "Ordering across sockets"). Off, a step's
+            notifications may be delivered after the event that ended the step (costs one ping round trip per
+            step and subscription when on; see docs/performance.md).
     """
 
     connect_timeout: float = 30.0
@@ -71,6 +80,7 @@ class ClientConfig:
     http_retries: int = 3
     send_timeout: float = 30.0
     ca_bundle: Optional[str] = None
+    step_barrier: bool = True
 
     def __post_init__(self) -> None:
         if self.ca_bundle is not None and not isinstance(self.ca_bundle, (str, os.PathLike)):
@@ -79,6 +89,10 @@ class ClientConfig:
             if f.name == "ca_bundle":
                 continue
             value = getattr(self, f.name)
+            if f.name in _BOOL_FIELDS:
+                if not isinstance(value, bool):
+                    raise ValueError(f"ClientConfig.{f.name} must be a bool, got {value!r}")
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:  # NaN too
                 raise ValueError(f"ClientConfig.{f.name} must be a non-negative number, got {value!r}")
         if self.reconnect_attempts < 1:

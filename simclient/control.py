@@ -27,6 +27,19 @@ read" is the [I] part of the spec, decided here:
 
 ``discoveryBatch`` events do not count as evidence that a continue arrived: servers emit them from a background
 scan while idle (§5.5).
+
+The server is not trusted blindly: a restarted server can hand a session id it issued before to a new session
+(another client's), and a client still re-attaching would otherwise adopt it. Two checks, each failing only that
+(sub-)session with :class:`ProtocolError` (single session: the connection) and delivering nothing of the frame:
+
+* **Resume point.** After an attach that sent cursor ``N`` for a (sub-)session, the first sequenced frame the server
+  sends for it must have ``seqId >= N``: §7 step 3 promises a replay of ``seqId > N`` (``N`` itself, an inclusive
+  replay of the last frame, is tolerated and dropped). A first frame with ``seqId < N`` — also the ``success``
+  answering our ``resumeAttachedSession``, which is new by construction — means the stream under that id is not the
+  one we read up to ``N``. Later frames with ``seqId <= cursor`` are ordinary duplicates: dropped, counted in
+  ``replays_dropped``.
+* **Range.** A ``slotNotification`` or ``paused`` whose slot is outside the (sub-)session's
+  range (known once created: the request's range, or ``sessionsCreatedV2``'s) is not this session's.
 """
 from __future__ import annotations
 
@@ -67,6 +80,9 @@ from .urls import resolve_rpc_endpoint
 log = logging.getLogger("simclient.control")
 
 _IDLE_EVENTS = (ev.ReadyForContinue, ev.Paused, ev.Completed)
+#: Control events that carry a slot of the (sub-)session's range. Not ``discoveryBatch``: it announces an upcoming
+#: match (§5.5), and nothing promises that a server's scan stops at the range's end.
+_SLOT_EVENTS = frozenset({ev.Slot, ev.Paused})
 #: Decoded control messages that are never a single session's event: handshake replies and parallel-mode messages.
 _NOT_SINGLE_EVENTS = frozenset({wire.SessionCreated, wire.SessionAttached, wire.SessionsCreatedV2,
                                 wire.ParallelSessionAttachedV2, wire.SessionEventV2})
@@ -119,6 +135,7 @@ class Route:
         self.sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()  # C-implemented: the cheapest put/get
         self.range: Optional[Tuple[int, int]] = None
         self.last_seq: Optional[int] = None
+        self.attach_cursor: Optional[int] = None  # cursor sent with the last attach, until a sequenced frame came
         self.stats = SessionStats()
         self.inflight: Optional[InFlight] = None  # §7.1: the continue sent since the last idle event
         self.completed = threading.Event()  # ``completed`` routed (subscriptions watch this for end-of-stream)
@@ -516,14 +533,22 @@ class ControlConnection:
             return None
 
     def _deliver(self, route: Route, seq: Optional[int], event: Any) -> None:
-        """Cursor, replay dedup, §7.1 bookkeeping, then the route's queue."""
+        """Cursor, replay dedup, the stale-session checks, §7.1 bookkeeping, then the route's queue."""
+        if route.failed and route.error is not None and type(route.error) is ProtocolError:
+            return  # a stale route: nothing more of it is data
         if seq is not None:
+            if route.attach_cursor is not None and not self._check_resume_point(route, seq):
+                return
             last = route.last_seq
             if last is not None and seq <= last:
                 route.stats.replays_dropped += 1
                 return
             route.last_seq = seq
         kind = type(event)
+        if kind in _SLOT_EVENTS and route.range is not None and not route.range[0] <= event.slot <= route.range[1]:
+            self._stale(route, f"the server sent {type(event).__name__}(slot={event.slot}) outside the session's "
+                               f"range {list(route.range)}")
+            return
         if kind is wire.Success:
             route.acked.set()
             self._maybe_done = True
@@ -540,6 +565,27 @@ class ControlConnection:
             self._maybe_done = True
         route.sink.put(event)
         self._sup.made_progress = True  # new (not replayed) data: the outage, if any, is over
+
+    def _check_resume_point(self, route: Route, seq: int) -> bool:
+        """The first sequenced frame after an attach (see the module docstring); False when ``route`` failed."""
+        cursor = route.attach_cursor
+        route.attach_cursor = None
+        if cursor is not None and seq < cursor:
+            self._stale(route, f"after re-attaching at seqId {cursor} the server resumed at seqId {seq}, before the "
+                               "cursor (PROTOCOL §7: the replay starts after it)")
+            return False
+        return True
+
+    def _stale(self, route: Route, what: str) -> None:
+        """The server's stream for ``route`` is not this session's: fail the route loudly (single session: the
+        whole connection, by raising) and deliver nothing more of it."""
+        exc = ProtocolError(f"session {route.session_id}: {what}; this is not the session this client created "
+                            "(a restarted server that reused the id?), so nothing of it is delivered")
+        log.error("%s", exc)
+        if not self.parallel:
+            raise exc
+        self._maybe_done = True
+        route.fail(exc)
 
     def _error_consumed(self, route: Route, err: wire.BacktestError) -> bool:
         """Handle a server error for ``route``; True when it must not be delivered as a ServerError event."""
@@ -661,6 +707,7 @@ class SingleMode(_Mode):
         cc = self.cc
         conn = reader.conn
         route = next(iter(cc.routes.values()))
+        route.attach_cursor = route.last_seq
         conn.send_json(wire.encode_attach(route.session_id, route.last_seq))
 
         def attached(msg: Any, seq: Optional[int]) -> bool:
@@ -692,6 +739,8 @@ class SingleMode(_Mode):
         def resumed(msg: Any, seq: Optional[int]) -> bool:
             if isinstance(msg, wire.Success):
                 if seq is not None:
+                    if route.attach_cursor is not None:
+                        cc._check_resume_point(route, seq)
                     if route.last_seq is not None and seq <= route.last_seq:
                         return False  # an old, replayed ack
                     route.last_seq = seq
@@ -807,6 +856,8 @@ class ParallelMode(_Mode):
         conn = reader.conn
         with cc._lock:
             cursors = {sid: r.last_seq for sid, r in cc.routes.items() if r.last_seq is not None}
+            for sid, cursor in cursors.items():
+                cc.routes[sid].attach_cursor = cursor
         conn.send_json(wire.encode_attach_parallel(cc.control_session_id, cursors))
 
         def attached(msg: Any, seq: Optional[int]) -> bool:

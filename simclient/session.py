@@ -2,9 +2,22 @@
 
 Both read one ``queue.Queue`` fed by the control reader thread and by the session's subscription workers, and
 both apply the completion drain: when ``completed`` arrives, trailing subscription notifications are delivered
-before :class:`~simclient.events.Completed`; if a subscription does not reach end-of-stream within
-``completion_drain_timeout`` (measured from the last event), the iterator yields what arrived and then raises
+before :class:`~simclient.events.Completed`; if a connected subscription does not reach end-of-stream within
+``completion_drain_timeout`` (measured from the last event; time a subscription spends reconnecting does not
+count, its reconnect budget bounds that), the iterator yields what arrived and then raises
 :class:`CompletionDrainStalled`, so a truncated run is never reported as complete.
+
+In-order steps (``ClientConfig.step_barrier``, on by default): every data-plane notification the server wrote
+before a control event that ends a step (``ReadyForContinue``, ``Paused``, ``Completed``) is delivered before that
+event. The control reader and the subscription workers read different sockets on different threads, so the queue
+alone does not give that order. When the consumer dequeues ``ReadyForContinue``/``Paused`` it holds the event,
+asks every live subscription for a barrier (a ping on its socket, :meth:`Subscription.request_barrier`) and keeps
+reading the queue; the event is delivered once each subscription's :class:`BarrierPassed` marker (or its end of
+stream) was read, after the notifications read meanwhile. The server writes a step's notifications before the
+control message that ends the step (PROTOCOL §9, §11 step 3) and answers the ping after them, so the marker follows
+them; a subscription that reconnects meanwhile pings again after its resubscribe, behind the replay from its
+cursor. Control events read while an event is held stay behind it. ``Completed`` is ordered by the completion
+drain. Only the consumer thread waits; the readers never block.
 """
 from __future__ import annotations
 
@@ -12,7 +25,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import events as ev
 from .builders import Continue
@@ -21,11 +35,35 @@ from .control import ControlConnection, Route
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
 from .rpc import RpcClient
 from .stats import SessionStats
-from .subscriptions import ACCOUNT_DIFFS, TRANSACTIONS, EndOfStream, ReconnectCoordinator, Subscription
+from .subscriptions import (
+    ACCOUNT_DIFFS,
+    TRANSACTIONS,
+    BarrierPassed,
+    EndOfStream,
+    ReconnectCoordinator,
+    Subscription,
+)
 
 log = logging.getLogger("simclient.session")
 
 _CLOSED = object()  # queue sentinel put by close()
+_DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
+#: Events the subscription workers queue (everything else in the queue comes from the control reader).
+_DATA_EVENTS = (ev.Transaction, ev.AccountDiff)
+
+
+class _StepBarrier:
+    """A step-ending event held until every subscription in ``waiting`` passed generation ``waiting[sub]`` (0: until
+    its end of stream); ``before`` collects the notifications read meanwhile, ``after`` everything else."""
+
+    __slots__ = ("held", "waiting", "before", "after", "started")
+
+    def __init__(self, held: ev.Event, waiting: Dict[Subscription, int]):
+        self.held = held
+        self.waiting = waiting
+        self.before: List[Any] = []
+        self.after: List[Any] = []
+        self.started = time.monotonic()
 
 
 class _BaseSession:
@@ -45,6 +83,9 @@ class _BaseSession:
         self._close_lock = threading.Lock()
         self._drain: Optional[List[Any]] = None
         self._ended: set = set()  # subscriptions whose EndOfStream marker was read from the queue
+        self._barrier: Optional[_StepBarrier] = None  # a step-ending event waiting for its barrier
+        self._ready: Deque[Any] = deque()  # events released by a barrier, delivered before anything else
+        self._requeue: Deque[Any] = deque()  # queue items read during a barrier that belong after its event
 
     # ------------------------------------------------------------------ identity
 
@@ -115,7 +156,7 @@ class _BaseSession:
             raise SessionClosedError("session is closed")
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
-                           self.session_id, self._route.stats, self._coordinator,
+                           self.session_id, self._route.stats, self._coordinator, self._route.range,
                            connection_factory=self._control.connection_factory)
         self._subscriptions.append(sub)
         sub.start()
@@ -186,17 +227,27 @@ class _BaseSession:
             return self._serve_drain()
         if self._finished:
             return None
+        if self._ready:
+            return self._serve_ready()
+        if self._barrier is not None:  # a previous call timed out while waiting for the barrier
+            self._wait_barrier(timeout)
+            return self._serve_ready()
         while True:
-            item = self._get(timeout)
+            item = self._take(timeout)
             kind = type(item)
             if isinstance(item, ev.Event):
                 if kind is ev.Completed:
                     return self._start_drain(item)  # type: ignore[arg-type]
+                if (kind is ev.ReadyForContinue or kind is ev.Paused) and self._begin_barrier(item):
+                    self._wait_barrier(timeout)
+                    return self._serve_ready()
                 self._route.stats.events_delivered += 1
                 return item
             if kind is EndOfStream:
                 self._ended.add(item.subscription)
                 continue
+            if kind is BarrierPassed:
+                continue  # of a barrier that already ended (the subscription's end or an error released it)
             self._finished = True
             if item is _CLOSED:
                 raise SessionClosedError(f"session {self.session_id} was closed")
@@ -210,25 +261,95 @@ class _BaseSession:
         except queue.Empty:
             raise Timeout(f"no event from session {self.session_id} within {timeout}s") from None
 
+    def _take(self, timeout: Optional[float]) -> Any:
+        """The next queue item: first those a barrier put back, then the queue."""
+        if self._requeue:
+            return self._requeue.popleft()
+        return self._get(timeout)
+
+    # ------------------------------------------------------------------ step barrier
+
+    def _begin_barrier(self, held: ev.Event) -> bool:
+        """Hold ``held`` behind a barrier on every live subscription; False when there is nothing to wait for."""
+        if not self._config.step_barrier:
+            return False
+        waiting: Dict[Subscription, int] = {}
+        for sub in self._subscriptions:
+            if sub in self._ended:
+                continue
+            gen = sub.request_barrier()
+            waiting[sub] = 0 if gen is None else gen  # 0: ended or failed, its EndOfStream / error is queued
+        if not waiting:
+            return False
+        self._barrier = _StepBarrier(held, waiting)
+        return True
+
+    def _wait_barrier(self, timeout: Optional[float]) -> None:
+        """Read the queue until every subscription passed the barrier; then release the held event behind the
+        notifications read meanwhile. A Timeout leaves the barrier in place for the next call."""
+        barrier = self._barrier
+        assert barrier is not None
+        waiting = barrier.waiting
+        while waiting:
+            item = self._take(timeout)
+            kind = type(item)
+            if kind is BarrierPassed:
+                want = waiting.get(item.subscription)
+                if want is not None and want and item.generation >= want:
+                    del waiting[item.subscription]
+            elif kind is EndOfStream:
+                self._ended.add(item.subscription)
+                waiting.pop(item.subscription, None)
+            elif kind in _DATA_EVENTS:
+                barrier.before.append(item)
+            else:
+                barrier.after.append(item)
+                if item is _CLOSED or isinstance(item, BaseException):
+                    break  # the session ends here: deliver what we have, then this
+        self._barrier = None
+        self._route.stats.step_barriers += 1
+        self._route.stats.step_barrier_seconds += time.monotonic() - barrier.started
+        self._ready.extend(barrier.before)
+        self._ready.append(barrier.held)
+        self._requeue.extendleft(reversed(barrier.after))
+
+    def _serve_ready(self) -> ev.Event:
+        item = self._ready.popleft()
+        self._route.stats.events_delivered += 1
+        return item  # type: ignore[no-any-return]
+
     def _start_drain(self, completed: ev.Completed) -> Optional[ev.Event]:
         """``completed`` arrived: collect trailing notifications until every subscription ended."""
         buffered: List[Any] = []
         idle = self._config.completion_drain_timeout
-        deadline = time.monotonic() + idle
+        spent = 0.0  # idle time while connected, since the last event
+        last = time.monotonic()
         terminal: Any = completed
         # Read up to each subscription's own end-of-stream marker: the markers follow every event that worker
-        # queued, so nothing queued before them is left behind.
-        while any(s not in self._ended for s in self._subscriptions):
-            left = deadline - time.monotonic()
+        # queued, so nothing queued before them is left behind. The idle clock pauses while a subscription still
+        # owed is reconnecting: that is bounded by its own reconnect budget (it ends with its end of stream or a
+        # SubscriptionError), so a reconnect that waits its turn is not a stall.
+        while True:
+            pending = [s for s in self._subscriptions if s not in self._ended]
+            if not pending:
+                break
+            now = time.monotonic()
+            if not any(s.reconnecting for s in pending):
+                spent += now - last
+            last = now
+            left = idle - spent
             if left <= 0:
-                missing = [s.kind for s in self._subscriptions if s not in self._ended]
                 terminal = CompletionDrainStalled(
-                    f"session {self.session_id} completed but its {', '.join(missing)} subscription(s) did not "
-                    f"reach end-of-stream within {idle:.0f}s: the captured stream is incomplete")
+                    f"session {self.session_id} completed but its {', '.join(s.kind for s in pending)} "
+                    f"subscription(s) did not reach end-of-stream within {idle:.0f}s while connected: the captured "
+                    "stream is incomplete")
                 break
             try:
-                item = self._route.sink.get(timeout=left)
+                item = (self._requeue.popleft() if self._requeue
+                        else self._route.sink.get(timeout=min(left, _DRAIN_POLL)))
             except queue.Empty:
+                continue
+            if type(item) is BarrierPassed:
                 continue
             if item is _CLOSED:
                 terminal = SessionClosedError(f"session {self.session_id} was closed")
@@ -240,7 +361,7 @@ class _BaseSession:
                 self._ended.add(item.subscription)
                 continue
             buffered.append(item)
-            deadline = time.monotonic() + idle
+            spent = 0.0
         buffered.append(terminal)
         self._drain = buffered
         return self._serve_drain()

@@ -32,6 +32,8 @@ class SessionStats:
     continues_resent: int = 0
     frames_discarded: int = 0
     reconnecting_attempt: int = 0
+    step_barriers: int = 0  # step-ending events held for the step barrier (ClientConfig.step_barrier)
+    step_barrier_seconds: float = 0.0  # total time they were held
 
     @property
     def reconnects(self) -> int:

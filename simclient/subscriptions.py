@@ -11,7 +11,14 @@ slot are kept: a replay starts at that slot, so older keys can never repeat.
 End of stream (§9.5, [I]): a ``null`` result for every subscription id, a normal close (1000) once the session
 completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
 A replay-window refusal (-32016) fails the subscription loudly with :class:`SubscriptionError`: the captured
-stream would have a gap.
+stream would have a gap. A notification for a slot outside the session's range fails it with
+:class:`ProtocolError` (the server's session under that id is not ours; see :mod:`simclient.control`).
+
+Step barrier (PROTOCOL §9 "Ordering across sockets"): :meth:`Subscription.request_barrier` (called by the session's
+consumer when it dequeues a step-ending control event) sends a WebSocket ping whose payload carries a generation
+number; the worker, on reading the matching pong, queues :class:`BarrierPassed` behind every notification it read
+before it. After a reconnect the worker sends the ping again once it has resubscribed, so the replay from the cursor
+precedes the marker. A barrier whose pong does not come within ``keepalive_deadline`` counts as a dead connection.
 """
 from __future__ import annotations
 
@@ -19,7 +26,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import protocol as wire
 from .config import ClientConfig
@@ -34,13 +42,16 @@ from .reconnect import (
     connection_factory_for,
 )
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Closed, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
 
 TRANSACTIONS = "transaction"
 ACCOUNT_DIFFS = "accountDiff"
+
+#: Ping payload prefix of a step barrier; the generation number follows in ASCII.
+BARRIER_PREFIX = b"simclient-step-"
 
 
 class EndOfStream:
@@ -52,20 +63,56 @@ class EndOfStream:
         self.subscription = subscription
 
 
+class BarrierPassed:
+    """Queue marker: ``subscription`` read the pong of step barrier ``generation``, so every notification it read
+    before that pong is already queued in front of this marker."""
+
+    __slots__ = ("subscription", "generation")
+
+    def __init__(self, subscription: "Subscription", generation: int):
+        self.subscription = subscription
+        self.generation = generation
+
+
 class ReconnectCoordinator:
-    """Lets at most one subscription of a parallel batch reconnect at a time while its siblings stream."""
+    """Lets at most one subscription of a parallel batch reconnect at a time while its siblings stream.
+
+    Turns are handed out first come, first served: with dozens of subscriptions reconnecting after a common outage,
+    a semaphore let some of them lose the race again and again (waits of 10-16 s were measured in the chaos suite)."""
 
     def __init__(self) -> None:
-        self._slot = threading.Semaphore(1)
+        self._lock = threading.Lock()
+        self._busy = False
+        self._waiting: Deque[threading.Event] = deque()
 
-    def acquire(self, stop: threading.Event) -> bool:
-        while not stop.is_set():
-            if self._slot.acquire(timeout=0.1):
+    def acquire(self, stop: threading.Event, skip: Optional[threading.Event] = None) -> Optional[bool]:
+        """Wait for our turn: True (now holding it), False once ``stop`` is set, None once ``skip`` is set (go on
+        without a turn); holding nothing in both latter cases."""
+        turn = threading.Event()
+        with self._lock:
+            if not self._busy:
+                self._busy = True
                 return True
-        return False
+            self._waiting.append(turn)
+        while not turn.wait(0.1):
+            left = False if stop.is_set() else None if skip is not None and skip.is_set() else True
+            if left is not True:
+                with self._lock:
+                    if turn in self._waiting:
+                        self._waiting.remove(turn)
+                        return left
+                break  # handed to us just now: pass it on below
+        if stop.is_set():
+            self.release()
+            return False
+        return True
 
     def release(self) -> None:
-        self._slot.release()
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # the turn passes directly to the longest waiter
+            else:
+                self._busy = False
 
 
 class _Lost(Exception):
@@ -81,6 +128,7 @@ class Subscription:
     def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.SimpleQueue[Any]",
                  config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
                  stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None,
+                 slot_range: Optional[Tuple[int, int]] = None,
                  connection_factory: Optional[ConnectionFactory] = None):
         if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
             raise ValueError(f"unknown subscription kind {kind!r}")
@@ -97,6 +145,7 @@ class Subscription:
         self.session_id = session_id
         self.stats = stats
         self.coordinator = coordinator
+        self.slot_range = slot_range  # the session's range: a notification outside it is not this session's
         self.ready = threading.Event()  # up, or finished / failed (gating waits on this)
         self.up = False
         self.done = False
@@ -112,6 +161,12 @@ class Subscription:
         self._convert: Callable[[Any], Any] = (
             wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
         self._by_signature = kind == TRANSACTIONS  # dedup key: signature, else (slot, account, signature)
+        # step barrier: generation requested (consumer thread) / passed (worker thread); the lock pairs the
+        # request with ``up`` so that either the consumer or the worker sends the ping of a new generation
+        self._barrier_lock = threading.Lock()
+        self._barrier_wanted = 0
+        self._barrier_passed = 0
+        self._barrier_sent_at = 0.0
         tag = "tx" if kind == TRANSACTIONS else f"diff-{programs[0][:6]}"
         name = f"simclient-sub-{session_id[-8:]}-{tag}"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -135,6 +190,31 @@ class Subscription:
     def thread(self) -> threading.Thread:
         return self._thread
 
+    @property
+    def reconnecting(self) -> bool:
+        """Between connections (backoff, waiting for a turn, connecting, subscribing): neither streaming nor
+        finished. Its reconnect budget bounds this state."""
+        return not self.up and not self.done and self.error is None and self._thread.is_alive()
+
+    def request_barrier(self) -> Optional[int]:
+        """Start a step barrier (consumer thread): returns its generation, whose :class:`BarrierPassed` marker the
+        worker will queue, or None when this subscription has ended or failed (its EndOfStream marker or error is
+        queued instead). Never blocks: the ping goes out now when connected, else after the next resubscribe."""
+        with self._barrier_lock:
+            if self.done or self.error is not None:
+                return None
+            self._barrier_wanted += 1
+            gen = self._barrier_wanted
+            conn = self._conn if self.up else None
+            if conn is not None:
+                self._barrier_sent_at = time.monotonic()
+        if conn is not None:
+            try:
+                conn.ping(BARRIER_PREFIX + str(gen).encode())
+            except TransportError:
+                pass  # the worker sees the loss and sends the barrier again on its next connection
+        return gen
+
     # ------------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
@@ -157,7 +237,8 @@ class Subscription:
                 first = False
                 sup.connected()
                 self.stats.reconnecting_attempt = 0
-                self.up = True
+                with self._barrier_lock:
+                    self.up = True
                 self.ready.set()
                 try:
                     outcome = self._stream(conn, ids)
@@ -210,9 +291,14 @@ class Subscription:
 
     def _attempt(self, first: bool) -> Tuple[ConnectionLike, Dict[int, str]]:
         self._check_stop()
-        gated = not first and self.coordinator is not None
-        if gated and not self.coordinator.acquire(self._stop):  # type: ignore[union-attr]
-            raise _Stopped()
+        # A completed session's subscription only fetches its tail and end of stream, and the completion drain
+        # waits for it: it does not queue behind siblings that are still streaming.
+        gated = False
+        if not first and self.coordinator is not None and not self.completed.is_set():
+            turn = self.coordinator.acquire(self._stop, self.completed)
+            if turn is False:
+                raise _Stopped()
+            gated = turn is True
         conn: Optional[ConnectionLike] = None
         try:
             conn = self._connect(self.url, None, self.config.connect_timeout)
@@ -290,6 +376,12 @@ class Subscription:
         completed_at: Optional[float] = None
         next_ping = now + cfg.keepalive_interval
         poll = min(0.25, cfg.eos_silence / 2 if cfg.eos_silence > 0 else 0.25, cfg.keepalive_interval)
+        with self._barrier_lock:  # a barrier requested while we were down (or its ping lost with the old socket)
+            pending = self._barrier_wanted if self._barrier_wanted > self._barrier_passed else 0
+            if pending:
+                self._barrier_sent_at = now
+        if pending:
+            conn.ping(BARRIER_PREFIX + str(pending).encode())  # after the acks: the server's replay precedes the pong
         # per-frame lookups, hoisted
         stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
         decode, notification, on_notification = wire.decode_subscription_frame, wire.Notification, self._on_notification
@@ -315,6 +407,8 @@ class Subscription:
                                 return True
                         elif isinstance(msg, wire.RpcErrorReply):
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
+                    elif opcode == OPCODE_PONG and payload[:len(BARRIER_PREFIX)] == BARRIER_PREFIX:
+                        self._on_barrier_pong(payload)
                 else:
                     if completed_at is None and self.completed.is_set():
                         completed_at = now  # silence counts from when we learnt of completion
@@ -326,6 +420,10 @@ class Subscription:
                         self._lost_reason = "keepalive deadline passed"
                         return False
                 if now >= next_ping:
+                    if self._barrier_overdue(now):
+                        log.warning("%s subscription of %s: no pong for a step barrier within %.1fs: connection "
+                                    "declared dead", self.kind, self.session_id, cfg.keepalive_deadline)
+                        return False
                     conn.ping()
                     next_ping = now + cfg.keepalive_interval
             except Closed as exc:
@@ -343,6 +441,22 @@ class Subscription:
                 log.info("%s subscription of %s lost: %s", self.kind, self.session_id, exc)
                 self._lost_reason = str(exc)
                 return False
+
+    def _on_barrier_pong(self, payload: Any) -> None:
+        try:
+            gen = int(bytes(payload[len(BARRIER_PREFIX):]))
+        except ValueError:
+            return
+        with self._barrier_lock:
+            if gen <= self._barrier_passed:
+                return  # a duplicate (both threads pinged) or an older generation
+            self._barrier_passed = gen
+        self.sink.put(BarrierPassed(self, gen))
+
+    def _barrier_overdue(self, now: float) -> bool:
+        with self._barrier_lock:
+            return (self._barrier_wanted > self._barrier_passed
+                    and now - self._barrier_sent_at > self.config.keepalive_deadline)
 
     def _on_notification(self, msg: wire.Notification, ids: Dict[int, str], ended: Set[int]) -> bool:
         """Deliver one notification; True once every subscription id reached its end of stream."""
@@ -362,6 +476,12 @@ class Subscription:
             log.warning("discarding undecodable %s notification: %s", self.kind, exc)
             return False
         slot = event.slot
+        rng = self.slot_range
+        if rng is not None and not rng[0] <= slot <= rng[1]:
+            raise ProtocolError(
+                f"{self.kind} subscription of session {self.session_id}: the server sent a notification for slot "
+                f"{slot}, outside the session's range {list(rng)}; this is not the session this client created (a "
+                "restarted server that reused the id?), so nothing of it is delivered")
         key = event.signature if self._by_signature else event.key
         last = self.last_slot
         if last is not None and slot <= last:

@@ -40,6 +40,11 @@ Counting rules (chosen so that progress is always possible):
   answered (no reply, no session); the connection stays up and pings are answered, or, with ``drop``, it is
   aborted at once (a create lost with its connection).
 * ``ignore_subscribes(n=None)``: the same for subscribe requests on the data plane (never acked).
+* ``delay_subscriptions_ms(ms)``: the data plane lags the control plane: each live notification is written ``ms``
+  milliseconds after the session produced it (a FIFO per subscription socket), while the session goes on and its
+  control messages go out at once. The socket's end of stream, close and pongs queue behind the delayed
+  notifications (PROTOCOL §9: a lagging data plane flushes before it answers a ping), so a client that reads each
+  subscription up to a ping barrier still sees every step's notifications before the step's end.
 
 Raw injection (bad-input tests: frames no real server would send). Injected frames are extra frames: they are never
 sequenced, never kept in a replay buffer, and do not count for ``garbage_every`` / ``drop_control_every``.
@@ -139,6 +144,7 @@ class FaultPlan:
         self._read_stop_kinds: tuple = ()  # of "control", "subscription"
         self._read_stop_pending: Optional[tuple] = None  # (frames_left, seconds, kinds)
         self._read_stop_epoch = 0  # bumped when a window starts on live sockets (the server applies it)
+        self._sub_delay = 0.0  # seconds
         self._n_control_seq = 0
         self._n_notifications = 0
         self._n_frames = 0
@@ -161,6 +167,8 @@ class FaultPlan:
                     parts.append(f"{name}={v}")
             if self._fail_slots:
                 parts.append(f"fail_at_slot={self._fail_slots}")
+            if self._sub_delay:
+                parts.append(f"delay_subscriptions_ms={self._sub_delay * 1000:g}")
             pending = len(self._control_injections) + len(self._subscription_injections)
             if pending:
                 parts.append(f"injections_pending={pending}")
@@ -234,6 +242,14 @@ class FaultPlan:
                 self._read_stop_pending = None
                 self._read_stop_until = time.monotonic() + seconds
                 self._read_stop_kinds = kinds
+        return self
+
+    def delay_subscriptions_ms(self, ms: float) -> "FaultPlan":
+        """Write every live notification ``ms`` milliseconds late, relative to the control plane (0 turns it off)."""
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not ms >= 0:
+            raise ValueError(f"ms must be a non-negative number, got {ms!r}")
+        with self._lock:
+            self._sub_delay = ms / 1000.0
         return self
 
     def fail_at_slot(self, slot: int, variant: str = "advanceSlotFailed") -> "FaultPlan":
@@ -367,6 +383,7 @@ class FaultPlan:
             self._drop_control = self._drop_subs = self._garbage = self._lose_continue = 0
             self._n_control_seq = self._n_notifications = self._n_frames = self._n_continues = 0
             self._fail_slots.clear()
+            self._sub_delay = 0.0
             self._stall_until = 0.0
             self._stall_pending = None
             self._read_stop_until = 0.0
@@ -381,7 +398,7 @@ class FaultPlan:
     def active(self) -> bool:
         with self._lock:
             return bool(self._drop_control or self._drop_subs or self._garbage or self._lose_continue
-                        or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic()
+                        or self._sub_delay or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic()
                         or self._read_stop_pending or self._read_stop_until > time.monotonic()
                         or self._control_injections or self._subscription_injections or self._rpc_faults
                         or self._flap_control != 0 or self._flap_subs != 0 or self._ignore_creates != 0
@@ -400,6 +417,11 @@ class FaultPlan:
             return sum(n for n, _ in self._rpc_faults)
 
     # ------------------------------------------------------------------ hooks (simulator loop thread)
+    @property
+    def subscription_delay(self) -> float:
+        """Seconds each live notification is held back (``delay_subscriptions_ms``); read without the lock."""
+        return self._sub_delay
+
     def stall_remaining(self) -> float:
         with self._lock:
             return max(0.0, self._stall_until - time.monotonic())

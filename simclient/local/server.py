@@ -48,8 +48,8 @@ import json
 import logging
 import threading
 import uuid
-from collections import Counter
-from typing import Any, Callable, Coroutine, Dict, List, Optional, Set, Union
+from collections import Counter, deque
+from typing import Any, Callable, Coroutine, Deque, Dict, List, Optional, Set, Tuple, Union
 
 from aiohttp import WSMsgType, web
 
@@ -215,6 +215,39 @@ class SubConn(_Conn):
         self.session = session
         self._close_requested = asyncio.Event()
         self._close_code = 1000
+        # FaultPlan.delay_subscriptions_ms: writes held back, in order: (due loop time, "note"|"raw"|"pong"|"close", x)
+        self._lagged: Deque[Tuple[float, str, Any]] = deque()
+        self._lag_task: Optional["asyncio.Task[Any]"] = None
+
+    @property
+    def lagging(self) -> bool:
+        """Writes are queued behind the delayed data plane: later writes must queue too, to keep their order."""
+        return bool(self._lagged) or (self._lag_task is not None and not self._lag_task.done())
+
+    def send_later(self, kind: str, payload: Any, delay: float) -> None:
+        """Queue a write ``delay`` seconds from now, behind every write queued before it (FIFO)."""
+        loop = asyncio.get_event_loop()
+        self._lagged.append((loop.time() + delay, kind, payload))
+        if self._lag_task is None or self._lag_task.done():
+            self._lag_task = self.sim._spawn(self._flush_lagged())
+
+    async def _flush_lagged(self) -> None:
+        loop = asyncio.get_event_loop()
+        while self._lagged:
+            due, kind, payload = self._lagged[0]
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._lagged.popleft()
+            if kind == "note":
+                if await self.send(payload):
+                    self.sim.stats["notifications_sent"] += 1
+            elif kind == "raw":
+                await self.send(payload)
+            elif kind == "pong":
+                await self.sim._pong(self, payload)
+            else:
+                await self.close()
 
     async def close(self, code: int = 1000, timeout: float = CLOSE_HANDSHAKE_TIMEOUT) -> None:
         """Send nothing more and let the handler task run the close handshake (see the class docstring)."""
@@ -260,7 +293,9 @@ class LocalSimulator:
     ``create_delay_ms``, ``slot_pace_ms``, ``replay_window``, ``omit_parallel_ranges`` (``sessionsCreatedV2``
     without ``start_slots``/``end_slots``, like a too-old server), ``mismatched_parallel_ranges``
     (``sessionsCreatedV2.end_slots`` one element shorter than ``session_ids``), ``early_session_events`` (a parallel
-    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``).
+    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``), ``session_ids`` (a list of ids
+    handed out, in order, to the next sessions created instead of generated ones: e.g. to make a restarted simulator
+    reuse an id a client still holds).
 
     Raw frames can be sent on a session's live sockets with :meth:`inject_control_frame` and
     :meth:`inject_subscription_frame` (see also :class:`FaultPlan` for injections at counted points).
@@ -285,6 +320,7 @@ class LocalSimulator:
         self.omit_parallel_ranges = False
         self.mismatched_parallel_ranges = False
         self.early_session_events = False
+        self.session_ids: List[str] = []
         self.stats: Counter = Counter({k: 0 for k in STAT_KEYS})
         self._port: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
@@ -594,7 +630,7 @@ class LocalSimulator:
 
     def _new_session(self, req: wire.CreateRequest, start: int, end: int,
                      parent: Optional[ParallelControl] = None) -> SimSession:
-        sid = self._new_id("session")
+        sid = self.session_ids.pop(0) if self.session_ids else self._new_id("session")
         task_id = "task-" + sid.split("-")[0]
         sess = SimSession(self, sid, task_id, req, start, end, parent)
         self._sessions[sid] = sess
@@ -621,6 +657,10 @@ class LocalSimulator:
             self.stats["subscription_drops"] += 1
             log.info("fault: dropping subscription socket of session %s", conn.session.id)
             conn.abort()
+            return
+        delay = self._faults.subscription_delay
+        if delay > 0 or conn.lagging:
+            conn.send_later("note", text, delay)
             return
         if await conn.send(text):
             self.stats["notifications_sent"] += 1
@@ -657,15 +697,25 @@ class LocalSimulator:
             return web.Response(status=404, text=wire.dumps(err), content_type="application/json")
         return web.Response(text=handle_rpc(sess, body), content_type="application/json")
 
-    async def _ws_accept(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws_accept(self, request: web.Request) -> Optional[web.WebSocketResponse]:
+        """The upgraded WebSocket, or None when the client left during the upgrade (e.g. it gave up waiting while
+        the server was stalled): a normal client disconnect, not a handler error."""
         ws = web.WebSocketResponse(autoping=False, autoclose=True, compress=False, max_msg_size=MAX_MSG_SIZE)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError as exc:
+            log.info("client left during the WebSocket upgrade of %s (%s)", request.path, exc)
+            return None
         return ws
 
     def _on_ping(self, conn: _Conn, data: bytes) -> None:
-        """Answer a ping; while stalled the pong waits for the end of the stall (the reader itself goes on)."""
+        """Answer a ping; while stalled the pong waits for the end of the stall (the reader itself goes on). On a
+        lagging subscription socket the pong queues behind the delayed notifications (PROTOCOL §9)."""
         if self._faults.stall_remaining() > 0:
             self.stats["pings_delayed"] += 1
+        if isinstance(conn, SubConn) and conn.lagging:
+            conn.send_later("pong", data, 0.0)
+            return
         self._spawn(self._pong(conn, data))
 
     async def _pong(self, conn: _Conn, data: bytes) -> None:
@@ -692,6 +742,8 @@ class LocalSimulator:
             self.stats["auth_rejected"] += 1
             raise web.HTTPUnauthorized(text="missing or invalid X-API-Key\n")
         ws = await self._ws_accept(request)
+        if ws is None:
+            return web.Response(status=400, text="client left during the upgrade\n")  # never reaches it
         conn = ControlConn(self, ws, request)
         self._conns.add(conn)
         self.stats["control_connections"] += 1
@@ -953,6 +1005,8 @@ class LocalSimulator:
         if not request.headers.get("Upgrade", "").lower() == "websocket":
             raise web.HTTPMethodNotAllowed("GET", ["POST"], text="POST JSON-RPC or open a WebSocket\n")
         ws = await self._ws_accept(request)
+        if ws is None:
+            return web.Response(status=400, text="client left during the upgrade\n")  # never reaches it
         conn = SubConn(self, ws, request, sess)
         self._conns.add(conn)
         self.stats["subscription_connections"] += 1

@@ -387,11 +387,18 @@ class SimSession:
         for sub in subs:
             by_conn.setdefault(id(sub.conn), (sub.conn, []))[1].append(sub)
         for conn, conn_subs in by_conn.values():
+            lagging = conn.lagging  # delayed notifications still queued: the end of stream goes behind them
             for sub in conn_subs:
                 sub.ended = True
-                await conn.send(sub.end_text())
+                if lagging:
+                    conn.send_later("raw", sub.end_text(), 0.0)
+                else:
+                    await conn.send(sub.end_text())
             # the close handshake runs on its own: a client slow to answer must not hold up the session
-            self.sim._spawn(conn.close())
+            if lagging:
+                conn.send_later("close", None, 0.0)
+            else:
+                self.sim._spawn(conn.close())
 
     def replay_texts(self, sub: Subscription, from_slot: int) -> List[str]:
         """Retained notifications of slots >= from_slot that ``sub`` matches, as sent live so far."""

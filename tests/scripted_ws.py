@@ -1,0 +1,87 @@
+"""A scripted subscription socket for unit tests of the subscription worker (no sockets, no simulator)."""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, List, Optional
+
+from simclient import protocol as wire
+from simclient.transport import OPCODE_PONG, OPCODE_TEXT, TransportError
+
+
+class ScriptedConn:
+    """A subscription socket: acks subscribes, answers pings with pongs after what is queued before them, and can
+    be told to die."""
+
+    def __init__(self, script: "Script"):
+        self.script = script
+        self.frames: "queue.Queue[Any]" = queue.Queue()
+        self.sent: List[Any] = []
+        self.pings: List[bytes] = []
+        self.dead = False
+
+    def send_json(self, obj: Any) -> None:
+        self.sent.append(obj)
+        self.frames.put((OPCODE_TEXT, wire.dumps({"jsonrpc": "2.0", "id": obj["id"], "result": 40 + obj["id"]})))
+        for replay in self.script.on_subscribe(self, obj):
+            self.frames.put((OPCODE_TEXT, replay))
+
+    def ping(self, payload: bytes = b"") -> None:
+        if self.dead:
+            raise TransportError("dead")
+        self.pings.append(payload)
+        if payload and not self.script.swallow_pings:
+            self.frames.put((OPCODE_PONG, payload))
+
+    def recv(self, timeout: Optional[float]) -> Any:
+        if self.dead:
+            raise TransportError("connection lost")
+        try:
+            item = self.frames.get(timeout=min(timeout or 0.05, 0.05))
+        except queue.Empty:
+            return None
+        if item == "die":
+            self.dead = True
+            raise TransportError("connection lost")
+        return item
+
+    def put_note(self, slot: int, sig: str, sub_id: int = 41) -> None:
+        self.frames.put((OPCODE_TEXT, note(slot, sig, sub_id)))
+
+    def abort(self) -> None:
+        self.dead = True
+
+    def release(self) -> None:
+        self.dead = True
+
+    def close(self, timeout: float = 1.0) -> None:
+        self.dead = True
+
+
+def note(slot: int, sig: str, sub_id: int = 41) -> str:
+    return wire.dumps({"jsonrpc": "2.0", "method": "transactionNotification", "params": {
+        "subscription": sub_id, "result": {"context": {"slot": slot}, "value": {
+            "slot": slot, "transaction": {"signatures": [sig]}, "meta": {"err": None}}}}})
+
+
+class Script:
+    def __init__(self) -> None:
+        self.conns: List[ScriptedConn] = []
+        self.opened = threading.Condition()
+        self.swallow_pings = False
+        self.replay: List[str] = []
+
+    def open(self, url: str, key: Any, timeout: float) -> ScriptedConn:
+        conn = ScriptedConn(self)
+        with self.opened:
+            self.conns.append(conn)
+            self.opened.notify_all()
+        return conn
+
+    def on_subscribe(self, conn: ScriptedConn, request: Any) -> List[str]:
+        return list(self.replay) if len(self.conns) > 1 else []
+
+    def wait_conns(self, n: int) -> ScriptedConn:
+        with self.opened:
+            assert self.opened.wait_for(lambda: len(self.conns) >= n, 5.0)
+            return self.conns[n - 1]

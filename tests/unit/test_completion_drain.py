@@ -1,0 +1,155 @@
+"""The completion drain and the reconnect coordinator (issue 16 defect 8: CompletionDrainStalled in the long chaos
+set). Cause found: the end of stream was never lost — every resubscribe to a completed session got its replay and
+end of stream within milliseconds — but the resubscribe waited up to 9.7 s for the shared ReconnectCoordinator
+(waits up to 16 s overall, a semaphore that let some waiters lose again and again), longer than the drain's 8 s."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, List, Optional
+
+import pytest
+
+from simclient import CompletionDrainStalled
+from simclient import events as ev
+from simclient import protocol as wire
+from simclient import subscriptions as subs_mod
+from simclient.control import Route
+from simclient.session import _BaseSession
+from simclient.stats import SessionStats
+from simclient.subscriptions import EndOfStream, ReconnectCoordinator, Subscription
+from simclient.testing import fast_config
+from simclient.transport import OPCODE_TEXT
+
+from scripted_ws import Script
+
+
+class FakeSub:
+    def __init__(self) -> None:
+        self.kind = "transaction"
+        self.reconnecting = False
+
+    def request_barrier(self) -> Optional[int]:
+        return None
+
+
+def session(*subs: FakeSub, drain: float = 0.3) -> Any:
+    route = Route("s1", "http://127.0.0.1:1/backtest/s1", None)
+    s = _BaseSession(None, route, fast_config(completion_drain_timeout=drain))  # type: ignore[arg-type]
+    s._subscriptions = list(subs)  # type: ignore[arg-type]
+    return s, route.sink
+
+
+def test_a_connected_subscription_without_end_of_stream_stalls_the_drain():
+    sub = FakeSub()
+    s, sink = session(sub)
+    tx = ev.Transaction(slot=1, signature="a", value={})
+    sink.put(ev.Completed())
+    sink.put(tx)
+    t0 = time.monotonic()
+    assert s.next_event(5) == tx  # what arrived is delivered first
+    with pytest.raises(CompletionDrainStalled, match="while connected"):
+        s.next_event(5)
+    assert 0.25 <= time.monotonic() - t0 < 3
+
+
+def test_time_spent_reconnecting_does_not_count_against_the_drain():
+    sub = FakeSub()
+    s, sink = session(sub, drain=0.3)
+    sub.reconnecting = True
+    sink.put(ev.Completed())
+    done: List[Any] = []
+    reader = threading.Thread(target=lambda: done.append(s.next_event(5)), name="test-drain-reader")
+    reader.start()
+    reader.join(1.2)  # four drain timeouts: a reconnecting subscription keeps the drain waiting
+    assert reader.is_alive() and not done
+    sub.reconnecting = False
+    sink.put(ev.Transaction(slot=1, signature="tail", value={}))  # the tail from the resubscribe, then its end
+    sink.put(EndOfStream(sub))  # type: ignore[arg-type]
+    reader.join(5)
+    assert done == [ev.Transaction(slot=1, signature="tail", value={})]
+    assert s.next_event(1) == ev.Completed()
+
+
+# ------------------------------------------------------------------------------------------- ReconnectCoordinator
+
+def test_coordinator_hands_turns_out_first_come_first_served():
+    coord = ReconnectCoordinator()
+    stop = threading.Event()
+    assert coord.acquire(stop) is True
+    order: List[int] = []
+    started: List[threading.Event] = []
+    threads = []
+    for i in range(5):
+        ready = threading.Event()
+        started.append(ready)
+
+        def one(i: int = i, ready: threading.Event = ready) -> None:
+            ready.set()
+            assert coord.acquire(stop) is True
+            order.append(i)
+            coord.release()
+
+        t = threading.Thread(target=one, name=f"test-coord-{i}")
+        threads.append(t)
+        t.start()
+        ready.wait(2)
+        deadline = time.monotonic() + 2
+        while len(coord._waiting) < i + 1 and time.monotonic() < deadline:  # queued in start order
+            time.sleep(0.001)
+    coord.release()
+    for t in threads:
+        t.join(5)
+    assert order == [0, 1, 2, 3, 4]
+    assert coord.acquire(stop) is True  # free again
+    coord.release()
+
+
+def test_coordinator_wait_ends_on_stop_or_skip_holding_nothing():
+    coord = ReconnectCoordinator()
+    never = threading.Event()
+    assert coord.acquire(never) is True
+    stop, skip = threading.Event(), threading.Event()
+    out: List[Any] = []
+    t1 = threading.Thread(target=lambda: out.append(("stop", coord.acquire(stop))), name="test-coord-stop")
+    t2 = threading.Thread(target=lambda: out.append(("skip", coord.acquire(never, skip))), name="test-coord-skip")
+    t1.start()
+    t2.start()
+    stop.set()
+    skip.set()
+    t1.join(2)
+    t2.join(2)
+    assert sorted(out) == [("skip", None), ("stop", False)]
+    assert not coord._waiting
+    coord.release()
+    assert coord.acquire(never) is True  # nobody else holds it
+
+
+# ------------------------------------------------------------------- a completed session skips the coordinator
+
+def test_a_completed_sessions_subscription_reconnects_without_waiting_for_a_turn(monkeypatch: pytest.MonkeyPatch):
+    script = Script()
+    monkeypatch.setattr(subs_mod.Connection, "open", classmethod(lambda cls, *a: script.open(*a)))
+    coord = ReconnectCoordinator()
+    assert coord.acquire(threading.Event()) is True  # a sibling holds the turn for as long as the test runs
+    completed = threading.Event()
+    sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    sub = Subscription(subs_mod.TRANSACTIONS, ["P"], "http://127.0.0.1:1/backtest/s1", sink,
+                       fast_config(backoff_initial=0.0), completed, 100, "s1", SessionStats(), coord)
+    sub.start()
+    try:
+        first = script.wait_conns(1)
+        assert sub.ready.wait(5)
+        completed.set()  # the session completed; then its subscription socket drops before the end of stream
+        first.frames.put("die")
+        second = script.wait_conns(2)  # reconnected although the coordinator is held
+        second.frames.put((OPCODE_TEXT, wire.dumps({"jsonrpc": "2.0", "method": "transactionNotification",
+                                                    "params": {"subscription": 41, "result": None}})))
+        item = sink.get(timeout=5)
+        assert isinstance(item, EndOfStream)
+    finally:
+        sub.stop()
+        sub.join(2)
+        coord.release()
+    assert not sub.thread.is_alive()

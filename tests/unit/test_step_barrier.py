@@ -1,0 +1,210 @@
+"""The step barrier as a state machine: the consumer side (session.py) against scripted queue contents, and the
+worker side (subscriptions.py) against a scripted connection. No sockets."""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, List, Optional, Tuple
+
+import pytest
+
+from simclient import Timeout
+from simclient import events as ev
+from simclient import subscriptions as subs_mod
+from simclient.control import Route
+from simclient.errors import SubscriptionError
+from simclient.session import _BaseSession
+from simclient.stats import SessionStats
+from simclient.subscriptions import BARRIER_PREFIX, BarrierPassed, EndOfStream, Subscription
+from simclient.testing import fast_config
+
+from scripted_ws import Script, note
+
+RFC = ev.ReadyForContinue()
+
+
+def tx(slot: int, sig: str) -> ev.Transaction:
+    return ev.Transaction(slot=slot, signature=sig, value={})
+
+
+class FakeSub:
+    """What the consumer needs of a Subscription: request_barrier() and identity."""
+
+    def __init__(self, ended: bool = False):
+        self.gen = 0
+        self.ended = ended
+        self.kind = "transaction"
+        self.reconnecting = False
+
+    def request_barrier(self) -> Optional[int]:
+        if self.ended:
+            return None
+        self.gen += 1
+        return self.gen
+
+
+def session(*subs: FakeSub, barrier: bool = True) -> Tuple[_BaseSession, "queue.SimpleQueue[Any]"]:
+    route = Route("sess-1", "http://x/backtest/sess-1", None)
+    s = _BaseSession(None, route, fast_config(step_barrier=barrier))  # type: ignore[arg-type]
+    s._subscriptions = list(subs)  # type: ignore[arg-type]
+    return s, route.sink
+
+
+def take(s: _BaseSession, n: int, timeout: float = 1.0) -> List[Any]:
+    return [s.next_event(timeout) for _ in range(n)]
+
+
+def test_notifications_read_behind_the_step_end_are_delivered_before_it():
+    sub = FakeSub()
+    s, sink = session(sub)
+    for item in (RFC, tx(1, "a"), tx(1, "b"), BarrierPassed(sub, 1)):  # type: ignore[arg-type]
+        sink.put(item)
+    assert take(s, 3) == [tx(1, "a"), tx(1, "b"), RFC]
+    assert s.stats.step_barriers == 1
+
+
+def test_control_events_read_while_held_stay_behind_it():
+    sub = FakeSub()
+    s, sink = session(sub)
+    status = ev.Status("decodedTransactions")
+    for item in (RFC, status, tx(1, "a"), BarrierPassed(sub, 1), tx(2, "c")):  # type: ignore[arg-type]
+        sink.put(item)
+    assert take(s, 4) == [tx(1, "a"), RFC, status, tx(2, "c")]
+
+
+def test_every_subscription_must_pass_and_an_ended_one_counts_at_its_end_of_stream():
+    a, b, done = FakeSub(), FakeSub(), FakeSub(ended=True)
+    s, sink = session(a, b, done)
+    sink.put(RFC)
+    sink.put(BarrierPassed(a, 1))  # type: ignore[arg-type]
+    sink.put(tx(1, "b-late"))
+    with pytest.raises(Timeout):  # b and done have not passed yet: the held event stays held
+        s.next_event(0.05)
+    sink.put(EndOfStream(done))  # type: ignore[arg-type]
+    sink.put(tx(1, "b-later"))
+    sink.put(BarrierPassed(b, 1))  # type: ignore[arg-type]
+    assert take(s, 3) == [tx(1, "b-late"), tx(1, "b-later"), RFC]
+    # the next step: the ended subscription is no longer asked
+    sink.put(RFC)
+    sink.put(BarrierPassed(a, 2))  # type: ignore[arg-type]
+    sink.put(BarrierPassed(b, 2))  # type: ignore[arg-type]
+    assert take(s, 1) == [RFC]
+    assert done.gen == 0
+
+
+def test_an_older_generation_does_not_release_a_newer_barrier():
+    sub = FakeSub()
+    s, sink = session(sub)
+    sink.put(RFC)
+    sink.put(BarrierPassed(sub, 1))  # type: ignore[arg-type]
+    assert take(s, 1) == [RFC]
+    sink.put(RFC)  # gen 2 now
+    sink.put(BarrierPassed(sub, 1))  # type: ignore[arg-type]  (a duplicate pong of the first)
+    sink.put(tx(3, "x"))
+    with pytest.raises(Timeout):
+        s.next_event(0.05)
+    sink.put(BarrierPassed(sub, 2))  # type: ignore[arg-type]
+    assert take(s, 2) == [tx(3, "x"), RFC]
+
+
+def test_an_error_while_held_comes_after_the_held_event():
+    sub = FakeSub()
+    s, sink = session(sub)
+    boom = SubscriptionError("boom")
+    for item in (RFC, tx(1, "a"), boom):
+        sink.put(item)
+    assert take(s, 2) == [tx(1, "a"), RFC]
+    with pytest.raises(SubscriptionError, match="boom"):
+        s.next_event(1.0)
+    assert s.next_event(1.0) is None
+
+
+def test_paused_is_a_step_end_and_completed_keeps_its_drain():
+    sub = FakeSub()
+    s, sink = session(sub)
+    paused = ev.Paused(slot=5, batch_index=0)
+    done = ev.Completed()
+    for item in (paused, tx(4, "a"), BarrierPassed(sub, 1), done, tx(6, "z"), BarrierPassed(sub, 9),  # type: ignore[arg-type]
+                 EndOfStream(sub)):  # type: ignore[arg-type]
+        sink.put(item)
+    assert take(s, 4) == [tx(4, "a"), paused, tx(6, "z"), done]
+
+
+def test_knob_off_delivers_in_queue_order():
+    sub = FakeSub()
+    s, sink = session(sub, barrier=False)
+    for item in (RFC, tx(1, "a")):
+        sink.put(item)
+    assert take(s, 2) == [RFC, tx(1, "a")]
+    assert sub.gen == 0 and s.stats.step_barriers == 0
+
+
+# ---------------------------------------------------------------------------------------------- worker side (a scripted socket)
+
+@pytest.fixture
+def worker(monkeypatch: pytest.MonkeyPatch):
+    script = Script()
+    monkeypatch.setattr(subs_mod.Connection, "open", classmethod(lambda cls, *a: script.open(*a)))
+    sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    sub = Subscription(subs_mod.TRANSACTIONS, ["Prog1"], "http://127.0.0.1:1/backtest/s1", sink,
+                       fast_config(keepalive_interval=0.05, keepalive_deadline=0.3, backoff_initial=0.0),
+                       threading.Event(), 100, "s1", SessionStats())
+    sub.start()
+    yield script, sub, sink
+    sub.stop()
+    sub.join(2.0)
+    assert not sub.thread.is_alive()
+
+
+def items_until_barrier(sink: "queue.SimpleQueue[Any]", gen: int) -> List[Any]:
+    out = []
+    while True:
+        item = sink.get(timeout=5)
+        if isinstance(item, BarrierPassed):
+            if item.generation >= gen:
+                return out
+            continue
+        out.append(item)
+
+
+def test_worker_queues_the_marker_behind_earlier_notifications(worker):
+    script, sub, sink = worker
+    conn = script.wait_conns(1)
+    assert sub.ready.wait(5)
+    conn.put_note(100, "a")
+    conn.put_note(100, "b")
+    gen = sub.request_barrier()
+    assert gen == 1 and conn.pings[-1] == BARRIER_PREFIX + b"1"
+    got = items_until_barrier(sink, 1)
+    assert [e.signature for e in got] == ["a", "b"]
+
+
+def test_a_barrier_lost_with_its_socket_is_sent_again_after_the_resubscribe_behind_the_replay(worker):
+    script, sub, sink = worker
+    first = script.wait_conns(1)
+    assert sub.ready.wait(5)
+    first.put_note(100, "a")
+    assert sink.get(timeout=5).signature == "a"
+    script.replay = [note(100, "a"), note(101, "c")]  # the server replays from the cursor (slot 100, inclusive)
+    script.swallow_pings = True  # the first socket never answers the barrier: it dies instead
+    gen = sub.request_barrier()
+    first.frames.put("die")
+    script.swallow_pings = False
+    second = script.wait_conns(2)
+    got = items_until_barrier(sink, gen)  # type: ignore[arg-type]
+    assert [e.signature for e in got] == ["c"]  # "a" was a duplicate; "c" precedes the marker
+    assert second.sent[0]["params"][1]["replayFromSlot"] == 100
+    assert BARRIER_PREFIX + b"1" in second.pings
+
+
+def test_a_barrier_without_pong_declares_the_socket_dead(worker):
+    script, sub, sink = worker
+    first = script.wait_conns(1)
+    assert sub.ready.wait(5)
+    script.swallow_pings = True
+    sub.request_barrier()
+    second = script.wait_conns(2)  # keepalive_deadline (0.3 s) later: reconnected
+    script.swallow_pings = False
+    assert first.dead
+    items_until_barrier(sink, 1)
+    assert BARRIER_PREFIX + b"1" in second.pings
