@@ -128,15 +128,15 @@ def test_coordinator_wait_ends_on_stop_or_skip_holding_nothing():
 
 # ------------------------------------------------------------------- a completed session skips the coordinator
 
-def test_a_completed_sessions_subscription_reconnects_without_waiting_for_a_turn(monkeypatch: pytest.MonkeyPatch):
+def test_a_completed_sessions_subscription_reconnects_without_waiting_for_a_turn() -> None:
     script = Script()
-    monkeypatch.setattr(subs_mod.Connection, "open", classmethod(lambda cls, *a: script.open(*a)))
     coord = ReconnectCoordinator()
     assert coord.acquire(threading.Event()) is True  # a sibling holds the turn for as long as the test runs
     completed = threading.Event()
     sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
     sub = Subscription(subs_mod.TRANSACTIONS, ["P"], "http://127.0.0.1:1/backtest/s1", sink,
-                       fast_config(backoff_initial=0.0), completed, 100, "s1", SessionStats(), coord)
+                       fast_config(backoff_initial=0.0), completed, 100, "s1", SessionStats(), coord,
+                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout))
     sub.start()
     try:
         first = script.wait_conns(1)
