@@ -275,8 +275,8 @@ class _BaseSession:
             return False
         waiting: Dict[Subscription, int] = {}
         for sub in self._subscriptions:
-            if sub in self._ended:
-                continue
+            if sub in self._ended or not sub.has_been_up:
+                continue  # never subscribed yet: it cannot owe notifications of a step that ended before it
             gen = sub.request_barrier()
             waiting[sub] = 0 if gen is None else gen  # 0: ended or failed, its EndOfStream / error is queued
         if not waiting:

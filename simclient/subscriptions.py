@@ -154,6 +154,8 @@ class Subscription:
         self._seen: Set[Any] = set()
         self._stop = threading.Event()
         self._conn: Optional[ConnectionLike] = None
+        #: subscribed at least once (the step barrier skips a subscription that never was: it owes nothing yet)
+        self.has_been_up = False
         self._connect: ConnectionFactory = connection_factory or connection_factory_for(config)
         self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
                                         logger=log)
@@ -239,6 +241,7 @@ class Subscription:
                 self.stats.reconnecting_attempt = 0
                 with self._barrier_lock:
                     self.up = True
+                    self.has_been_up = True
                 self.ready.set()
                 try:
                     outcome = self._stream(conn, ids)

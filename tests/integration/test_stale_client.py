@@ -24,10 +24,10 @@ def hold_reconnects(monkeypatch: pytest.MonkeyPatch):
     released = threading.Event()
     original = Connection.open
 
-    def gated_open(cls: Any, url: str, api_key: Any = None, timeout: float = 30.0) -> Connection:
+    def gated_open(cls: Any, url: str, api_key: Any = None, timeout: float = 30.0, **kwargs: Any) -> Connection:
         if hold.is_set() and threading.current_thread().name != "simclient-control-new":
             released.wait(10.0)
-        return original(url, api_key, timeout)
+        return original(url, api_key, timeout, **kwargs)
 
     monkeypatch.setattr(Connection, "open", classmethod(gated_open))
     yield hold, released

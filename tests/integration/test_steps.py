@@ -61,7 +61,9 @@ def test_no_transaction_after_the_step_that_contained_it(delay_ms):
         out = drive_steps(sim, barrier=True)
     assert out["late"] == 0
     assert out["signatures"] == out["truth"] and len(out["truth"]) > STEPS  # every one, in order
-    assert out["stats"].step_barriers == STEPS  # one per ReadyForContinue: the first, and after each continue but the last
+    # one per ReadyForContinue after each continue but the last, and the first one too when the subscription was
+    # already up when it was read (a subscription not up yet owes nothing: no slot has run)
+    assert STEPS - 1 <= out["stats"].step_barriers <= STEPS
 
 
 def test_without_the_barrier_the_delayed_data_plane_arrives_late():

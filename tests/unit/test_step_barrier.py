@@ -35,6 +35,7 @@ class FakeSub:
         self.ended = ended
         self.kind = "transaction"
         self.reconnecting = False
+        self.has_been_up = True
 
     def request_barrier(self) -> Optional[int]:
         if self.ended:
@@ -142,13 +143,13 @@ def test_knob_off_delivers_in_queue_order():
 # ---------------------------------------------------------------------------------------------- worker side (a scripted socket)
 
 @pytest.fixture
-def worker(monkeypatch: pytest.MonkeyPatch):
+def worker():
     script = Script()
-    monkeypatch.setattr(subs_mod.Connection, "open", classmethod(lambda cls, *a: script.open(*a)))
     sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
     sub = Subscription(subs_mod.TRANSACTIONS, ["Prog1"], "http://127.0.0.1:1/backtest/s1", sink,
                        fast_config(keepalive_interval=0.05, keepalive_deadline=0.3, backoff_initial=0.0),
-                       threading.Event(), 100, "s1", SessionStats())
+                       threading.Event(), 100, "s1", SessionStats(),
+                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout))
     sub.start()
     yield script, sub, sink
     sub.stop()
@@ -208,3 +209,15 @@ def test_a_barrier_without_pong_declares_the_socket_dead(worker):
     assert first.dead
     items_until_barrier(sink, 1)
     assert BARRIER_PREFIX + b"1" in second.pings
+
+
+def test_a_subscription_that_was_never_up_is_not_waited_for():
+    """Nothing can be owed by a subscription that never subscribed (e.g. its subscribe is not acked yet): the first
+    ReadyForContinue is not held behind it (else a never-acked subscribe would hide every control event)."""
+    up, never = FakeSub(), FakeSub()
+    never.has_been_up = False
+    s, sink = session(up, never)
+    for item in (RFC, tx(1, "a"), BarrierPassed(up, 1)):  # type: ignore[arg-type]
+        sink.put(item)
+    assert take(s, 2) == [tx(1, "a"), RFC]
+    assert never.gen == 0
