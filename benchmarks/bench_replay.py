@@ -14,9 +14,16 @@ Clients (each decodes every frame it receives):
 * ``picows``: picows (Cython frame parser, asyncio) ``on_ws_frame`` + ``json.loads``, all sockets on one loop.
 
 Streams: ``control`` (10,000-slot session, control frames only), ``tx`` (2,000 slots, control + transaction
-notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket each).
+notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket each), ``steps-tx`` /
+``steps-txdiff`` (300 one-slot steps, for the step barrier), ``fanout-N`` (6,400 slots over N sub-sessions).
 
-    python benchmarks/bench_replay.py [--reps 5] [--only clients,barrier,fanout,toggles]
+Parts (``--only``): ``clients`` (A: every client on control / tx / txdiff, CPU per event by SDK thread, the
+server-speed check), ``barrier`` (B: ``ClientConfig.step_barrier`` off vs on per step, skipped if the client has no
+such field), ``fanout`` (C: ``drive()``, ``drive(consumers=4)`` and the bare loop at N = 1..128), ``toggles`` (D:
+each hot-path special case switched to the plain path, end to end) and ``hotpath`` (E: the same, deterministic, from
+memory). ``SIMCLIENT_BENCH_CLIENT_PATH=/dir`` measures the ``simclient/`` package in /dir as the client.
+
+    python benchmarks/bench_replay.py [--reps 5] [--only clients,barrier,fanout,toggles,hotpath]
 """
 from __future__ import annotations
 
@@ -53,7 +60,12 @@ TOGGLES = {
 
 
 def _scenario_and_subs(stream: str) -> Tuple[str, bool, bool]:
-    return ("control", False, False) if stream == "control" else ("tx", True, stream == "txdiff")
+    """stream → (replay scenario, transaction subscription?, account-diff subscriptions?)."""
+    if stream == "control":
+        return "control", False, False
+    if stream.startswith("steps-"):  # steps-tx, steps-txdiff: one-slot steps
+        return "steps", True, stream == "steps-txdiff"
+    return "tx", True, stream == "txdiff"
 
 
 # ============================================================================================== server process
@@ -371,12 +383,34 @@ def picows_run(base: str, man: Dict[str, Any], stream: str, loads: Callable[[Any
 
 # --- the SDK ------------------------------------------------------------------------------------------------
 
+_THREAD_CPU: Dict[str, float] = {}  # reader-thread kind → CPU seconds of threads that ended (see _count_threads)
+
+
+def _count_threads() -> None:
+    """Record each SDK reader thread's CPU time at its end (control reader, subscription readers), by wrapping
+    the thread targets: a breakdown of where the client's CPU goes, at the cost of two calls per thread."""
+    from simclient.control import ControlConnection
+    from simclient.subscriptions import Subscription
+
+    for cls, kind in ((ControlConnection, "control reader"), (Subscription, "subscription readers")):
+        run = cls._run
+
+        def counted(self: Any, run: Any = run, kind: str = kind) -> None:
+            c0 = time.thread_time()
+            try:
+                run(self)
+            finally:
+                _THREAD_CPU[kind] = _THREAD_CPU.get(kind, 0.0) + time.thread_time() - c0
+        cls._run = counted  # type: ignore[method-assign]
+
+
 def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any]) -> Dict[str, Any]:
     from simclient import Client, ClientConfig, CreateSession
     from simclient import events as ev
 
     sc, tx, diffs = _scenario_and_subs(stream)
     m = man[sc]
+    before = dict(_THREAD_CPU)
     client = Client(f"{base}/{sc}", API_KEY, ClientConfig(**config))
     with client.start_session(CreateSession(start_slot=FIRST_SLOT, slot_count=m["slots"] - 1)) as s:
         if tx:
@@ -388,17 +422,26 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
             if type(e) is ev.ReadyForContinue:
                 break
         s._wait_subscriptions_up()  # every client starts timing with its subscriptions up
+        stepwise = m["steps"] > 1
+        consumer0 = time.thread_time()
         t0 = _now()
-        s.send_continue(advance_count=m["slots"])
+        s.send_continue(advance_count=1 if stepwise else m["slots"])
         events = 0
         last = None
         for item in it:
             events += 1
             last = item
+            if stepwise and type(item) is ev.ReadyForContinue:
+                s.send_continue(advance_count=1)
         t1 = _now()
+        consumer = time.thread_time() - consumer0
         if type(last) is not ev.Completed:  # pragma: no cover
             raise RuntimeError(f"stream ended with {last!r}")
-    return _result(events, t0, t1)
+    # the reader threads of this session have ended (close joins them): their whole lives are counted, connect
+    # and subscribe included
+    out = _result(events, t0, t1)
+    out["threads"] = {"consumer": consumer, **{k: v - before.get(k, 0.0) for k, v in _THREAD_CPU.items()}}
+    return out
 
 
 def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] = None) -> Dict[str, Any]:
@@ -680,6 +723,8 @@ def worker(args: argparse.Namespace) -> None:
     config = json.loads(args.config) if args.config else {}
     if args.toggle:
         _apply_toggle(args.toggle)
+    if kind == "sdk":
+        _count_threads()
     loads: Callable[[Any], Any] = json.loads
 
     def one(cmd: Dict[str, Any]) -> Dict[str, Any]:
@@ -726,11 +771,8 @@ class Worker:
     def __init__(self, name: str, kind: str, url: str, env: Optional[Dict[str, str]] = None,
                  toggle: str = "", config: Optional[Dict[str, Any]] = None):
         self.name = name
-        full_env = dict(os.environ)
-        full_env.pop("SIMCLIENT_JSON", None)
+        full_env = _client_env()
         full_env.update(env or {})
-        client = full_env.get("SIMCLIENT_BENCH_CLIENT_PATH", "")
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (client, REPO, full_env.get("PYTHONPATH", "")) if p)
         cmd = [sys.executable, os.path.join(HERE, "bench_replay.py"), "--worker", kind, "--url", url]
         if toggle:
             cmd += ["--toggle", toggle]
@@ -880,6 +922,13 @@ def _print_stream(stream: str, runs: Dict[str, List[Any]]) -> None:
             cpu_ratio = f"{median(c):.2f}x ({_rng(c)})"
         print(f"    {name:<11} {median(rates):>9,.0f} ({_rng(rates, '{:,.0f}'):<15}) {median(cpus):>9.2f} "
               f"({_rng(cpus, '{:.1f}'):<9}) {ratio:>24} {cpu_ratio:>19}  {_pace(rs)}")
+    for name in ("sdk-orjson", "sdk-json"):
+        rs = runs.get(name)
+        if rs and all("threads" in r for r in rs):
+            kinds = list(rs[0]["threads"])
+            parts = [f"{k} {median([r['threads'].get(k, 0.0) / r['events'] * 1e6 for r in rs]):.2f}" for k in kinds]
+            print(f"    {name} CPU us per event by thread: " + ", ".join(parts)
+                  + " (reader threads over their whole lives)")
     if "null" in runs:
         srv = [r["server_frames"] / r["server_cpu"] for r in runs["null"] if r["server_cpu"] > 0]
         if srv:
@@ -905,31 +954,50 @@ def check_server(result: Dict[str, Any]) -> None:
                          + "; ".join(bad) + ". The figures above are not client-bound; rerun on a quieter machine.")
 
 
-def run_barrier(server: ReplayProcess, reps: int) -> Optional[Dict[str, Any]]:
-    from simclient import ClientConfig
+def _client_env() -> Dict[str, str]:
+    """A worker's environment: the client under test (SIMCLIENT_BENCH_CLIENT_PATH, else this tree) first."""
+    env = dict(os.environ)
+    env.pop("SIMCLIENT_JSON", None)
+    client = env.get("SIMCLIENT_BENCH_CLIENT_PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (client, REPO, env.get("PYTHONPATH", "")) if p)
+    return env
 
-    if not hasattr(ClientConfig(), "step_barrier"):
+
+def _client_has_config(field: str) -> bool:
+    """Whether the client under test (not necessarily this tree) has ``ClientConfig.<field>``."""
+    out = subprocess.run([sys.executable, "-c", f"from simclient import ClientConfig; "
+                          f"print(hasattr(ClientConfig(), {field!r}))"], env=_client_env(), cwd=HERE,
+                         stdout=subprocess.PIPE, text=True, timeout=60)
+    return out.stdout.strip() == "True"
+
+
+def run_barrier(server: ReplayProcess, reps: int) -> Optional[Dict[str, Any]]:
+    steps = server.manifest["steps"]["steps"]
+    if not _client_has_config("step_barrier"):
         print("[replay B] per-step cost of the in-order step barrier: skipped (this tree has no "
               "ClientConfig.step_barrier)")
         return None
-    print(f"[replay B] per-step cost of the in-order step barrier (ClientConfig.step_barrier), SDK orjson, median "
-          f"of {reps} alternating runs")
+    print(f"[replay B] per-step cost of the in-order step barrier (ClientConfig.step_barrier): {steps} one-slot steps "
+          f"(send_continue(advance_count=1) at every ReadyForContinue), SDK orjson, barrier off / on alternating, "
+          f"median of {reps}")
     off = Worker("barrier-off", "sdk", server.base, config={"step_barrier": False})
     on = Worker("barrier-on", "sdk", server.base, config={"step_barrier": True})
     out: Dict[str, Any] = {}
     try:
-        for stream in ("tx", "txdiff"):
+        for stream, label in (("steps-tx", "1 transaction subscription"),
+                              ("steps-txdiff", "transactions + 2 account-diff subscriptions (3 sockets)")):
             for w in (off, on):
                 w.run(stream)
             runs = _alternate(server, [off, on], stream, reps)
-            slots = server.manifest["tx"]["slots"]
-            d_cpu = [(a["cpu"] - b["cpu"]) / slots * 1e6 for a, b in zip(runs["barrier-on"], runs["barrier-off"])]
-            d_wall = [(a["wall"] - b["wall"]) / slots * 1e6 for a, b in zip(runs["barrier-on"], runs["barrier-off"])]
-            w = [_rate(a) / _rate(b) for a, b in zip(runs["barrier-on"], runs["barrier-off"])]
-            out[stream] = {"runs": runs, "cpu_us_per_step": median(d_cpu), "wall_us_per_step": median(d_wall)}
-            print(f"  {STREAM_LABEL[stream]}: barrier on / off events/s {median(w):.2f}x ({_rng(w)}); extra client "
-                  f"CPU per step {median(d_cpu):+.1f} us ({_rng(d_cpu, '{:+.1f}')}), wall per step "
-                  f"{median(d_wall):+.1f} us; pace: on {_pace(runs['barrier-on'])}")
+            a, b = runs["barrier-on"], runs["barrier-off"]
+            d_cpu = [(x["cpu"] - y["cpu"]) / steps * 1e6 for x, y in zip(a, b)]
+            d_wall = [(x["wall"] - y["wall"]) / steps * 1e6 for x, y in zip(a, b)]
+            off_wall = [y["wall"] / steps * 1e6 for y in b]
+            out[stream] = {"runs": runs, "cpu_us_per_step": median(d_cpu), "wall_us_per_step": median(d_wall),
+                           "off_wall_us_per_step": median(off_wall)}
+            print(f"  {label}: a step takes {median(off_wall):,.0f} us with the barrier off; the barrier adds "
+                  f"{median(d_wall):+,.0f} us wall ({_rng(d_wall, '{:+,.0f}')}) and {median(d_cpu):+,.0f} us client "
+                  f"CPU ({_rng(d_cpu, '{:+,.0f}')}) per step; pace: {_pace(a)}")
     finally:
         off.close()
         on.close()

@@ -13,14 +13,15 @@ unmodified:
   (single) or every sub-session's ``continueSessionV1`` (parallel) → the recorded stream up to ``completed``;
   ``closeBacktestSession`` → the recorded ``success``; pings → pongs; a close frame → its echo.
 * subscription socket ``/backtest/<session id>``: ``transactionSubscribe`` / ``accountDiffSubscribe`` → an ack with
-  the recorded subscription id, then (once that session's ``continue`` arrived) the recorded notifications and the
-  end-of-stream marker.
+  the recorded subscription id; each ``continue`` of the session then writes that step's recorded notifications (and
+  after the last step the end-of-stream marker) to every subscription socket, then the step's control frames.
 * ``GET /manifest``: scenarios, program ids, frame and byte counts of every blob; ``GET /stats``: frames and bytes
   written so far and the server's CPU time, so a benchmark can compute the server's own rate and utilisation.
 
 Scenarios: ``control`` (a 10,000-slot session, control stream only), ``tx`` (a 2,000-slot session with its
-transaction notifications, ~1.3 KB each, and the account diffs of two programs) and ``fanout-N`` (a 6,400-slot
-parallel run split into N sub-sessions, control stream only).
+transaction notifications, ~1.3 KB each, and the account diffs of two programs), ``steps`` (300 one-slot steps of
+such a session: each ``continue`` gets one step) and ``fanout-N`` (a 6,400-slot parallel run split into N
+sub-sessions, control stream only).
 
     python benchmarks/replay_server.py [--port 0] [--fanouts 1,8,32,64,128] [--no-cache]
 
@@ -52,7 +53,8 @@ FANOUT_SLOTS = 6_400
 DIFF_PROGRAMS = 2
 FANOUTS = (1, 8, 32, 64, 128)
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-FORMAT = 3  # bump when the recording changes shape
+STEP_SLOTS = 300  # the "steps" scenario: one-slot steps with subscriptions (the step barrier's per-step cost)
+FORMAT = 4  # bump when the recording changes shape
 
 
 # ---------------------------------------------------------------------------------------------- recording
@@ -66,7 +68,9 @@ def _recv_until(ws: Any, stop: Any) -> List[str]:
             return out
 
 
-def _record_single(slots: int, subscribe: bool) -> Dict[str, Any]:
+def _record_single(slots: int, subscribe: bool, step: Optional[int] = None) -> Dict[str, Any]:
+    """One session: its create phase, stream, close reply and subscriptions' notifications. ``step``: continue
+    ``advance_count=step`` at every readyForContinue (``step_ends`` marks where each step's frames end)."""
     import websocket
 
     from simclient import Continue, CreateSession
@@ -99,8 +103,12 @@ def _record_single(slots: int, subscribe: bool) -> Dict[str, Any]:
                 threads.append(threading.Thread(target=drain))
         for th in threads:
             th.start()
-        ws.send(json.dumps(wire.encode_continue(Continue(advance_count=slots))))
-        post = _recv_until(ws, lambda m: m.get("method") == "completed")
+        post: List[str] = []
+        step_ends: List[int] = []
+        while not post or '"completed"' not in post[-1][:80]:
+            ws.send(json.dumps(wire.encode_continue(Continue(advance_count=step or slots))))
+            post += _recv_until(ws, lambda m: m.get("method") in ("completed", "readyForContinue"))
+            step_ends.append(len(post))
         for th in threads:
             th.join()
         ws.send(json.dumps(wire.encode_close()))
@@ -108,7 +116,7 @@ def _record_single(slots: int, subscribe: bool) -> Dict[str, Any]:
         ws.close()
     return {"parallel": False, "slots": slots, "session_ids": [sid], "programs": programs,
             "diff_programs": programs[:DIFF_PROGRAMS] if subscribe else [], "pre": pre, "post": post,
-            "close": close, "subs": subs}
+            "step_ends": step_ends, "close": close, "subs": subs}
 
 
 def _record_parallel(total: int, n: int) -> Dict[str, Any]:
@@ -152,7 +160,8 @@ def _record_parallel(total: int, n: int) -> Dict[str, Any]:
 
 
 def _cache_key(fanouts: Tuple[int, ...]) -> str:
-    h = hashlib.sha256(repr((FORMAT, CONTROL_SLOTS, TX_SLOTS, FANOUT_SLOTS, DIFF_PROGRAMS, fanouts)).encode())
+    h = hashlib.sha256(repr((FORMAT, CONTROL_SLOTS, TX_SLOTS, STEP_SLOTS, FANOUT_SLOTS, DIFF_PROGRAMS,
+                             fanouts)).encode())
     local = os.path.join(REPO, "simclient", "local")
     for name in sorted(os.listdir(local)):
         if name.endswith(".py"):
@@ -167,7 +176,8 @@ def record(fanouts: Tuple[int, ...] = FANOUTS, cache: bool = True) -> Dict[str, 
     if cache and os.path.exists(path):
         with open(path, "rb") as f:
             return pickle.load(f)  # noqa: S301 - our own file
-    scenarios = {"control": _record_single(CONTROL_SLOTS, False), "tx": _record_single(TX_SLOTS, True)}
+    scenarios = {"control": _record_single(CONTROL_SLOTS, False), "tx": _record_single(TX_SLOTS, True),
+                 "steps": _record_single(STEP_SLOTS, True, step=1)}
     for n in fanouts:
         scenarios[f"fanout-{n}"] = _record_parallel(FANOUT_SLOTS, n)
     # Session ids repeat between simulator instances (same seed): make them unique per scenario, so that a
@@ -227,7 +237,26 @@ class Scenario:
         self.pre = Blob(rec["pre"])
         self.post = Blob(rec["post"])
         self.close = Blob(rec["close"])
-        self.subs = {k: (v["subscription"], Blob(v["frames"])) for k, v in rec["subs"].items()}
+        # Single sessions, step by step: the control frames up to each step's readyForContinue (the last: up to
+        # completed), and each subscription's notifications of that step's slots (the last step also gets the
+        # end-of-stream marker). A recording made with one continue is one step.
+        post = rec["post"]
+        ends = rec.get("step_ends") or [len(post)]
+        texts_per_step = [post[a:b] for a, b in zip([0] + ends[:-1], ends)]
+        self.steps = [Blob(t) for t in texts_per_step]
+        step_of_slot: Dict[int, int] = {}
+        for i, texts in enumerate(texts_per_step if len(texts_per_step) > 1 else []):
+            for t in texts:
+                if '"slotNotification"' in t:
+                    step_of_slot.setdefault(json.loads(t)["params"], i)
+        self.subs: Dict[str, Tuple[int, List[Blob]]] = {}
+        for key, v in rec["subs"].items():
+            per_step: List[List[str]] = [[] for _ in self.steps]
+            for t in v["frames"]:
+                result = json.loads(t)["params"]["result"]
+                slot = None if result is None else (result.get("context") or {}).get("slot")
+                per_step[step_of_slot.get(slot, len(self.steps) - 1) if len(self.steps) > 1 else 0].append(t)
+            self.subs[key] = (v["subscription"], [Blob(t) for t in per_step])
         # Parallel: the recorded stream as runs of consecutive frames of one sub-session, in recorded order, each
         # pre-framed (a sub-session's frames go out only after its own continue; see ReplayServer._stream_parallel).
         self.runs: List[Tuple[str, Blob]] = []
@@ -249,8 +278,10 @@ class Scenario:
                 "programs": self.programs, "diff_programs": self.diff_programs,
                 "pre": [self.pre.frames, len(self.pre.data)], "post": [self.post.frames, len(self.post.data)],
                 "close": [self.close.frames, len(self.close.data)],
-                "subs": {k: {"subscription": sid, "frames": b.frames, "bytes": len(b.data),
-                             "ack_bytes": len(_ack(1, sid))} for k, (sid, b) in self.subs.items()}}
+                "steps": len(self.steps),
+                "subs": {k: {"subscription": sid, "frames": sum(b.frames for b in bs),
+                             "bytes": sum(len(b.data) for b in bs), "ack_bytes": len(_ack(1, sid))}
+                         for k, (sid, bs) in self.subs.items()}}
 
 
 def _ack(request_id: Any, subscription: int) -> bytes:
@@ -266,6 +297,7 @@ class _Peer:
     def __init__(self, sock: socket.socket, buf: bytes):
         self.sock = sock
         self.buf = buf
+        self.wlock = threading.Lock()  # the control thread writes notifications; the socket's own thread pongs
 
     def _fill(self, n: int) -> bool:
         while len(self.buf) < n:
@@ -307,7 +339,8 @@ class _Peer:
         return b0 & 0x0F, payload
 
     def write(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        with self.wlock:
+            self.sock.sendall(data)
 
 
 class ReplayServer:
@@ -317,7 +350,7 @@ class ReplayServer:
         self.listener = socket.create_server((host, port), backlog=512)
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
-        self.continued: Dict[str, threading.Event] = {}  # session id → its continue arrived (latest create)
+        self.subscribers: Dict[str, List[Tuple[_Peer, str]]] = {}  # session id → its subscription sockets
         self.frames_sent = 0
         self.bytes_sent = 0
         self.send_seconds = 0.0  # wall time spent inside sendall of stream blobs
@@ -440,21 +473,18 @@ class ReplayServer:
         continued: set = set()
         cond = threading.Condition()
         writer: Optional[threading.Thread] = None
+        step = 0
         for msg in self._frames(peer):
             method = msg.get("method") if isinstance(msg, dict) else None
             params = msg.get("params") or {}
             if method == "createBacktestSession":
                 with self.lock:
                     for sid in sc.session_ids:
-                        self.continued[sid] = threading.Event()
+                        self.subscribers[sid] = []
                 self._send_blob(peer, sc.pre)
-            elif method == "continue" and not sc.parallel and not continued:
-                continued.add(sc.session_ids[0])
-                with self.lock:
-                    ev = self.continued.get(sc.session_ids[0])
-                if ev is not None:
-                    ev.set()
-                self._send_blob(peer, sc.post)
+            elif method == "continue" and not sc.parallel and step < len(sc.steps):
+                self._step(peer, sc, step)
+                step += 1
             elif method == "continueSessionV1" and sc.parallel:
                 with cond:
                     continued.add(params.get("sessionId") or params.get("session_id"))
@@ -467,6 +497,28 @@ class ReplayServer:
                 self._send_blob(peer, sc.close)
         if writer is not None:
             writer.join(5)
+
+    def _step(self, peer: _Peer, sc: Scenario, i: int) -> None:
+        """Step ``i`` of a single session: its notifications on every subscription socket, then its control
+        frames. One step (the whole stream) is written concurrently, one thread per socket, as a server streams;
+        with many small steps the notifications go out first, as a server writes them before the step's end."""
+        with self.lock:
+            subs = list(self.subscribers.get(sc.session_ids[0], []))
+        jobs = [(p, sc.subs[key][1][i]) for p, key in subs]
+        if len(sc.steps) == 1:
+            threads = [threading.Thread(target=self._send_quietly, args=job, daemon=True) for job in jobs]
+            for th in threads:
+                th.start()
+        else:
+            for job in jobs:
+                self._send_quietly(*job)
+        self._send_blob(peer, sc.steps[i])
+
+    def _send_quietly(self, peer: _Peer, blob: Blob) -> None:
+        try:
+            self._send_blob(peer, blob)
+        except OSError:
+            pass
 
     def _stream_parallel(self, peer: _Peer, sc: Scenario, continued: set, cond: threading.Condition) -> None:
         """The recorded interleaving, except that a sub-session's frames wait for its own continue (then go out
@@ -531,13 +583,12 @@ class ReplayServer:
                 peer.write(ws_frame(json.dumps({"jsonrpc": "2.0", "id": msg.get("id"), "error": {
                     "code": -32602, "message": f"replay server has no recording for {key or method}"}}).encode()))
                 continue
-            subscription, blob = sc.subs[key]
-            peer.write(_ack(msg.get("id"), subscription))
-            with self.lock:
-                ev = self.continued.get(sid)
-            if ev is None or not ev.wait(60):
-                return
-            self._send_blob(peer, blob)
+            with self.lock:  # registered before the ack: a client sends its continue only after the ack
+                self.subscribers.setdefault(sid, []).append((peer, key))
+            peer.write(_ack(msg.get("id"), sc.subs[key][0]))
+        with self.lock:
+            subs = self.subscribers.get(sid, [])
+            self.subscribers[sid] = [(p, k) for p, k in subs if p is not peer]
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -67,8 +67,6 @@ from .urls import resolve_rpc_endpoint
 log = logging.getLogger("simclient.control")
 
 _IDLE_EVENTS = (ev.ReadyForContinue, ev.Paused, ev.Completed)
-#: Seconds :meth:`ControlConnection.close` waits for the close ack of a session that is executing a continue.
-CLOSE_ACK_GRACE_BUSY = 0.5
 #: Decoded control messages that are never a single session's event: handshake replies and parallel-mode messages.
 _NOT_SINGLE_EVENTS = frozenset({wire.SessionCreated, wire.SessionAttached, wire.SessionsCreatedV2,
                                 wire.ParallelSessionAttachedV2, wire.SessionEventV2})
@@ -261,12 +259,7 @@ class ControlConnection:
     def close(self, timeout: Optional[float] = None) -> None:
         """Close gracefully within ``timeout`` in total (default ``close_timeout``): single sessions send
         ``closeBacktestSession`` and wait for ``success``; parallel runs send ``closeSessionV1`` for unfinished
-        sub-sessions. Then the reader thread is joined.
-
-        A session closed mid-step (a continue in flight, e.g. the user left ``events()`` early) waits at most
-        :data:`CLOSE_ACK_GRACE_BUSY` for the ack: the ack queues behind every frame the server wrote meanwhile, and
-        reading that backlog only to discard it made such a close take seconds. The request is written either way
-        (before the close frame), so the server still ends the session."""
+        sub-sessions. Then the reader thread is joined. The whole close shares one ``timeout``."""
         timeout = self.config.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -275,9 +268,7 @@ class ControlConnection:
         if self._thread.is_alive() and self._created.is_set():
             route = self._mode.send_close()
             if route is not None:
-                left = max(0.0, deadline - time.monotonic())
-                busy = route.inflight is not None and not route.completed.is_set()
-                acked = route.acked.wait(min(left, CLOSE_ACK_GRACE_BUSY) if busy else left)
+                acked = route.acked.wait(max(0.0, deadline - time.monotonic()))
         if threading.current_thread() is self._thread:
             self._closing.set()
             return

@@ -153,7 +153,7 @@ class ReconnectSupervisor:
         up = self._up_since
         uptime = None if up is None else now - up
         long_up = uptime is not None and uptime >= cfg.reconnect_uptime_reset
-        healthy = up is not None and (self.made_progress or long_up)
+        healthy = self.made_progress or long_up  # new data counts even if the handshake did not finish
         self._up_since = None
         self.made_progress = False
         if healthy:  # that connection ended the outage before it; a new one starts now
@@ -170,6 +170,8 @@ class ReconnectSupervisor:
         self.history.append((self.failures, reason))
         verb = "re-established" if self.established else "established"
         if self.failures >= cfg.reconnect_attempts:
+            self._log.warning("%s: attempt %d/%d failed (%s); reconnect budget spent, giving up", self.what,
+                              self.failures, cfg.reconnect_attempts, reason)
             raise ConnectionLostError(f"{self.what} could not be {verb}: reconnect budget of "
                                       f"{cfg.reconnect_attempts} attempt(s) spent", self.history)
         delay = cfg.backoff_delay(self.failures)
@@ -177,6 +179,8 @@ class ReconnectSupervisor:
         if total > 0:
             left = self._outage_since + total - now
             if left <= 0:
+                self._log.warning("%s: attempt %d failed (%s); reconnect_max_total=%gs passed, giving up",
+                                  self.what, self.failures, reason, total)
                 raise ConnectionLostError(f"{self.what} could not be {verb} within reconnect_max_total="
                                           f"{total:g}s", self.history)
             delay = min(delay, left)

@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import events as ev
 from .builders import Continue
@@ -140,10 +140,10 @@ class _BaseSession:
 
     # ------------------------------------------------------------------ driving
 
-    def _encode_continue(self, cont: Continue) -> dict:
+    def _encode_continue(self, cont: Continue) -> Dict[str, Any]:
         return self._control.mode.encode_continue(self.session_id, cont)
 
-    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
+    def _encode_continue_to(self, slot: int, batch_index: int) -> Dict[str, Any]:
         return self._control.mode.encode_continue_to(self.session_id, slot, batch_index)
 
     def send_continue(self, cont: Optional[Continue] = None, *, advance_count: Optional[int] = None,

@@ -30,6 +30,7 @@ class ScriptedConnection:
         self.closed = False
         self._inbox: "queue.Queue[Any]" = queue.Queue()
         self._lock = threading.Lock()
+        self._pinged = threading.Condition(self._lock)
 
     # ------------------------------------------------------------------ server side (the test)
     def reply(self, method: str, params: Any = None, seq: Optional[int] = None) -> None:
@@ -51,6 +52,12 @@ class ScriptedConnection:
 
     def methods(self) -> List[str]:
         return [m.get("method", "") for m in self.sent]
+
+    def wait_pings(self, n: int, timeout: float = 5.0) -> None:
+        """Block until the client sent ``n`` pings on this connection."""
+        with self._lock:
+            if not self._pinged.wait_for(lambda: len(self.pings) >= n, timeout):
+                raise AssertionError(f"only {len(self.pings)} ping(s), expected {n}")
 
     # ------------------------------------------------------------------ client side (ConnectionLike)
     def send_json(self, obj: Any) -> None:
@@ -74,7 +81,9 @@ class ScriptedConnection:
     def ping(self, payload: bytes = b"") -> None:
         if self.closed:
             raise TransportError("ping failed: connection closed")
-        self.pings.append(payload)
+        with self._lock:
+            self.pings.append(payload)
+            self._pinged.notify_all()
         if self.server.answer_pings:
             self._inbox.put((OPCODE_PONG, payload))
 

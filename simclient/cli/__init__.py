@@ -3,16 +3,17 @@
     simclient ranges [--after DATE] [--before DATE] [--json]
     simclient run --start-slot S (--end-slot E | --slot-count N) [--parallel] [--program-id ID ...]
                   [--subscriptions transactions,account-diff] [--advance-count K] [--output-file run.json] [--local]
-    simclient compare BASELINE EXPERIMENT [regressions|improvements|balances]
-    simclient summarize FILE [--accounts A,B]
+    simclient compare BASELINE EXPERIMENT [regressions|improvements|balances] [--plot PNG]
+    simclient summarize FILE [--accounts A,B] [--plot PNG]
+    simclient export RUN.json [--format parquet|csv|jsonl] -o DIR
     simclient serve [--port 8900] [--api-key KEY] [--seed N] [--bundle-size N]
 
 Global options: ``--url`` (env ``SIMULATOR_URL``), ``--api-key`` (env ``SIMULATOR_API_KEY``; never printed or
-logged), ``-v``/``-vv`` (logging to stderr).
+logged), ``-v``/``-vv`` (logging to stderr, tracebacks of errors); before the command or after it.
 
 Exit codes: 0 success; 1 a session or sub-session failed (each failure is listed once, at the end); 2 usage,
 connection or authentication error; 130 interrupted (Ctrl-C: the run is closed and what was captured is written
-with ``"complete": false``).
+with ``"complete": false``); 141 stdout closed early (``| head``), quietly.
 
 Layout (one module per concern): :mod:`.app` ``main()`` and exit-code mapping, :mod:`.args` the parser,
 ``cmd_*`` one module per command (each adds its own sub-parser), :mod:`.engine` the run engine shared with

@@ -5,7 +5,7 @@ import argparse
 import os
 
 from .._version import __version__
-from . import cmd_ranges, cmd_results, cmd_run, cmd_serve
+from . import cmd_export, cmd_ranges, cmd_results, cmd_run, cmd_serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,5 +22,6 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_ranges.add_parser(sub)
     cmd_run.add_parser(sub)
     cmd_results.add_parsers(sub)
+    cmd_export.add_parser(sub)
     cmd_serve.add_parser(sub)
     return p

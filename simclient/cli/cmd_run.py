@@ -69,6 +69,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--subscriptions needs at least one --program-id (or --subscriptions none)")
         if args.advance_count is not None and args.advance_count < 1:
             raise UsageError("--advance-count must be >= 1")
+        if (args.output_file or "").lower().endswith(".parquet"):  # fail before the run, not after it
+            from ..results._arrow import require_pyarrow
+
+            try:
+                require_pyarrow("--output-file *.parquet")
+            except ImportError as exc:
+                raise UsageError(str(exc)) from None
         opts = RunOptions(start_slot=start, end_slot=end, parallel=args.parallel, program_ids=program_ids,
                           subscriptions=args.subscriptions, advance_count=args.advance_count)
         if args.workers is not None or args.scheduler:
@@ -129,7 +136,9 @@ def add_parser(sub: Any) -> None:
                                            "(default: transactions)")
     run.add_argument("--advance-count", type=int, metavar="K",
                      help="slots per continue (default: the whole range in one continue)")
-    run.add_argument("--output-file", "-o", metavar="FILE", help="write the run JSON here (- for stdout)")
+    run.add_argument("--output-file", "-o", metavar="FILE",
+                     help="write the run JSON here (- for stdout); FILE.parquet: Parquet tables instead (FILE.parquet "
+                          "= transactions, FILE.<table>.parquet the others; extra 'data')")
     run.add_argument("--local", action="store_true",
                      help="start an in-process local simulator and run against it (default program ids: its own)")
     run.add_argument("--local-seed", type=int, default=0, metavar="N", help="--local: chain seed (default 0)")

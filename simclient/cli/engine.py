@@ -328,6 +328,10 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
             json.dump(outcome.doc, sys.stdout)
             sys.stdout.write("\n")
             sys.stdout.flush()
+        elif output_file.lower().endswith(".parquet"):  # tables instead of JSON (issue 14)
+            from ..results import write_run_parquet
+
+            write_run_parquet(output_file, outcome.doc)
         else:
             write_run(output_file, outcome.doc)
         outcome.written = output_file

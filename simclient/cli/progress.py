@@ -469,16 +469,27 @@ def _terminal_columns(stream: TextIO) -> int:
         return 0
 
 
+def _in_notebook() -> bool:
+    """Running in a Jupyter kernel (stderr is not a terminal there, but tqdm.auto draws widget bars)."""
+    ipython = sys.modules.get("IPython")  # only if the user's process already imported it
+    get = getattr(ipython, "get_ipython", None)
+    try:
+        shell = get() if callable(get) else None
+    except Exception:  # noqa: BLE001 - a broken IPython is not our business
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def make_renderer(mode: str, model: ProgressModel, stream: TextIO = sys.stderr,
                   interval: Optional[float] = None) -> _Renderer:
-    """``mode``: ``auto`` (bars on a terminal, else lines), ``bars``, ``lines`` or ``none``."""
+    """``mode``: ``auto`` (bars on a terminal or in Jupyter, else lines), ``bars``, ``lines`` or ``none``."""
     if mode == "none":
         return NullRenderer(model, stream)
     if mode in ("auto", "bars"):
         is_tty = hasattr(stream, "isatty") and stream.isatty() and _terminal_columns(stream) > 0
-        if mode == "bars" or is_tty:
+        if mode == "bars" or is_tty or _in_notebook():
             try:
-                from tqdm import tqdm  # the `cli` extra; optional
+                from tqdm.auto import tqdm  # the `cli` extra; optional. auto: widget bars in Jupyter
             except ImportError:
                 log.debug("tqdm not installed: plain progress lines")
             else:

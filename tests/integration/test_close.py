@@ -1,4 +1,9 @@
-"""close() is bounded by one close_timeout and prompt when the user leaves the loop early (issue 16, item 9)."""
+"""close() is prompt when the user leaves the loop early (issue 16, item 9).
+
+It used to take the whole close_timeout (10 s): the local simulator executed a step without ever yielding its event
+loop, so it read the close request only after the step; a real server reads it at once. The test would fail with
+that simulator.
+"""
 from __future__ import annotations
 
 import threading

@@ -190,3 +190,20 @@ def test_reconnect_deadline_ends_the_outage() -> None:
     assert time.monotonic() - t0 < 2.0
     assert "reconnect_max_total=0.5s" in str(info.value) and "could not be established" in str(info.value)
     assert 1 < len(info.value.attempts) < 1000
+
+
+def test_flapping_subscriptions_of_a_parallel_run_each_spend_their_budget() -> None:
+    faults = FaultPlan()
+    with LocalSimulator(port=0, faults=faults) as sim:
+        def run() -> Any:
+            client = Client(sim.url, sim.api_key, fast_config(**FLAP_CONFIG))
+            with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=299)) as par:
+                faults.flap_subscriptions()
+                par.subscribe_transactions(sim.program_ids)
+                return par.drive(advance_count=1), len(par.sub_sessions)
+
+        box = _drive_in_thread(run, 15.0)
+        assert not box["alive"]
+        result, n = box["result"]
+        assert len(result.failures) == n and all("SubscriptionError" in f.reason for f in result.failures)
+        assert sim.stats["subscription_connections"] <= BUDGET * n  # each: budget 3, no storm

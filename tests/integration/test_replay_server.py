@@ -6,6 +6,8 @@ import os
 import sys
 import threading
 
+import pytest
+
 from simclient import Client, CreateSession
 from simclient import events as ev
 from simclient.local import LocalSimulator
@@ -18,13 +20,13 @@ import replay_server  # noqa: E402
 SLOTS = 60
 
 
-def _drive_single(url, api_key, programs, diff_programs):
+def _drive_single(url, api_key, programs, diff_programs, advance_count=SLOTS):
     client = Client(url, api_key, fast_config())
     out = {"control": [], "tx": [], "diffs": []}
     with client.start_session(CreateSession(start_slot=replay_server.FIRST_SLOT, slot_count=SLOTS - 1)) as s:
         s.subscribe_transactions(programs)
         s.subscribe_account_diffs(diff_programs)
-        completed = s.run(advance_count=SLOTS, on_event=lambda e: out[
+        completed = s.run(advance_count=advance_count, on_event=lambda e: out[
             "tx" if isinstance(e, ev.Transaction) else "diffs" if isinstance(e, ev.AccountDiff) else "control"
         ].append(e), timeout=10)
     assert isinstance(completed, ev.Completed)
@@ -45,13 +47,17 @@ class _Serving:
         self.thread.join(5)
 
 
-def test_replayed_single_session_gives_the_sdk_the_simulator_s_events():
-    rec = replay_server._record_single(SLOTS, subscribe=True)
+@pytest.mark.parametrize("step", [None, 1], ids=["one-continue", "one-slot-steps"])
+def test_replayed_single_session_gives_the_sdk_the_simulator_s_events(step):
+    rec = replay_server._record_single(SLOTS, subscribe=True, step=step)
     assert rec["diff_programs"] and rec["subs"]["transaction"]["frames"]
+    scenario = replay_server.Scenario("tx", rec)
+    assert len(scenario.steps) == (SLOTS if step else 1)
+    advance = step or SLOTS
     with LocalSimulator(port=0, bundle_size=1000, num_bundles=1, first_slot=replay_server.FIRST_SLOT) as sim:
-        direct = _drive_single(sim.url, sim.api_key, rec["programs"], rec["diff_programs"])
-    with _Serving({"tx": replay_server.Scenario("tx", rec)}) as base:
-        replayed = _drive_single(f"{base}/tx", replay_server.API_KEY, rec["programs"], rec["diff_programs"])
+        direct = _drive_single(sim.url, sim.api_key, rec["programs"], rec["diff_programs"], advance)
+    with _Serving({"tx": scenario}) as base:
+        replayed = _drive_single(f"{base}/tx", replay_server.API_KEY, rec["programs"], rec["diff_programs"], advance)
     assert direct["tx"] and direct["diffs"]
     assert replayed["tx"] == direct["tx"]
     assert sorted(replayed["diffs"], key=lambda d: d.key) == sorted(direct["diffs"], key=lambda d: d.key)
@@ -69,3 +75,14 @@ def test_replayed_parallel_run_holds_each_sub_session_until_its_continue():
             # one worker: the sub-sessions run one after another, so all but the first wait for their continue
             result = run.drive(max_workers=1)
         assert result.failures == [] and len(result.completed) == 4
+
+
+def test_benchmark_fails_loudly_when_the_server_is_not_twice_the_fastest_client():
+    import bench_replay
+
+    def runs(rate):
+        return [{"events": 1000, "wall": 1000 / rate, "cpu": 0.01}]
+
+    bench_replay.check_server({"tx": {"null": runs(300_000), "picows": runs(100_000), "sdk-orjson": runs(50_000)}})
+    with pytest.raises(SystemExit, match="REPLAY SERVER TOO SLOW.*picows"):
+        bench_replay.check_server({"tx": {"null": runs(150_000), "picows": runs(100_000)}})

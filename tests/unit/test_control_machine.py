@@ -33,7 +33,7 @@ from simclient.testing import fast_config
 URL = "ws://scripted.invalid/backtest"
 WAIT = 5.0
 #: tiny timeouts: every wait in these tests is over in well under a second
-CFG = fast_config(keepalive_interval=0.05, keepalive_deadline=1.0, backoff_initial=0.001, backoff_max=0.005,
+CFG = fast_config(keepalive_interval=0.05, keepalive_deadline=2.0, backoff_initial=0.001, backoff_max=0.005,
                   reconnect_attempts=3, reconnect_uptime_reset=60.0, handshake_timeout=1.0, create_timeout=1.0,
                   close_timeout=1.0)
 SID = "sess-1"
@@ -145,6 +145,34 @@ def test_create_parallel(closing: Any) -> None:
     assert isinstance(_next(cc.routes["b"]), ev.ReadyForContinue)
 
 
+def test_create_parallel_keeps_events_that_arrive_before_their_sub_session(closing: Any) -> None:
+    def handler(conn: ScriptedConnection, req: Dict[str, Any]) -> None:
+        if req["method"] == "createBacktestSession":  # reordered: b's first event before b's sessionCreated
+            conn.reply("sessionEventV2", {"session_id": "b", "seq_id": 1, "event": {"method": "slotNotification",
+                                                                                    "params": 106}})
+            for sid in ("a", "b"):
+                conn.reply("sessionCreated", {"session_id": sid, "rpc_endpoint": f"/backtest/{sid}"})
+            conn.reply("sessionEventV2", {"session_id": "b", "seq_id": 2, "event": {"method": "readyForContinue"}})
+            conn.reply("sessionsCreatedV2", {"control_session_id": "ctl", "session_ids": ["a", "b"],
+                                             "start_slots": [100, 106], "end_slots": [105, 110]})
+
+    cc = closing(_control(ScriptedServer(handler), parallel=True))
+    cc.wait_created()
+    b = cc.routes["b"]
+    assert _next(b) == ev.Slot(106) and isinstance(_next(b), ev.ReadyForContinue)
+    assert b.last_seq == 2
+
+
+def test_parallel_attach_sends_every_cursor(closing: Any) -> None:
+    server = ParallelServer()
+    cc = _parallel(closing, server)
+    cc.send_continue(cc.routes["b"], wire.encode_continue_v1("b", _cont()))
+    assert isinstance(_next(cc.routes["b"]), ev.ReadyForContinue)  # b: seq 2, a: seq 1
+    server.connections[0].drop()
+    conn2 = server.wait_connections(2)
+    assert conn2.sent[0] == wire.encode_attach_parallel("ctl", {"a": 1, "b": 2})
+
+
 def test_never_answered_create_is_one_attempt_and_pings_while_waiting(closing: Any) -> None:
     server = SingleServer()
     server.on_create = lambda conn: None  # read, never answered; pongs keep coming
@@ -153,7 +181,7 @@ def test_never_answered_create_is_one_attempt_and_pings_while_waiting(closing: A
         cc.wait_created()
     assert "did not answer the create" in str(info.value)
     assert len(server.connections) == 1 and len(server.sent("createBacktestSession")) == 1
-    assert len(server.connections[0].pings) >= 10  # 1 s wait, a ping every 0.05 s
+    assert len(server.connections[0].pings) >= 5  # 1 s wait, a ping every 0.05 s
 
 
 def test_create_whose_connection_dropped_is_sent_again(closing: Any) -> None:
@@ -506,7 +534,20 @@ def test_attach_and_resume_waits_ping(closing: Any) -> None:
     conn2 = server.wait_connections(2)
     cc.send_continue(route, {"method": "continue", "params": {}})
     assert isinstance(_next(route), ev.Slot)
-    assert len(conn2.pings) >= 8  # two waits of 0.4 s, a ping every 0.05 s
+    assert len(conn2.pings) >= 4  # two waits of 0.4 s, a ping every 0.05 s
+
+
+def test_idle_connection_pings_and_a_dead_one_is_replaced(closing: Any) -> None:
+    server = SingleServer()
+    cc, route = _running(closing, server)
+    first = server.connections[0]
+    first.wait_pings(5)  # idle in the message loop: a ping every keepalive_interval
+    assert len(server.connections) == 1  # pongs keep it alive
+    server.answer_pings = False  # the link goes silent: dead after keepalive_deadline (2 s)
+    conn2 = server.wait_connections(2)
+    assert conn2.methods()[0] == "attachBacktestSession"
+    server.answer_pings = True
+    assert cc.stats.reconnects == 1
 
 
 def test_subscriptions_ready_wait_pings_and_is_bounded(closing: Any) -> None:
@@ -519,7 +560,7 @@ def test_subscriptions_ready_wait_pings_and_is_bounded(closing: Any) -> None:
     server.connections[0].drop()
     conn2 = server.wait_connections(2)
     server.wait_connections(3)  # the 1 s bound passed: that attach counts as a failed attempt
-    assert len(conn2.pings) >= 10 and "resumeAttachedSession" not in conn2.methods()
+    assert len(conn2.pings) >= 5 and "resumeAttachedSession" not in conn2.methods()
     ready.set()
 
 
@@ -530,7 +571,7 @@ def test_parallel_replay_barrier_wait_pings(closing: Any) -> None:
     server.connections[0].drop()
     conn2 = server.wait_connections(2)
     server.wait_connections(3)
-    assert len(conn2.pings) >= 10 and conn2.pings[0].startswith(b"simclient-replay-barrier")
+    assert len(conn2.pings) >= 5 and conn2.pings[0].startswith(b"simclient-replay-barrier")
     server.answer_pings = True
     assert cc.routes["a"].last_seq == 1
 
@@ -634,6 +675,12 @@ def test_supervisor_policy() -> None:
         clock.now += 1
         delays.append(sup.lost("c"))
     assert delays == [1.0, 2.0] and sup.failures == 2
+    sup.begin_attempt()
+    sup.made_progress = True  # a replay delivered new events, then the handshake broke: still progress
+    assert sup.lost("c2") == 1.0 and sup.failures == 0
+    for _ in range(2):
+        sup.begin_attempt()  # connect refused: failed attempts
+        sup.lost("refused")
     sup.begin_attempt()
     with pytest.raises(ConnectionLostError) as info:
         sup.lost("d")
