@@ -329,3 +329,91 @@ def test_cli_fails_at_once_with_one_line(servers, tmp_path, case) -> None:
     assert KEY not in proc.stderr and KEY not in proc.stdout
     assert elapsed < FAST + 3.0, f"took {elapsed:.1f}s"  # the interpreter's own start-up is included here
     assert sum(1 for r in srv.requests if "available-ranges" not in r[1]) <= 1
+
+
+# ------------------------------------------------------------------------------------------------ reads over TLS
+
+
+class _TlsWsServer:
+    """aiohttp WebSocket server over TLS on loopback, in its own thread: sends what it is told, echoes text."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        self.loop = asyncio.new_event_loop()
+        self.ws: Any = None
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-tls-ws", daemon=True)
+        self._thread.start()
+
+        async def handle(request: Any) -> Any:
+            ws = web.WebSocketResponse(autoping=True, max_msg_size=16 << 20)
+            await ws.prepare(request)
+            self.ws = ws
+            self.connected.set()
+            async for msg in ws:
+                if msg.type == web.WSMsgType.TEXT:
+                    await ws.send_str(msg.data)
+            return ws
+
+        async def start() -> Any:
+            app = web.Application()
+            app.router.add_get("/backtest", handle)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+            await site.start()
+            return runner
+
+        self.runner = asyncio.run_coroutine_threadsafe(start(), self.loop).result(5)
+        self.port = self.runner.addresses[0][1]
+
+    def send(self, *texts: str) -> None:
+        import asyncio
+
+        async def go() -> None:
+            for t in texts:
+                await self.ws.send_str(t)
+        asyncio.run_coroutine_threadsafe(go(), self.loop).result(5)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+def test_reads_over_tls_wait_for_data_and_time_out_like_plain_tcp(tmp_path) -> None:
+    pytest.importorskip("aiohttp")
+    from simclient.transport import OPCODE_TEXT, Connection
+
+    cert, key = _self_signed(str(tmp_path))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv = _TlsWsServer(ctx)
+    try:
+        conn = Connection.open(f"wss://127.0.0.1:{srv.port}/backtest", KEY, timeout=5, send_timeout=5, ca_bundle=cert)
+        try:
+            assert srv.connected.wait(5)
+            started = time.monotonic()
+            assert conn.recv(0.2) is None  # nothing sent: the wait ends on its own deadline
+            assert 0.15 <= time.monotonic() - started < FAST
+            small = [f'{{"n":{i},"pad":"{"x" * (i % 300)}"}}' for i in range(300)]
+            srv.send(*small)  # many frames, several TLS records, read through the TLS buffer
+            got = [conn.recv(5) for _ in small]
+            assert [g[1].decode() for g in got if g is not None] == small
+            big = "y" * (3 << 20)
+            conn.send_text(big)  # echoed back: a frame spanning many records
+            frame = conn.recv(5)
+            assert frame is not None and frame[0] == OPCODE_TEXT and len(frame[1]) == len(big)
+            srv.send(f"echo of {KEY}")
+            assert conn.recv(5) == (OPCODE_TEXT, b"echo of ***")  # a keyed connection scrubs, over TLS too
+            assert conn.recv(0.1) is None
+        finally:
+            conn.close(timeout=1)
+    finally:
+        srv.close()

@@ -86,3 +86,18 @@ def test_large_create_to_a_server_that_stops_reading_fails_within_the_send_timeo
     assert sim.stats["control_connections"] == 1  # one attempt: the connection was up, the server did not read
     assert sim.stats["read_stops"] == 1
     sim.faults.clear()
+
+
+def test_stop_reading_after_counted_frames_pauses_live_control_and_subscription_sockets(sim) -> None:
+    create = CreateSession(start_slot=sim.first_slot, slot_count=49)
+    with _client(sim).start_session(create) as session:
+        session.subscribe_transactions(sim.program_ids)
+        events = session.events(timeout=20)
+        next(e for e in events if isinstance(e, ev.ReadyForContinue))
+        sim.faults.stop_reading(1.0, after_frames=3)  # three control frames into the next step
+        session.send_continue(advance_count=10)
+        for event in events:
+            if isinstance(event, ev.ReadyForContinue):
+                session.send_continue(advance_count=10)
+        assert session.stats.reconnects == 0
+    assert sim.stats["read_stops"] == 2  # the control socket and the subscription socket
