@@ -55,12 +55,12 @@ class ClientConfig:
     backoff_jitter: float = 0.2
     reconnect_attempts: int = 10
     reconnect_uptime_reset: float = 60.0
-    reconnect_max_total: float = 600.0
     completion_drain_timeout: float = 60.0
     eos_silence: float = 1.0
     close_timeout: float = 10.0
     rpc_timeout: float = 30.0
     http_retries: int = 3
+    reconnect_max_total: float = 600.0  # last: positional construction of the older fields keeps working
 
     def __post_init__(self) -> None:
         for f in fields(self):
