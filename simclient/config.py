@@ -72,7 +72,6 @@ class ClientConfig:
     backoff_jitter: float = 0.2
     reconnect_attempts: int = 10
     reconnect_uptime_reset: float = 60.0
-    reconnect_max_total: float = 600.0
     completion_drain_timeout: float = 60.0
     eos_silence: float = 1.0
     close_timeout: float = 10.0
@@ -81,6 +80,7 @@ class ClientConfig:
     send_timeout: float = 30.0
     ca_bundle: Optional[str] = None
     step_barrier: bool = True
+    reconnect_max_total: float = 600.0  # last: positional construction of the older fields keeps working
 
     def __post_init__(self) -> None:
         if self.ca_bundle is not None and not isinstance(self.ca_bundle, (str, os.PathLike)):

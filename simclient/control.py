@@ -187,8 +187,12 @@ class Route:
 class ControlConnection:
     """Owns one control WebSocket and its reader thread (``simclient-control-<id>``).
 
-    ``parallel=False``: one session, top-level ``seqId`` cursors, ``attachBacktestSession`` + resume.
-    ``parallel=True``: N sub-sessions multiplexed as ``sessionEventV2``, ``attachParallelControlSessionV2``.
+    ``parallel=False``: one session, top-level ``seqId`` cursors, ``attachBacktestSession`` + resume
+    (:class:`SingleMode`). ``parallel=True``: N sub-sessions multiplexed as ``sessionEventV2``,
+    ``attachParallelControlSessionV2`` (:class:`ParallelMode`).
+
+    Threads: the reader thread owns the socket and every route's cursor; ``send_continue``, ``send_request`` and
+    ``close`` may be called from any thread; each route's ``sink`` has one consumer (its session's thread).
     """
 
     def __init__(self, url: str, api_key: Optional[str], config: ClientConfig, create: Any, parallel: bool,
@@ -203,7 +207,6 @@ class ControlConnection:
         #: what differs between one session and a parallel run: create, attach, routing, "finished", close, and
         #: the encoding of continues
         self.mode: _Mode = ParallelMode(self) if parallel else SingleMode(self)
-        self._mode = self.mode
         self._create_request = wire.encode_create(create, parallel=parallel)
         self.resumable = create.disconnect_timeout_secs > 0
         self.stats = ControlStats()
@@ -283,7 +286,7 @@ class ControlConnection:
             self._close_requested = True
         acked = False
         if self._thread.is_alive() and self._created.is_set():
-            route = self._mode.send_close()
+            route = self.mode.send_close()
             if route is not None:
                 acked = route.acked.wait(max(0.0, deadline - time.monotonic()))
         if threading.current_thread() is self._thread:
@@ -418,18 +421,18 @@ class ControlConnection:
         if not self._created.is_set():
             with self._lock:  # a drop mid-create retries the create from scratch
                 self.routes = {}
-                self._mode.reset()
+                self.mode.reset()
             try:
                 conn.send_json(self._create_request)
             except SendTimeout as exc:  # the connection is up but the server does not read: one attempt
                 raise Timeout(f"create: {exc}") from None
-            self._mode.create(reader)
+            self.mode.create(reader)
             with self._lock:
                 self._up = True
             self._created.set()
             self._sup.made_progress = True  # a session exists now: this connection was worth it
         else:
-            self._mode.attach(reader)
+            self.mode.attach(reader)
 
     def _read_until(self, reader: LinkReader, timeout: float, stop: Callable[[Any, Optional[int]], bool],
                     what: str) -> None:
@@ -479,7 +482,7 @@ class ControlConnection:
     def _message_loop(self, conn: ConnectionLike, reader: LinkReader) -> Optional[str]:
         """Read until the work is done (None) or the connection is lost (the reason)."""
         recv = reader.recv
-        route = self._mode.route
+        route = self.mode.route
         while True:
             if self._closing.is_set():
                 return None
@@ -513,12 +516,12 @@ class ControlConnection:
 
     def _finished(self) -> bool:
         """All work done (see the mode's ``finished``)."""
-        return bool(self.routes) and self._mode.finished()
+        return bool(self.routes) and self.mode.finished()
 
     @property
     def _route_single(self) -> Callable[[Optional[int], Any], None]:
         """The frame router (kept under this name for benchmarks/bench_hotpath.py)."""
-        return self._mode.route
+        return self.mode.route
 
     def _decode(self, payload: Any) -> Optional[wire.Frame]:
         try:

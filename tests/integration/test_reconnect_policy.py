@@ -126,7 +126,8 @@ def test_frequent_drops_with_progress_never_spend_the_budget(advance: int) -> No
             cap = drive(session, advance, timeout=20.0)
             reconnects = session.stats.control_reconnects
         assert cap.completed is not None
-        assert reconnects > BUDGET * 3 and sim.stats["control_drops"] == reconnects
+        # every fault drop is a reconnect (a loaded machine may add a keepalive one): far more than the budget
+        assert sim.stats["control_drops"] > BUDGET * 3 and reconnects >= sim.stats["control_drops"]
         slots_seen = [e.slot for e in cap.control if isinstance(e, ev.Slot)]
         assert slots_seen == sorted(set(slots_seen))  # no replay delivered twice
         end = sim.first_slot + slots - 1

@@ -695,3 +695,30 @@ def test_supervisor_pause_is_interrupted_by_stop() -> None:
 
     with pytest.raises(Stopped):
         sup.pause(30.0)
+
+
+# ====================================================================== the seam, end to end through Client
+
+
+def test_client_connection_factory_carries_control_and_subscriptions() -> None:
+    from simclient import Client
+
+    server = SingleServer()
+    real = server.on_send
+
+    def with_subscriptions(conn: ScriptedConnection, req: Dict[str, Any]) -> None:
+        if req.get("method") == "transactionSubscribe":
+            conn.reply_raw(wire.dumps({"jsonrpc": "2.0", "id": req["id"], "result": 7}))
+            return
+        real(conn, req)
+
+    server.on_send = with_subscriptions  # type: ignore[method-assign]
+    client = Client(URL, "secret-key", CFG, connection_factory=server)
+    with client.start_session(CreateSession(start_slot=100, slot_count=10)) as session:
+        session.subscribe_transactions(["prog"])
+        assert isinstance(session.next_event(WAIT), ev.ReadyForContinue)
+        session.send_continue(advance_count=1, timeout=WAIT)  # gated on the scripted subscription's ack
+        assert isinstance(session.next_event(WAIT), ev.Slot)
+    urls = [c.url for c in server.connections]
+    assert urls == [URL, "ws://scripted.invalid/backtest/sess-1"]
+    assert server.connections[0].methods()[-1] == "closeBacktestSession"
