@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections import Counter
@@ -35,6 +36,8 @@ from . import events as ev
 
 __all__ = [
     "RunFileError",
+    "OutputPathError",
+    "check_output_path",
     "RunRecorder",
     "transaction_record",
     "write_run",
@@ -256,25 +259,34 @@ class RunRecorder:
             sessions = sorted(self._sessions.values(), key=lambda s: (s.start_slot, s.session_id))
             failures = list(self._failures)
             unattributed = list(self._unattributed)
-        metadata: Dict[str, Any] = {
-            "start_slot": self.start_slot,
-            "end_slot": self.end_slot,
-            "program_id": self.program_ids[0] if len(self.program_ids) == 1 else (
-                ",".join(self.program_ids) if self.program_ids else None),
-            "program_ids": list(self.program_ids),
-            "session_ids": [s.session_id for s in sessions],
-            "timestamp": _utc_now(),
-            "complete": bool(complete),
-            "interrupted": bool(interrupted),
-            "sessions": [{"session_id": s.session_id, "start_slot": s.start_slot, "end_slot": s.end_slot,
-                          "completed": s.completed, **({"error": s.error} if s.error else {})} for s in sessions],
-            "failures": failures,
-        }
-        metadata.update(self.extra_metadata)
+        metadata = run_metadata(self.start_slot, self.end_slot, self.program_ids, sessions, failures, complete,
+                                interrupted, self.extra_metadata)
         doc: Dict[str, Any] = {"metadata": metadata, "transactions": records, "summary": _summary(records)}
         if unattributed:
             doc["unattributed_account_diffs"] = unattributed
         return doc
+
+
+def run_metadata(start_slot: int, end_slot: int, program_ids: Sequence[str], sessions: Sequence[_SessionInfo],
+                 failures: Sequence[Mapping[str, Any]], complete: bool, interrupted: bool,
+                 extra: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``metadata`` object (shared by :class:`RunRecorder` and the streamed writer); ``sessions`` in range order."""
+    metadata: Dict[str, Any] = {
+        "start_slot": start_slot,
+        "end_slot": end_slot,
+        "program_id": program_ids[0] if len(program_ids) == 1 else (
+            ",".join(program_ids) if program_ids else None),
+        "program_ids": list(program_ids),
+        "session_ids": [s.session_id for s in sessions],
+        "timestamp": _utc_now(),
+        "complete": bool(complete),
+        "interrupted": bool(interrupted),
+        "sessions": [{"session_id": s.session_id, "start_slot": s.start_slot, "end_slot": s.end_slot,
+                      "completed": s.completed, **({"error": s.error} if s.error else {})} for s in sessions],
+        "failures": list(failures),
+    }
+    metadata.update(extra)
+    return metadata
 
 
 def _summary(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
@@ -291,14 +303,66 @@ def _summary(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
 # ------------------------------------------------------------------------------------------ reading / writing
 
 
-def write_run(path: str, doc: Mapping[str, Any]) -> None:
-    """Write ``doc`` to ``path`` atomically (a temp file in the same directory, then ``os.replace``)."""
+class OutputPathError(RunFileError):
+    """The run file cannot be written where asked (missing directory, a directory, a read-only location)."""
+
+
+def check_output_path(path: str) -> str:
+    """Fail fast, before a run starts, when ``path`` cannot be written; returns its directory (``-``: stdout).
+
+    Creates (and removes) a probe file in the directory: permission bits alone do not tell (root, read-only
+    mounts, /proc)."""
+    if path == "-":
+        return ""
+    if os.path.isdir(path):
+        raise OutputPathError(f"--output-file {path!r} is a directory")
     directory = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.exists(directory):
+        raise OutputPathError(f"--output-file {path!r}: directory {directory!r} does not exist")
+    if not os.path.isdir(directory):
+        raise OutputPathError(f"--output-file {path!r}: {directory!r} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".simclient-check-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputPathError(f"--output-file {path!r}: cannot write in {directory!r} "
+                              f"({exc.strerror or exc})") from None
+    return directory
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it (briefly process-wide)
+    os.umask(mask)
+    return mask
+
+
+def target_mode(path: str) -> int:
+    """The mode the renamed file should have: the existing target's, else what ``open()`` would give."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def write_run(path: str, doc: Mapping[str, Any]) -> None:
+    """Write ``doc`` to ``path`` atomically (a temp file in the same directory, then ``os.replace``); an existing
+    target's mode is kept (mkstemp makes 0600 files)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    mode = target_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=".simclient-run-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, separators=(",", ":"))
             fh.write("\n")
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

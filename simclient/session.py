@@ -22,7 +22,7 @@ from .control import ControlConnection, Route
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
 from .rpc import RpcClient
 from .stats import SessionStats
-from .subscriptions import ACCOUNT_DIFFS, TRANSACTIONS, EndOfStream, ReconnectCoordinator, Subscription
+from .subscriptions import ACCOUNT_DIFFS, TRANSACTIONS, EndOfStream, ReconnectCoordinator, SlotMark, Subscription
 
 log = logging.getLogger("simclient.session")
 
@@ -45,6 +45,8 @@ class _BaseSession:
         self._close_lock = threading.Lock()
         self._drain: Optional[List[Any]] = None
         self._ended: set = set()  # subscriptions whose EndOfStream marker was read from the queue
+        self._marks: dict = {}  # subscription -> slot of its newest SlotMark read from the queue
+        self._through: Optional[int] = None  # cached delivered_through (None: recompute)
 
     # ------------------------------------------------------------------ identity
 
@@ -112,6 +114,7 @@ class _BaseSession:
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator)
         self._subscriptions.append(sub)
+        self._through = None
         sub.start()
 
     def _subscriptions_ready(self) -> bool:
@@ -179,8 +182,13 @@ class _BaseSession:
                     return self._start_drain(item)  # type: ignore[arg-type]
                 self._route.stats.events_delivered += 1
                 return item
+            if kind is SlotMark:
+                self._marks[item.subscription] = item.slot
+                self._through = None
+                continue
             if kind is EndOfStream:
                 self._ended.add(item.subscription)
+                self._through = None
                 continue
             self._finished = True
             if item is _CLOSED:
@@ -188,6 +196,25 @@ class _BaseSession:
             if isinstance(item, BaseException):
                 raise item
             raise SimclientError(f"unexpected queue item {item!r}")  # pragma: no cover
+
+    @property
+    def delivered_through(self) -> int:
+        """The highest slot S such that every subscription's events at slots <= S have already been returned by
+        :meth:`next_event` / :meth:`events` (the range's end once every subscription ended; ``start - 1`` before
+        anything arrived). A subscription delivers in slot order, so nothing at or below S can still come: the
+        streamed run writer finalises records up to here. A subscription that is silent for a long stretch holds
+        this back (there is no data-plane heartbeat to move it)."""
+        through = self._through
+        if through is None:
+            start, end = self._route.range or (0, 0)
+            through = end
+            for sub in self._subscriptions:
+                if sub in self._ended:
+                    continue
+                mark = self._marks.get(sub)
+                through = min(through, (start if mark is None else mark) - 1)
+            self._through = through
+        return through
 
     def _get(self, timeout: Optional[float]) -> Any:
         try:
@@ -223,6 +250,8 @@ class _BaseSession:
                 break
             if type(item) is EndOfStream:
                 self._ended.add(item.subscription)
+                continue
+            if type(item) is SlotMark:
                 continue
             buffered.append(item)
             deadline = time.monotonic() + idle

@@ -43,6 +43,17 @@ class EndOfStream:
         self.subscription = subscription
 
 
+class SlotMark:
+    """Queue marker put before a subscription's first event of a new slot: a consumer that reads it has seen every
+    event of that subscription at lower slots (what :attr:`Session.delivered_through` is computed from)."""
+
+    __slots__ = ("subscription", "slot")
+
+    def __init__(self, subscription: "Subscription", slot: int):
+        self.subscription = subscription
+        self.slot = slot
+
+
 class ReconnectCoordinator:
     """Lets at most one subscription of a parallel batch reconnect at a time while its siblings stream."""
 
@@ -343,5 +354,6 @@ class Subscription:
         else:
             self.last_slot = slot
             self._seen = {key}
+            self.sink.put(SlotMark(self, slot))
         self.sink.put(event)
         return False
