@@ -71,6 +71,9 @@ class RunSink(Protocol):
 class JsonRunSink:
     """Writes the run JSON (see the module docstring). ``path`` ``"-"``: stdout, spooled in a temp directory.
 
+    ``parallel`` False: the first session is streamed straight into the file (no copy at the end); sessions added
+    after it must have later ranges. True: every session has its own spool, put in range order at the end.
+
     The constructor checks the output location (:func:`simclient.runfile.check_output_path`) and creates the temp
     file, so an unusable path fails before the run starts."""
 
