@@ -531,63 +531,82 @@ def render_comparison(cmp: Comparison, section: Optional[str] = None, limit: int
 
 def summarize_run(doc: Mapping[str, Any], accounts: Sequence[str] = ()) -> Dict[str, Any]:
     """Totals of a run document, plus per-account totals for ``accounts``."""
-    txs = list(doc.get("transactions") or [])
-    meta = doc.get("metadata") or {}
-    summary = _summary(txs)
-    slots = [t.get("slot") for t in txs if isinstance(t.get("slot"), int)]
-    programs: Counter = Counter()
-    errors: Counter = Counter()
-    diffs = 0
-    for t in txs:
+    acc = SummaryAccumulator(accounts)
+    for t in doc.get("transactions") or []:
+        acc.add(t)
+    return acc.result(doc.get("metadata") or {}, doc.get("summary"))
+
+
+class SummaryAccumulator:
+    """:func:`summarize_run` one record at a time (``simclient summarize`` streams the file through this)."""
+
+    def __init__(self, accounts: Sequence[str] = ()):
+        self.accounts = list(accounts)
+        self.total = self.successes = self.failures = 0
+        self.slots: set = set()
+        self.first_slot: Optional[int] = None
+        self.last_slot: Optional[int] = None
+        self.programs: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.diffs = 0
+        self.per: Dict[str, Dict[str, Any]] = {
+            a: {"transactions": 0, "sol_change": 0, "token_changes": Counter(), "writes": 0,
+                "lamports_before": None, "lamports_after": None} for a in self.accounts}
+
+    def add(self, t: Mapping[str, Any]) -> None:
+        self.total += 1
+        if t.get("success") is True:
+            self.successes += 1
+        elif t.get("success") is False:
+            self.failures += 1
+            self.errors[json.dumps(t.get("error"), sort_keys=True)] += 1
+        slot = t.get("slot")
+        if isinstance(slot, int):
+            self.slots.add(slot)
+            self.first_slot = slot if self.first_slot is None else min(self.first_slot, slot)
+            self.last_slot = slot if self.last_slot is None else max(self.last_slot, slot)
         for p in t.get("programs") or []:
-            programs[p] += 1
-        if t.get("success") is False:
-            errors[json.dumps(t.get("error"), sort_keys=True)] += 1
-        diffs += len(t.get("account_diffs") or {})
-    known = summary["successes"] + summary["failures"]
-    out: Dict[str, Any] = {
-        "start_slot": meta.get("start_slot"),
-        "end_slot": meta.get("end_slot"),
-        "complete": meta.get("complete"),
-        "sessions": len(meta.get("session_ids") or []),
-        "total": summary["total"],
-        "successes": summary["successes"],
-        "failures": summary["failures"],
-        "success_rate": (summary["successes"] / known) if known else None,
-        "slots_with_transactions": len(set(slots)),
-        "first_slot": min(slots) if slots else None,
-        "last_slot": max(slots) if slots else None,
-        "account_diffs": diffs,
-        "top_programs": programs.most_common(10),
-        "top_errors": errors.most_common(5),
-        "file_summary": doc.get("summary"),
-    }
-    if accounts:
-        per: Dict[str, Dict[str, Any]] = {}
-        for acc in accounts:
-            touched = sol = writes = 0
-            tokens: Counter = Counter()
-            first_before = last_after = None
-            for t in txs:
-                hit = False
-                if acc in (t.get("sol_changes") or {}):
-                    sol += int(t["sol_changes"][acc])
-                    hit = True
-                for mint, delta in ((t.get("token_changes") or {}).get(acc) or {}).items():
-                    tokens[mint] += int(delta)
-                    hit = True
-                diff = (t.get("account_diffs") or {}).get(acc)
-                if diff is not None:
-                    writes += 1
-                    hit = True
-                    if first_before is None:
-                        first_before = (diff.get("before") or {}).get("lamports")
-                    last_after = (diff.get("after") or {}).get("lamports")
-                touched += hit
-            per[acc] = {"transactions": touched, "sol_change": sol, "token_changes": dict(tokens),
-                        "writes": writes, "lamports_before": first_before, "lamports_after": last_after}
-        out["accounts"] = per
-    return out
+            self.programs[p] += 1
+        self.diffs += len(t.get("account_diffs") or {})
+        for acc, a in self.per.items():
+            hit = False
+            if acc in (t.get("sol_changes") or {}):
+                a["sol_change"] += int(t["sol_changes"][acc])
+                hit = True
+            for mint, delta in ((t.get("token_changes") or {}).get(acc) or {}).items():
+                a["token_changes"][mint] += int(delta)
+                hit = True
+            diff = (t.get("account_diffs") or {}).get(acc)
+            if diff is not None:
+                a["writes"] += 1
+                hit = True
+                if a["lamports_before"] is None:
+                    a["lamports_before"] = (diff.get("before") or {}).get("lamports")
+                a["lamports_after"] = (diff.get("after") or {}).get("lamports")
+            a["transactions"] += hit
+
+    def result(self, meta: Mapping[str, Any], file_summary: Any) -> Dict[str, Any]:
+        known = self.successes + self.failures
+        out: Dict[str, Any] = {
+            "start_slot": meta.get("start_slot"),
+            "end_slot": meta.get("end_slot"),
+            "complete": meta.get("complete"),
+            "sessions": len(meta.get("session_ids") or []),
+            "total": self.total,
+            "successes": self.successes,
+            "failures": self.failures,
+            "success_rate": (self.successes / known) if known else None,
+            "slots_with_transactions": len(self.slots),
+            "first_slot": self.first_slot,
+            "last_slot": self.last_slot,
+            "account_diffs": self.diffs,
+            "top_programs": self.programs.most_common(10),
+            "top_errors": self.errors.most_common(5),
+            "file_summary": file_summary,
+        }
+        if self.accounts:
+            out["accounts"] = {acc: dict(a, token_changes=dict(a["token_changes"])) for acc, a in self.per.items()}
+        return out
 
 
 def render_summary(s: Mapping[str, Any], names: Optional[Mapping[str, str]] = None) -> str:
