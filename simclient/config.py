@@ -35,6 +35,12 @@ class ClientConfig:
         close_timeout: graceful close (close request + close frame) and joining every thread.
         rpc_timeout: one HTTP JSON-RPC request on the per-session endpoint.
         http_retries: attempts for idempotent HTTP reads (``available_ranges``) on connection errors / 5xx.
+        max_buffered_events: flow control (:mod:`simclient.flow`): a ``continue`` of many slots is sent in windows
+            sized so that about ``max_buffered_events - low_water`` events arrive per window, and the next window
+            goes out only once the consumer reached the previous one's end and at most
+            ``buffered_events_low_water`` events are queued. Bounds a slow consumer's memory per (sub-)session;
+            the windows' ReadyForContinue events are hidden. 0: off (one wire continue per ``send_continue``).
+        buffered_events_low_water: see ``max_buffered_events``; 0 means half of it.
     """
 
     connect_timeout: float = 30.0
@@ -53,6 +59,8 @@ class ClientConfig:
     close_timeout: float = 10.0
     rpc_timeout: float = 30.0
     http_retries: int = 3
+    max_buffered_events: int = 5000
+    buffered_events_low_water: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -63,6 +71,8 @@ class ClientConfig:
             raise ValueError("ClientConfig.reconnect_attempts must be >= 1")
         if self.backoff_multiplier < 1:
             raise ValueError("ClientConfig.backoff_multiplier must be >= 1")
+        if self.max_buffered_events and self.buffered_events_low_water >= self.max_buffered_events:
+            raise ValueError("ClientConfig.buffered_events_low_water must be below max_buffered_events")
         if self.keepalive_interval <= 0 or self.keepalive_deadline <= 0:
             raise ValueError("ClientConfig.keepalive_interval and keepalive_deadline must be > 0")
 

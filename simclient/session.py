@@ -19,6 +19,7 @@ from . import protocol as wire
 from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
+from .flow import FlowControl
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
 from .rpc import RpcClient
 from .stats import SessionStats
@@ -47,6 +48,7 @@ class _BaseSession:
         self._ended: set = set()  # subscriptions whose EndOfStream marker was read from the queue
         self._marks: dict = {}  # subscription -> slot of its newest SlotMark read from the queue
         self._through: Optional[int] = None  # cached delivered_through (None: recompute)
+        self._flow = FlowControl(config.max_buffered_events, config.buffered_events_low_water)
 
     # ------------------------------------------------------------------ identity
 
@@ -146,6 +148,19 @@ class _BaseSession:
             raise ValueError("give either a Continue or advance_count, not both")
         if not isinstance(cont, Continue):
             raise TypeError(f"send_continue takes a Continue, got {type(cont).__name__}")
+        cont = self._flow.split(cont, self._route.stats.events_delivered)  # flow control: maybe a first window
+        self._wait_subscriptions_up()
+        self._control.send_continue(self._route, self._encode_continue(cont))
+
+    def _flow_send(self) -> None:
+        """Flow control: send the next window of the user's advance if the queue has drained to low-water."""
+        flow = self._flow
+        cont = flow.next_window(self._route.sink.qsize(), self._route.stats.events_delivered)
+        stats = self._route.stats
+        stats.flow_waits = flow.waits
+        if cont is None:
+            return
+        stats.flow_windows = flow.windows
         self._wait_subscriptions_up()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
@@ -154,6 +169,7 @@ class _BaseSession:
         for name, value in (("slot", slot), ("batch_index", batch_index)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        self._flow.reset()
         self._wait_subscriptions_up()
         self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index))
 
@@ -175,11 +191,18 @@ class _BaseSession:
         if self._finished:
             return None
         while True:
+            if self._flow.waiting:  # before blocking: the next window may be due (the queue drained)
+                self._flow_send()
             item = self._get(timeout)
             kind = type(item)
             if isinstance(item, ev.Event):
                 if kind is ev.Completed:
+                    self._flow.reset()
                     return self._start_drain(item)  # type: ignore[arg-type]
+                if kind is ev.ReadyForContinue and self._flow.remaining:  # a window's end: hidden
+                    self._flow.on_ready(self._route.stats.events_delivered)
+                    self._flow_send()
+                    continue
                 self._route.stats.events_delivered += 1
                 return item
             if kind is SlotMark:

@@ -28,6 +28,8 @@ class SessionStats:
     events_delivered: int = 0
     continues_resent: int = 0
     frames_discarded: int = 0
+    flow_windows: int = 0   # wire continues beyond the user's own (flow control split an advance into windows)
+    flow_waits: int = 0     # windows that waited for the consumer to drain the queue
 
     @property
     def reconnects(self) -> int:
