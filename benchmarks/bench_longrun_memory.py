@@ -162,7 +162,7 @@ def run(quick: bool = False, contrast: bool = False, pairs: int = 2, baseline: s
                     print(f"    run {n:>6} slots  baseline writer:  RSS {old[n]['rss'] / MiB:7.1f} MiB  "
                           f"wall {old[n]['wall']:6.1f}s  file {old[n]['size'] / MiB:7.1f} MiB", flush=True)
             walls_new, walls_old = [new[mid]["wall"]], [old[mid]["wall"]]
-            for i in range(max(0, pairs - 1)):
+            for _ in range(max(0, pairs - 1)):
                 o = _cli(sim, mid, os.path.join(work, f"old-{mid}.json"), old_client)
                 w = _cli(sim, mid, os.path.join(work, f"new-{mid}.json"), None)
                 walls_old.append(o["wall"])
