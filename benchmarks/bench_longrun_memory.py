@@ -63,8 +63,9 @@ def consumer_worker(args: argparse.Namespace) -> None:
     counts: Dict[str, int] = {}
     started = time.monotonic()
     with client.start_session(CreateSession(start_slot=FIRST_SLOT, slot_count=args.slots - 1)) as s:
-        s.subscribe_transactions(programs)
-        s.subscribe_account_diffs(programs)
+        if not args.no_subs:
+            s.subscribe_transactions(programs)
+            s.subscribe_account_diffs(programs)
         for event in s.events():
             name = type(event).__name__
             counts[name] = counts.get(name, 0) + 1
@@ -139,7 +140,8 @@ def _flipped_copy(src: str, dst: str) -> None:
         out.write("]," + ",".join(f'"{k}":{enc(v)}' for k, v in reader.top.items()) + "}")
 
 
-def run(quick: bool = False, contrast: bool = False, pairs: int = 2, baseline: str = BASELINE) -> Dict[str, Any]:
+def run(quick: bool = False, contrast: bool = False, pairs: int = 2, baseline: str = BASELINE,
+        flow_pairs: int = 3) -> Dict[str, Any]:
     sizes = (500, 2000, 5000) if quick else (1000, 5000, 20000)
     mid = sizes[1]
     slow_slots = 1000 if quick else 5000
@@ -178,10 +180,27 @@ def run(quick: bool = False, contrast: bool = False, pairs: int = 2, baseline: s
             result.update({"new": new, "old": old, "rss_growth": growth, "wall_ratios": ratios,
                            "equal_records": same})
 
-            def consumer(delay: float, flow: int) -> Dict[str, Any]:
+            def consumer(delay: float, flow: int, slots: int = slow_slots, subs: bool = True) -> Dict[str, Any]:
                 return run_worker("bench_longrun_memory.py", [
-                    "--kind", "consumer", "--url", sim.url, "--programs", programs, "--slots", str(slow_slots),
-                    "--delay-ms", str(delay), "--flow", str(flow)], timeout=3600)
+                    "--kind", "consumer", "--url", sim.url, "--programs", programs, "--slots", str(slots),
+                    "--delay-ms", str(delay), "--flow", str(flow)] + ([] if subs else ["--no-subs"]), timeout=3600)
+
+            # flow control must not slow a fast consumer: default vs off, alternating, on both streams
+            for label, slots, subs in (("control + both subscriptions", slow_slots, True),
+                                       ("control only", sizes[-1], False)):
+                on_off = []
+                for _ in range(flow_pairs):
+                    off = consumer(0, 0, slots, subs)
+                    on = consumer(0, -1, slots, subs)
+                    if on["events"] != off["events"]:
+                        raise AssertionError(f"flow control changed the events: {on['events']} vs {off['events']}")
+                    on_off.append((off["wall"] / on["wall"], on["stats"]["flow_windows"]))
+                speeds = sorted(r for r, _ in on_off)
+                print(f"    fast consumer, {label}, {slots} slots ({sum(off['events'].values())} events): "
+                      f"throughput flow control on / off per adjacent pair: "
+                      + ", ".join(f"{r:.2f}x" for r in speeds) + f" (median {speeds[len(speeds) // 2]:.2f}x; "
+                      f"{on_off[0][1]} extra windows)", flush=True)
+                result.setdefault("flow_throughput", {})[label] = {"slots": slots, "ratios": speeds}
 
             fast = consumer(0, -1)
             slow = consumer(1.0, -1)
@@ -224,6 +243,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--slots", type=int, default=5000)
     ap.add_argument("--delay-ms", type=float, default=0.0)
     ap.add_argument("--flow", type=int, default=-1, help=argparse.SUPPRESS)
+    ap.add_argument("--no-subs", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--flow-pairs", type=int, default=3,
+                    help="fast consumer, flow control default vs off, alternating pairs per stream (default 3)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (500/2,000/5,000; slow consumer 1,000)")
     ap.add_argument("--contrast", action="store_true", help="also the slow consumer with flow control off")
     ap.add_argument("--pairs", type=int, default=2, help="baseline/streamed runs at the middle size (default 2)")
@@ -232,7 +254,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.worker:
         (cli_worker if args.kind == "cli" else consumer_worker)(args)
     else:
-        run(args.quick, args.contrast, args.pairs, args.baseline)
+        run(args.quick, args.contrast, args.pairs, args.baseline, args.flow_pairs)
 
 
 if __name__ == "__main__":
