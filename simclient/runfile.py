@@ -17,8 +17,10 @@ program ids, used by ``summarize``).
 
 :class:`RunRecorder` builds the document from :class:`simclient.events.Transaction` and
 :class:`simclient.events.AccountDiff` events (thread-safe: ``ParallelRun.drive`` calls handlers from worker threads),
-joining diffs to transactions by signature. :func:`write_run` writes atomically (temp file + rename), so a reader
-never sees half a file, even after Ctrl-C.
+joining diffs to transactions by signature, in memory. :func:`write_run` writes atomically (temp file + rename),
+so a reader never sees half a file, even after Ctrl-C. ``simclient run`` itself streams the same records to disk
+while the run goes on (:mod:`simclient.runwriter`), and ``compare`` / ``summarize`` stream files back
+(:mod:`simclient.runindex`); the in-memory functions here stay for documents already loaded.
 """
 from __future__ import annotations
 

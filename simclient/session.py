@@ -19,8 +19,8 @@ from . import protocol as wire
 from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
-from .flow import FlowControl
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
+from .flow import FlowControl
 from .rpc import RpcClient
 from .stats import SessionStats
 from .subscriptions import ACCOUNT_DIFFS, TRANSACTIONS, EndOfStream, ReconnectCoordinator, SlotMark, Subscription
