@@ -169,6 +169,12 @@ def _slim(tx: Dict[str, Any]) -> Dict[str, Any]:
     return {k: tx[k] for k in _COMPARED if k in tx}
 
 
+def _kept(tx: Dict[str, Any]) -> Dict[str, Any]:
+    """What a reported difference keeps in memory: everything the report shows (not the logs, only counted)."""
+    tx.pop("logs", None)
+    return tx
+
+
 def _index(db: sqlite3.Connection, table: str, path: str) -> Tuple[int, Dict[str, Any]]:
     db.execute(f"CREATE TABLE {table} (sig TEXT PRIMARY KEY, ord INTEGER NOT NULL, rec TEXT NOT NULL)")
     insert = (f"INSERT INTO {table} (sig, ord, rec) VALUES (?, ?, ?) "
@@ -203,15 +209,18 @@ def compare_files(baseline: str, experiment: str, workdir: Optional[str] = None
         db.commit()
         loads = json.loads
         out = Comparison()
-        out.only_in_baseline = [loads(r) for (r,) in db.execute(
+        out.only_in_baseline = [_kept(loads(r)) for (r,) in db.execute(
             "SELECT b.rec FROM base b WHERE NOT EXISTS (SELECT 1 FROM exp e WHERE e.sig = b.sig) ORDER BY b.ord")]
-        out.only_in_experiment = [loads(r) for (r,) in db.execute(
+        out.only_in_experiment = [_kept(loads(r)) for (r,) in db.execute(
             "SELECT e.rec FROM exp e WHERE NOT EXISTS (SELECT 1 FROM base b WHERE b.sig = e.sig) ORDER BY e.ord")]
         for brec, erec in db.execute("SELECT b.rec, e.rec FROM base b JOIN exp e ON e.sig = b.sig ORDER BY b.ord"):
             out.common += 1
             if brec == erec:  # same text, same values: nothing to report (the common case)
                 continue
             b, e = loads(brec), loads(erec)
+            if (b.get("logs") or []) != (e.get("logs") or []):
+                out.log_changes += 1
+            b, e = _kept(b), _kept(e)
             bs, es = b.get("success"), e.get("success")
             if bs is True and es is False:
                 out.regressions.append((b, e))
@@ -222,8 +231,6 @@ def compare_files(baseline: str, experiment: str, workdir: Optional[str] = None
             if (b.get("sol_changes") or {}) != (e.get("sol_changes") or {}) or \
                     (b.get("token_changes") or {}) != (e.get("token_changes") or {}):
                 out.balances.append((b, e))
-            if (b.get("logs") or []) != (e.get("logs") or []):
-                out.log_changes += 1
         return out, n_base, n_exp
     finally:
         db.close()
