@@ -41,6 +41,7 @@ log = logging.getLogger("simclient.runwriter")
 __all__ = ["RunSink", "JsonRunSink", "StreamingRunRecorder"]
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+_SPOOL_BUFFER = 64 << 10
 
 
 class RunSink(Protocol):
@@ -97,9 +98,9 @@ class JsonRunSink:
         self._unattributed_count = 0
         self._done = False
 
-    def _open(self, suffix: str) -> Tuple[IO[str], str]:
+    def _open(self, suffix: str, buffering: int = 0) -> Tuple[IO[str], str]:
         fd, name = tempfile.mkstemp(prefix=".simclient-run-", suffix=suffix, dir=self._dir)
-        return os.fdopen(fd, "w+", encoding="utf-8", buffering=self._buffer), name
+        return os.fdopen(fd, "w+", encoding="utf-8", buffering=buffering or self._buffer), name
 
     def add_session(self, session_id: str, start_slot: int, end_slot: int) -> None:
         if session_id in self._sessions:
@@ -110,7 +111,8 @@ class JsonRunSink:
             self._direct = session_id
             self._spools[session_id] = (self._main, self._main_path)
         else:
-            self._spools[session_id] = self._open(".spool")
+            # a parallel run may have hundreds of sub-sessions: small buffers (1 MiB each would add up)
+            self._spools[session_id] = self._open(".spool", _SPOOL_BUFFER)
 
     def add_transaction_record(self, session_id: str, record: Dict[str, Any]) -> None:
         fh = self._spools[session_id][0]
