@@ -59,6 +59,12 @@ class ClientConfig:
             on each subscription socket whose pong proves it; PROTOCOL §9 "Ordering across sockets"). Off, a step's
             notifications may be delivered after the event that ended the step (costs one ping round trip per
             step and subscription when on; see docs/performance.md).
+        max_buffered_events: flow control (:mod:`simclient.flow`): a ``continue`` of many slots is sent in windows
+            sized so that about ``max_buffered_events - low_water`` events arrive per window, and the next window
+            goes out only once the consumer reached the previous one's end and at most
+            ``buffered_events_low_water`` events are queued. Bounds a slow consumer's memory per (sub-)session;
+            the windows' ReadyForContinue events are hidden. 0: off (one wire continue per ``send_continue``).
+        buffered_events_low_water: see ``max_buffered_events``; 0 means half of it.
     """
 
     connect_timeout: float = 30.0
@@ -80,6 +86,8 @@ class ClientConfig:
     send_timeout: float = 30.0
     ca_bundle: Optional[str] = None
     step_barrier: bool = True
+    max_buffered_events: int = 5000
+    buffered_events_low_water: int = 0
     reconnect_max_total: float = 600.0  # last: positional construction of the older fields keeps working
 
     def __post_init__(self) -> None:
@@ -101,6 +109,8 @@ class ClientConfig:
             raise ValueError("ClientConfig.backoff_multiplier must be >= 1")
         if self.send_timeout <= 0:
             raise ValueError("ClientConfig.send_timeout must be > 0")
+        if self.max_buffered_events and self.buffered_events_low_water >= self.max_buffered_events:
+            raise ValueError("ClientConfig.buffered_events_low_water must be below max_buffered_events")
         if self.keepalive_interval <= 0 or self.keepalive_deadline <= 0:
             raise ValueError("ClientConfig.keepalive_interval and keepalive_deadline must be > 0")
 

@@ -62,13 +62,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def print_summary(outcome: RunOutcome, names: Dict[str, str], output_file: str, produced: int) -> None:
     doc = outcome.doc
-    meta, summary, txs = doc["metadata"], doc["summary"], doc["transactions"]
+    meta, summary = doc["metadata"], doc["summary"]
     sessions = meta.get("sessions") or []
     covered = sum(s["end_slot"] - s["start_slot"] + 1 for s in sessions)
     lo = min((s["start_slot"] for s in sessions), default=meta["start_slot"])
     hi = max((s["end_slot"] for s in sessions), default=meta["end_slot"])
-    programs: Counter = Counter(p for t in txs for p in t.get("programs") or [])
-    diffs = sum(len(t.get("account_diffs") or {}) for t in txs)
+    programs: Counter = outcome.programs   # counted while the records were streamed to the file
+    diffs = outcome.account_diffs
     known = summary["successes"] + summary["failures"]
     rate = f"{summary['successes'] / known:.1%}" if known else "n/a"
     size = os.path.getsize(output_file) if outcome.written and os.path.exists(output_file) else 0

@@ -18,14 +18,17 @@ when the payload has them).
 
 :class:`RunRecorder` builds the document from :class:`simclient.events.Transaction` and
 :class:`simclient.events.AccountDiff` events (thread-safe: ``ParallelRun.drive`` calls handlers from worker threads),
-joining diffs to transactions by signature. :func:`write_run` writes atomically (temp file + rename), so a reader
-never sees half a file, even after Ctrl-C.
+joining diffs to transactions by signature, in memory. :func:`write_run` writes atomically (temp file + rename),
+so a reader never sees half a file, even after Ctrl-C. ``simclient run`` itself streams the same records to disk
+while the run goes on (:mod:`simclient.runwriter`), and ``compare`` / ``summarize`` stream files back
+(:mod:`simclient.runindex`); the in-memory functions here stay for documents already loaded.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections import Counter
@@ -36,6 +39,8 @@ from . import events as ev
 
 __all__ = [
     "RunFileError",
+    "OutputPathError",
+    "check_output_path",
     "RunRecorder",
     "transaction_record",
     "write_run",
@@ -261,25 +266,34 @@ class RunRecorder:
             sessions = sorted(self._sessions.values(), key=lambda s: (s.start_slot, s.session_id))
             failures = list(self._failures)
             unattributed = list(self._unattributed)
-        metadata: Dict[str, Any] = {
-            "start_slot": self.start_slot,
-            "end_slot": self.end_slot,
-            "program_id": self.program_ids[0] if len(self.program_ids) == 1 else (
-                ",".join(self.program_ids) if self.program_ids else None),
-            "program_ids": list(self.program_ids),
-            "session_ids": [s.session_id for s in sessions],
-            "timestamp": _utc_now(),
-            "complete": bool(complete),
-            "interrupted": bool(interrupted),
-            "sessions": [{"session_id": s.session_id, "start_slot": s.start_slot, "end_slot": s.end_slot,
-                          "completed": s.completed, **({"error": s.error} if s.error else {})} for s in sessions],
-            "failures": failures,
-        }
-        metadata.update(self.extra_metadata)
+        metadata = run_metadata(self.start_slot, self.end_slot, self.program_ids, sessions, failures, complete,
+                                interrupted, self.extra_metadata)
         doc: Dict[str, Any] = {"metadata": metadata, "transactions": records, "summary": _summary(records)}
         if unattributed:
             doc["unattributed_account_diffs"] = unattributed
         return doc
+
+
+def run_metadata(start_slot: int, end_slot: int, program_ids: Sequence[str], sessions: Sequence[_SessionInfo],
+                 failures: Sequence[Mapping[str, Any]], complete: bool, interrupted: bool,
+                 extra: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``metadata`` object (shared by :class:`RunRecorder` and the streamed writer); ``sessions`` in range order."""
+    metadata: Dict[str, Any] = {
+        "start_slot": start_slot,
+        "end_slot": end_slot,
+        "program_id": program_ids[0] if len(program_ids) == 1 else (
+            ",".join(program_ids) if program_ids else None),
+        "program_ids": list(program_ids),
+        "session_ids": [s.session_id for s in sessions],
+        "timestamp": _utc_now(),
+        "complete": bool(complete),
+        "interrupted": bool(interrupted),
+        "sessions": [{"session_id": s.session_id, "start_slot": s.start_slot, "end_slot": s.end_slot,
+                      "completed": s.completed, **({"error": s.error} if s.error else {})} for s in sessions],
+        "failures": list(failures),
+    }
+    metadata.update(extra)
+    return metadata
 
 
 def _summary(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
@@ -296,14 +310,66 @@ def _summary(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
 # ------------------------------------------------------------------------------------------ reading / writing
 
 
-def write_run(path: str, doc: Mapping[str, Any]) -> None:
-    """Write ``doc`` to ``path`` atomically (a temp file in the same directory, then ``os.replace``)."""
+class OutputPathError(RunFileError):
+    """The run file cannot be written where asked (missing directory, a directory, a read-only location)."""
+
+
+def check_output_path(path: str) -> str:
+    """Fail fast, before a run starts, when ``path`` cannot be written; returns its directory (``-``: stdout).
+
+    Creates (and removes) a probe file in the directory: permission bits alone do not tell (root, read-only
+    mounts, /proc)."""
+    if path == "-":
+        return ""
+    if os.path.isdir(path):
+        raise OutputPathError(f"--output-file {path!r} is a directory")
     directory = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.exists(directory):
+        raise OutputPathError(f"--output-file {path!r}: directory {directory!r} does not exist")
+    if not os.path.isdir(directory):
+        raise OutputPathError(f"--output-file {path!r}: {directory!r} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".simclient-check-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputPathError(f"--output-file {path!r}: cannot write in {directory!r} "
+                              f"({exc.strerror or exc})") from None
+    return directory
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it (briefly process-wide)
+    os.umask(mask)
+    return mask
+
+
+def target_mode(path: str) -> int:
+    """The mode the renamed file should have: the existing target's, else what ``open()`` would give."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def write_run(path: str, doc: Mapping[str, Any]) -> None:
+    """Write ``doc`` to ``path`` atomically (a temp file in the same directory, then ``os.replace``); an existing
+    target's mode is kept (mkstemp makes 0600 files)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    mode = target_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=".simclient-run-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, separators=(",", ":"))
             fh.write("\n")
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -472,63 +538,82 @@ def render_comparison(cmp: Comparison, section: Optional[str] = None, limit: int
 
 def summarize_run(doc: Mapping[str, Any], accounts: Sequence[str] = ()) -> Dict[str, Any]:
     """Totals of a run document, plus per-account totals for ``accounts``."""
-    txs = list(doc.get("transactions") or [])
-    meta = doc.get("metadata") or {}
-    summary = _summary(txs)
-    slots = [t.get("slot") for t in txs if isinstance(t.get("slot"), int)]
-    programs: Counter = Counter()
-    errors: Counter = Counter()
-    diffs = 0
-    for t in txs:
+    acc = SummaryAccumulator(accounts)
+    for t in doc.get("transactions") or []:
+        acc.add(t)
+    return acc.result(doc.get("metadata") or {}, doc.get("summary"))
+
+
+class SummaryAccumulator:
+    """:func:`summarize_run` one record at a time (``simclient summarize`` streams the file through this)."""
+
+    def __init__(self, accounts: Sequence[str] = ()):
+        self.accounts = list(accounts)
+        self.total = self.successes = self.failures = 0
+        self.slots: set = set()
+        self.first_slot: Optional[int] = None
+        self.last_slot: Optional[int] = None
+        self.programs: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.diffs = 0
+        self.per: Dict[str, Dict[str, Any]] = {
+            a: {"transactions": 0, "sol_change": 0, "token_changes": Counter(), "writes": 0,
+                "lamports_before": None, "lamports_after": None} for a in self.accounts}
+
+    def add(self, t: Mapping[str, Any]) -> None:
+        self.total += 1
+        if t.get("success") is True:
+            self.successes += 1
+        elif t.get("success") is False:
+            self.failures += 1
+            self.errors[json.dumps(t.get("error"), sort_keys=True)] += 1
+        slot = t.get("slot")
+        if isinstance(slot, int):
+            self.slots.add(slot)
+            self.first_slot = slot if self.first_slot is None else min(self.first_slot, slot)
+            self.last_slot = slot if self.last_slot is None else max(self.last_slot, slot)
         for p in t.get("programs") or []:
-            programs[p] += 1
-        if t.get("success") is False:
-            errors[json.dumps(t.get("error"), sort_keys=True)] += 1
-        diffs += len(t.get("account_diffs") or {})
-    known = summary["successes"] + summary["failures"]
-    out: Dict[str, Any] = {
-        "start_slot": meta.get("start_slot"),
-        "end_slot": meta.get("end_slot"),
-        "complete": meta.get("complete"),
-        "sessions": len(meta.get("session_ids") or []),
-        "total": summary["total"],
-        "successes": summary["successes"],
-        "failures": summary["failures"],
-        "success_rate": (summary["successes"] / known) if known else None,
-        "slots_with_transactions": len(set(slots)),
-        "first_slot": min(slots) if slots else None,
-        "last_slot": max(slots) if slots else None,
-        "account_diffs": diffs,
-        "top_programs": programs.most_common(10),
-        "top_errors": errors.most_common(5),
-        "file_summary": doc.get("summary"),
-    }
-    if accounts:
-        per: Dict[str, Dict[str, Any]] = {}
-        for acc in accounts:
-            touched = sol = writes = 0
-            tokens: Counter = Counter()
-            first_before = last_after = None
-            for t in txs:
-                hit = False
-                if acc in (t.get("sol_changes") or {}):
-                    sol += int(t["sol_changes"][acc])
-                    hit = True
-                for mint, delta in ((t.get("token_changes") or {}).get(acc) or {}).items():
-                    tokens[mint] += int(delta)
-                    hit = True
-                diff = (t.get("account_diffs") or {}).get(acc)
-                if diff is not None:
-                    writes += 1
-                    hit = True
-                    if first_before is None:
-                        first_before = (diff.get("before") or {}).get("lamports")
-                    last_after = (diff.get("after") or {}).get("lamports")
-                touched += hit
-            per[acc] = {"transactions": touched, "sol_change": sol, "token_changes": dict(tokens),
-                        "writes": writes, "lamports_before": first_before, "lamports_after": last_after}
-        out["accounts"] = per
-    return out
+            self.programs[p] += 1
+        self.diffs += len(t.get("account_diffs") or {})
+        for acc, a in self.per.items():
+            hit = False
+            if acc in (t.get("sol_changes") or {}):
+                a["sol_change"] += int(t["sol_changes"][acc])
+                hit = True
+            for mint, delta in ((t.get("token_changes") or {}).get(acc) or {}).items():
+                a["token_changes"][mint] += int(delta)
+                hit = True
+            diff = (t.get("account_diffs") or {}).get(acc)
+            if diff is not None:
+                a["writes"] += 1
+                hit = True
+                if a["lamports_before"] is None:
+                    a["lamports_before"] = (diff.get("before") or {}).get("lamports")
+                a["lamports_after"] = (diff.get("after") or {}).get("lamports")
+            a["transactions"] += hit
+
+    def result(self, meta: Mapping[str, Any], file_summary: Any) -> Dict[str, Any]:
+        known = self.successes + self.failures
+        out: Dict[str, Any] = {
+            "start_slot": meta.get("start_slot"),
+            "end_slot": meta.get("end_slot"),
+            "complete": meta.get("complete"),
+            "sessions": len(meta.get("session_ids") or []),
+            "total": self.total,
+            "successes": self.successes,
+            "failures": self.failures,
+            "success_rate": (self.successes / known) if known else None,
+            "slots_with_transactions": len(self.slots),
+            "first_slot": self.first_slot,
+            "last_slot": self.last_slot,
+            "account_diffs": self.diffs,
+            "top_programs": self.programs.most_common(10),
+            "top_errors": self.errors.most_common(5),
+            "file_summary": file_summary,
+        }
+        if self.accounts:
+            out["accounts"] = {acc: dict(a, token_changes=dict(a["token_changes"])) for acc, a in self.per.items()}
+        return out
 
 
 def render_summary(s: Mapping[str, Any], names: Optional[Mapping[str, str]] = None) -> str:

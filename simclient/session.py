@@ -33,6 +33,7 @@ from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
+from .flow import FlowControl
 from .rpc import RpcClient
 from .stats import SessionStats
 from .subscriptions import (
@@ -41,6 +42,7 @@ from .subscriptions import (
     BarrierPassed,
     EndOfStream,
     ReconnectCoordinator,
+    SlotMark,
     Subscription,
 )
 
@@ -86,6 +88,9 @@ class _BaseSession:
         self._barrier: Optional[_StepBarrier] = None  # a step-ending event waiting for its barrier
         self._ready: Deque[Any] = deque()  # events released by a barrier, delivered before anything else
         self._requeue: Deque[Any] = deque()  # queue items read during a barrier that belong after its event
+        self._marks: dict = {}  # subscription -> slot of its newest SlotMark read from the queue
+        self._through: Optional[int] = None  # cached delivered_through (None: recompute)
+        self._flow = FlowControl(config.max_buffered_events, config.buffered_events_low_water)
 
     # ------------------------------------------------------------------ identity
 
@@ -159,6 +164,7 @@ class _BaseSession:
                            self.session_id, self._route.stats, self._coordinator, self._route.range,
                            connection_factory=self._control.connection_factory)
         self._subscriptions.append(sub)
+        self._through = None
         sub.start()
 
     def _subscriptions_ready(self) -> bool:
@@ -198,7 +204,20 @@ class _BaseSession:
             raise ValueError("give either a Continue or advance_count, not both")
         if not isinstance(cont, Continue):
             raise TypeError(f"send_continue takes a Continue, got {type(cont).__name__}")
+        cont = self._flow.split(cont, self._route.stats.events_delivered)  # flow control: maybe a first window
         self._wait_subscriptions_up(timeout)
+        self._control.send_continue(self._route, self._encode_continue(cont))
+
+    def _flow_send(self) -> None:
+        """Flow control: send the next window of the user's advance if the queue has drained to low-water."""
+        flow = self._flow
+        cont = flow.next_window(self._route.sink.qsize(), self._route.stats.events_delivered)
+        stats = self._route.stats
+        stats.flow_waits = flow.waits
+        if cont is None:
+            return
+        stats.flow_windows = flow.windows
+        self._wait_subscriptions_up()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
     def send_continue_to(self, slot: int, batch_index: int = 0, *, timeout: Optional[float] = None) -> None:
@@ -207,6 +226,7 @@ class _BaseSession:
         for name, value in (("slot", slot), ("batch_index", batch_index)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        self._flow.reset()
         self._wait_subscriptions_up(timeout)
         self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index))
 
@@ -233,18 +253,30 @@ class _BaseSession:
             self._wait_barrier(timeout)
             return self._serve_ready()
         while True:
+            if self._flow.waiting:  # before blocking: the next window may be due (the queue drained)
+                self._flow_send()
             item = self._take(timeout)
             kind = type(item)
             if isinstance(item, ev.Event):
                 if kind is ev.Completed:
+                    self._flow.reset()
                     return self._start_drain(item)  # type: ignore[arg-type]
+                if kind is ev.ReadyForContinue and self._flow.remaining:  # a window's end: hidden
+                    self._flow.on_ready(self._route.stats.events_delivered)
+                    self._flow_send()
+                    continue
                 if (kind is ev.ReadyForContinue or kind is ev.Paused) and self._begin_barrier(item):
                     self._wait_barrier(timeout)
                     return self._serve_ready()
                 self._route.stats.events_delivered += 1
                 return item
+            if kind is SlotMark:
+                self._marks[item.subscription] = item.slot
+                self._through = None
+                continue
             if kind is EndOfStream:
                 self._ended.add(item.subscription)
+                self._through = None
                 continue
             if kind is BarrierPassed:
                 continue  # of a barrier that already ended (the subscription's end or an error released it)
@@ -254,6 +286,25 @@ class _BaseSession:
             if isinstance(item, BaseException):
                 raise item
             raise SimclientError(f"unexpected queue item {item!r}")  # pragma: no cover
+
+    @property
+    def delivered_through(self) -> int:
+        """The highest slot S such that every subscription's events at slots <= S have already been returned by
+        :meth:`next_event` / :meth:`events` (the range's end once every subscription ended; ``start - 1`` before
+        anything arrived). A subscription delivers in slot order, so nothing at or below S can still come: the
+        streamed run writer finalises records up to here. A subscription that is silent for a long stretch holds
+        this back (there is no data-plane heartbeat to move it)."""
+        through = self._through
+        if through is None:
+            start, end = self._route.range or (0, 0)
+            through = end
+            for sub in self._subscriptions:
+                if sub in self._ended:
+                    continue
+                mark = self._marks.get(sub)
+                through = min(through, (start if mark is None else mark) - 1)
+            self._through = through
+        return through
 
     def _get(self, timeout: Optional[float]) -> Any:
         try:
@@ -299,7 +350,11 @@ class _BaseSession:
                     del waiting[item.subscription]
             elif kind is EndOfStream:
                 self._ended.add(item.subscription)
+                self._through = None
                 waiting.pop(item.subscription, None)
+            elif kind is SlotMark:  # bookkeeping, never an event: applied now (a late mark only lags, never lies)
+                self._marks[item.subscription] = item.slot
+                self._through = None
             elif kind in _DATA_EVENTS:
                 barrier.before.append(item)
             else:
@@ -359,6 +414,8 @@ class _BaseSession:
                 break
             if type(item) is EndOfStream:
                 self._ended.add(item.subscription)
+                continue
+            if type(item) is SlotMark:
                 continue
             buffered.append(item)
             spent = 0.0

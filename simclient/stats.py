@@ -34,6 +34,8 @@ class SessionStats:
     reconnecting_attempt: int = 0
     step_barriers: int = 0  # step-ending events held for the step barrier (ClientConfig.step_barrier)
     step_barrier_seconds: float = 0.0  # total time they were held
+    flow_windows: int = 0   # wire continues beyond the user's own (flow control split an advance into windows)
+    flow_waits: int = 0     # windows that waited for the consumer to drain the queue
 
     @property
     def reconnects(self) -> int:

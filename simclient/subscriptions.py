@@ -74,6 +74,17 @@ class BarrierPassed:
         self.generation = generation
 
 
+class SlotMark:
+    """Queue marker put before a subscription's first event of a new slot: a consumer that reads it has seen every
+    event of that subscription at lower slots (what :attr:`Session.delivered_through` is computed from)."""
+
+    __slots__ = ("subscription", "slot")
+
+    def __init__(self, subscription: "Subscription", slot: int):
+        self.subscription = subscription
+        self.slot = slot
+
+
 class ReconnectCoordinator:
     """Lets at most one subscription of a parallel batch reconnect at a time while its siblings stream.
 
@@ -495,6 +506,7 @@ class Subscription:
         else:
             self.last_slot = slot
             self._seen = {key}
+            self.sink.put(SlotMark(self, slot))
         self.sink.put(event)
         self._sup.made_progress = True  # a new notification: the outage, if any, is over
         return False

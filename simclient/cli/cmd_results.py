@@ -6,21 +6,21 @@ import json
 import sys
 from typing import Any, Dict, List
 
-from ..runfile import SECTIONS, compare_runs, load_run, render_comparison, render_summary, summarize_run
+from ..runfile import SECTIONS, render_comparison, render_summary
+from ..runindex import compare_files, summarize_file
 from .common import EXIT_FAILED, EXIT_OK, UsageError, add_global_options
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    base = load_run(args.baseline)
-    exp = load_run(args.experiment)
-    cmp = compare_runs(base, exp)
+    # streamed into an on-disk sqlite index: files of any size in bounded memory (same output as compare_runs)
+    cmp, n_base, n_exp = compare_files(args.baseline, args.experiment)
     if args.plot:
         _plot("plot_compare", args, args.baseline, args.experiment)
     if args.json:
         print(json.dumps(cmp.as_dict(args.section), indent=2))
     else:
-        print(f"baseline:   {args.baseline} ({len(base['transactions'])} transactions)")
-        print(f"experiment: {args.experiment} ({len(exp['transactions'])} transactions)")
+        print(f"baseline:   {args.baseline} ({n_base} transactions)")
+        print(f"experiment: {args.experiment} ({n_exp} transactions)")
         print(render_comparison(cmp, args.section, args.limit))
     if args.exit_code:
         relevant = cmp.has_differences if args.section is None else bool(
@@ -31,9 +31,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    doc = load_run(args.file)
     accounts = [a.strip() for a in (args.accounts or "").split(",") if a.strip()]
-    s = summarize_run(doc, accounts)
+    s = summarize_file(args.file, accounts)  # streamed: one record in memory at a time
     if args.plot:
         _plot("plot_run", args, args.file)
     if args.json:

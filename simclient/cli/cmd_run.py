@@ -6,6 +6,7 @@ import sys
 import traceback
 from typing import Any, List, Optional, Tuple
 
+from ..runfile import check_output_path
 from .common import UsageError, _client, add_global_options
 from .engine import RunOptions, RunOutcome, execute_run, finish_interrupted, report_run
 
@@ -32,6 +33,8 @@ def _parse_subscriptions(text: str) -> Tuple[str, ...]:
 def cmd_run(args: argparse.Namespace) -> int:
     sim = None
     outcome: Optional[RunOutcome] = None
+    if args.output_file:  # before anything starts: a run whose file cannot be written is lost
+        check_output_path(args.output_file)
     if args.local:
         try:
             from ..local import LocalSimulator

@@ -1,20 +1,20 @@
 """The run engine behind ``simclient run`` and ``simclient.demo``: create the session(s), subscribe, drive to the
-end on a worker thread, record into a :class:`RunRecorder`, handle Ctrl-C, write the file, report."""
+end on a worker thread, stream records into the run file (:mod:`simclient.runwriter`), handle Ctrl-C, report."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
 from .. import events as ev
 from .._version import __version__
-from ..runfile import RunRecorder, write_run
+from ..runwriter import JsonRunSink, RunSink, StreamingRunRecorder
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConnectError, _one_line, \
     connection_reason, probe_reason
 from .progress import NullRenderer, ProgressModel, _RendererLogHandler, make_renderer
@@ -39,7 +39,7 @@ class RunOptions:
 
 @dataclass
 class RunOutcome:
-    doc: Dict[str, Any]
+    doc: Dict[str, Any]             # {"metadata", "summary"}: the records are in the file, not in memory
     exit_code: int
     interrupted: bool = False
     failures: List[Tuple[Optional[Tuple[int, int]], str, str]] = field(default_factory=list)  # (range, id, reason)
@@ -52,13 +52,16 @@ class RunOutcome:
     slots_announced: int = 0
     written: Optional[str] = None
     closed_cleanly: bool = True     # False: an interrupted run was still closing when the file was written
+    programs: Counter = field(default_factory=Counter)   # top-level program id -> transactions written
+    account_diffs: int = 0          # account diffs in the written records
 
 
 class RunEngine:
     """Creates the session (or parallel run), subscribes, drives it to the end on its own thread, and feeds a
-    :class:`RunRecorder` and a :class:`ProgressModel`. :meth:`cancel` (from any thread) closes what is open."""
+    :class:`StreamingRunRecorder` and a :class:`ProgressModel`. :meth:`cancel` (from any thread) closes what is
+    open. After each event the session's ``delivered_through`` tells the recorder which slots are final."""
 
-    def __init__(self, client: Any, opts: RunOptions, recorder: RunRecorder, model: ProgressModel,
+    def __init__(self, client: Any, opts: RunOptions, recorder: StreamingRunRecorder, model: ProgressModel,
                  on_failure: Optional[Callable[[str], None]] = None):
         self.client = client
         self.opts = opts
@@ -161,15 +164,22 @@ class RunEngine:
             self.model.add(sid, start, end, session.stats)
             self._subscribe(session)
             advance = self.opts.advance_count or (end - start + 1)
+            recorder = self.recorder
+            through = start - 1
             try:
                 for event in session.events():
                     self.model.on_event(sid, event)
-                    self.recorder.add_event(event)
+                    recorder.add_event(sid, event)
+                    now = session.delivered_through
+                    if now != through:
+                        through = now
+                        recorder.advance(sid, now)
                     kind = type(event)
                     if kind is ev.ReadyForContinue or kind is ev.Paused:
                         session.send_continue(advance_count=advance)
                     elif kind is ev.Completed:
-                        self.recorder.mark_completed(sid)
+                        recorder.mark_completed(sid)
+                        recorder.end_session(sid)
             except BaseException as exc:  # noqa: BLE001
                 if self.cancelled:
                     return
@@ -177,7 +187,8 @@ class RunEngine:
 
                 reason = error_chain(exc)
                 self.failures.append(((start, end), sid, reason))
-                self.recorder.add_failure(sid, (start, end), reason)
+                recorder.add_failure(sid, (start, end), reason)
+                recorder.end_session(sid)
                 self.model.fail(sid)
         finally:
             session.close()
@@ -200,12 +211,19 @@ class RunEngine:
                 self._subscribe(sub)
 
             model, recorder = self.model, self.recorder
+            throughs: Dict[str, int] = {}
 
             def on_event(sub: Any, event: ev.Event) -> None:
-                model.on_event(sub.session_id, event)
-                recorder.add_event(event)
+                sid = sub.session_id
+                model.on_event(sid, event)
+                recorder.add_event(sid, event)
+                now = sub.delivered_through
+                if throughs.get(sid) != now:
+                    throughs[sid] = now
+                    recorder.advance(sid, now)
                 if type(event) is ev.Completed:
-                    recorder.mark_completed(sub.session_id)
+                    recorder.mark_completed(sid)
+                    recorder.end_session(sid)
 
             result = run.drive(on_event=on_event, advance_count=self.opts.advance_count)
             if self.cancelled:
@@ -218,6 +236,7 @@ class RunEngine:
                 seen.add(key)
                 self.failures.append((f.range, f.session_id, f.reason))
                 self.recorder.add_failure(f.session_id, f.range, f.reason)
+                self.recorder.end_session(f.session_id)
                 self.model.fail(f.session_id)
         finally:
             run.close()
@@ -257,16 +276,27 @@ class _Interrupt:
 
 def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None, progress: str = "auto",
                 progress_interval: Optional[float] = None, stream: TextIO = sys.stderr,
-                extra_metadata: Optional[Dict[str, Any]] = None) -> RunOutcome:
-    """Run ``opts`` with progress and Ctrl-C handling, write ``output_file`` (``-``: stdout), return the outcome.
+                extra_metadata: Optional[Dict[str, Any]] = None, sink: Optional[RunSink] = None) -> RunOutcome:
+    """Run ``opts`` with progress and Ctrl-C handling, stream ``output_file`` (``-``: stdout), return the outcome.
 
     Used by ``simclient run`` and ``simclient.demo``. On SIGINT/SIGTERM the run is closed (at most
-    ``INTERRUPT_CLOSE_BUDGET`` seconds), what was captured is written with ``"complete": false``, and the outcome
-    says ``interrupted``; the caller exits 130.
+    ``INTERRUPT_CLOSE_BUDGET`` seconds), what was final is written with ``"complete": false``, and the outcome
+    says ``interrupted``; the caller exits 130. ``sink`` replaces the JSON sink of ``output_file`` (another
+    format, or a test's tee). An unusable ``output_file`` raises :class:`simclient.runfile.OutputPathError` before
+    anything is connected.
     """
-    recorder = RunRecorder(opts.start_slot, opts.end_slot, opts.program_ids,
-                           {"subscriptions": list(opts.subscriptions), "parallel": opts.parallel,
-                            "url": client.url, "client": f"simclient-python/{__version__}", **(extra_metadata or {})})
+    if sink is None and output_file:
+        if output_file.lower().endswith(".parquet"):  # tables instead of JSON (issue 14), streamed the same way
+            from ..results.sinks import ParquetSpoolSink
+
+            sink = ParquetSpoolSink(output_file, parallel=opts.parallel)
+        else:
+            sink = JsonRunSink(output_file, parallel=opts.parallel)
+    recorder = StreamingRunRecorder(
+        opts.start_slot, opts.end_slot, opts.program_ids,
+        {"subscriptions": list(opts.subscriptions), "parallel": opts.parallel,
+         "url": client.url, "client": f"simclient-python/{__version__}", **(extra_metadata or {})}, sink,
+        joins_diffs="account-diff" in opts.subscriptions)
     model = ProgressModel()
     model.reconnect_budget = getattr(getattr(client, "config", None), "reconnect_attempts", None)
     renderer = make_renderer(progress, model, stream, progress_interval)
@@ -293,6 +323,10 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
             closer = threading.Thread(target=engine.cancel, name="simclient-cli-cancel", daemon=True)
             closer.start()
             engine.done.wait(INTERRUPT_CLOSE_BUDGET)  # the closer keeps going in the background if slower
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
     finally:
         renderer.stop(final=not interrupt.event.is_set())
         if log_handler is not None:
@@ -308,7 +342,7 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
                          subscription_reconnects=engine.subscription_reconnects,
                          slots_announced=sum(t.slots_seen for t in tracks))
     complete = not interrupted and engine.error is None and not engine.failures and engine.created
-    outcome.doc = recorder.document(complete=complete, interrupted=interrupted)
+    extra: Dict[str, Any] = {}
     if interrupted:
         outcome.exit_code = interrupt.exit_code
     elif engine.error is not None:
@@ -316,26 +350,23 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
         outcome.exception = engine.error
         outcome.exit_code = EXIT_USAGE if (not engine.created or isinstance(engine.error, ConnectError)) \
             else EXIT_FAILED
-        outcome.doc["metadata"]["error"] = outcome.error
+        extra["error"] = outcome.error
     elif engine.failures:
         outcome.exit_code = EXIT_FAILED
-    outcome.doc["metadata"]["elapsed_seconds"] = round(elapsed, 3)
+    extra["elapsed_seconds"] = round(elapsed, 3)
     if interrupted and not engine.done.is_set():
-        outcome.doc["metadata"]["closed_cleanly"] = False
+        extra["closed_cleanly"] = False
         outcome.closed_cleanly = False
-    if output_file and (engine.created or interrupted):
-        if output_file == "-":
-            json.dump(outcome.doc, sys.stdout)
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-        elif output_file.lower().endswith(".parquet"):  # tables instead of JSON (issue 14)
-            from ..results import write_run_parquet
-
-            write_run_parquet(output_file, outcome.doc)
-        else:
-            write_run(output_file, outcome.doc)
+    write = bool(engine.created or interrupted)
+    try:
+        metadata, summary = recorder.finish(complete, interrupted, extra, write=write)
+    finally:
+        interrupt.restore()
+    outcome.doc = {"metadata": metadata, "summary": summary}
+    outcome.programs = Counter(recorder.programs)
+    outcome.account_diffs = recorder.attributed_diffs
+    if output_file and write:
         outcome.written = output_file
-    interrupt.restore()
     return outcome
 
 

@@ -345,3 +345,61 @@ def _write_json_atomic(path: str, doc: Mapping[str, Any]) -> None:
         except OSError:
             pass
         raise
+
+
+class ParquetSpoolSink:
+    """The streamed writer's sink (:class:`simclient.runwriter.RunSink`) for ``simclient run -o run.parquet``.
+
+    Records go to a JSON spool beside the output as the run goes (the JSON sink: one spool per sub-session, put in
+    range order at the end), and :meth:`finish` streams that spool into the Parquet tables in bounded memory
+    (:class:`RunStream` -> :class:`ParquetRunSink`, row groups of ``row_group_size``), then removes it. Same rows,
+    same order as ``simclient export`` of the JSON run file."""
+
+    def __init__(self, path: str, parallel: bool = False, accounts: Sequence[str] = (),
+                 row_group_size: int = DEFAULT_ROW_GROUP):
+        from ..runwriter import JsonRunSink
+        from ._arrow import require_pyarrow
+
+        require_pyarrow("simclient run -o FILE.parquet")
+        self.path = path
+        self.accounts = list(accounts)
+        self.row_group_size = row_group_size
+        directory = os.path.dirname(os.path.abspath(path)) or "."
+        fd, self._spool = tempfile.mkstemp(prefix=".simclient-run-spool-", suffix=".json", dir=directory)
+        os.close(fd)
+        self._json = JsonRunSink(self._spool, parallel=parallel)
+
+    def add_session(self, session_id: str, start_slot: int, end_slot: int) -> None:
+        self._json.add_session(session_id, start_slot, end_slot)
+
+    def add_transaction_record(self, session_id: str, record: Dict[str, Any]) -> None:
+        self._json.add_transaction_record(session_id, record)
+
+    def add_unattributed_diff(self, entry: Dict[str, Any]) -> None:
+        self._json.add_unattributed_diff(entry)
+
+    def finish(self, metadata: Dict[str, Any], summary: Dict[str, int]) -> None:
+        try:
+            self._json.finish(metadata, summary)
+            stream = RunStream(self._spool)
+            with ParquetRunSink(run_paths(self.path), self.accounts, self.row_group_size) as sink:
+                for kind, value in stream.items():
+                    if kind == "transaction":
+                        sink.add(value)
+                    else:
+                        sink.add_unattributed(value)
+                sink.finish(stream.metadata, stream.summary)
+        finally:
+            self._remove_spool()
+
+    def abort(self) -> None:
+        try:
+            self._json.abort()
+        finally:
+            self._remove_spool()
+
+    def _remove_spool(self) -> None:
+        try:
+            os.unlink(self._spool)
+        except OSError:
+            pass
