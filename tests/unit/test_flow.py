@@ -16,8 +16,11 @@ from simclient.session import Session
 
 class FakeControl:
     def __init__(self):
+        from simclient.control import SingleMode
+
         self.sent = []
         self.thread = None
+        self.mode = SingleMode(self)  # type: ignore[arg-type]  # encodes the continues, as the real control does
 
     def send_continue(self, route, request):
         self.sent.append(request)
