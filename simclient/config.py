@@ -117,7 +117,8 @@ class ClientConfig:
     def backoff_delay(self, attempt: int) -> float:
         """Delay before reconnect attempt ``attempt + 1`` (1-based ``attempt``): ``backoff_initial`` ×
         ``backoff_multiplier`` per attempt, capped at ``backoff_max``, then ± ``backoff_jitter`` at random."""
-        base = min(self.backoff_max, self.backoff_initial * (self.backoff_multiplier ** max(0, attempt - 1)))
+        exponent = min(max(0, attempt - 1), 64)  # growth past 2**64 is capped anyway (and a float power overflows)
+        base = min(self.backoff_max, self.backoff_initial * (self.backoff_multiplier ** exponent))
         return max(0.0, base * random.uniform(1 - self.backoff_jitter, 1 + self.backoff_jitter))
 
     def with_(self, **changes: Any) -> "ClientConfig":

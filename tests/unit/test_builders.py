@@ -247,3 +247,10 @@ def test_client_config_with_validates_and_rejects_unknown_fields():
 def test_client_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         ClientConfig().connect_timeout = 1  # type: ignore[misc]
+
+
+def test_backoff_delay_survives_a_huge_attempt_number():
+    from simclient import ClientConfig
+
+    cfg = ClientConfig(backoff_jitter=0.0)
+    assert cfg.backoff_delay(5000) == cfg.backoff_max  # was OverflowError (a float power) and crashed the reader
