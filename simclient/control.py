@@ -106,6 +106,7 @@ class Route:
         self.error: Optional[BaseException] = None  # what failed it (raised again by later sends)
         self.closed = False
         self.acked = threading.Event()  # a ``success`` arrived (close ack)
+        self.continues_sent = 0  # continue-type requests written (subscriptions: §9.5 early-complete trap)
 
     def __repr__(self) -> str:
         return f"Route({self.session_id!r}, last_seq={self.last_seq})"
@@ -130,6 +131,7 @@ class ControlConnection:
         self.routes: Dict[str, Route] = {}
         self.control_session_id: Optional[str] = None
         self.subscriptions_ready = subscriptions_ready or (lambda: True)
+        self.v1 = wire.V1Form()  # which §3.5 form the *SessionV1 requests take (decided in protocol.py)
 
         self._lock = threading.RLock()
         self._conn: Optional[Connection] = None
@@ -179,8 +181,9 @@ class ControlConnection:
             route.sent_gen = None
             if self._up and self._conn is not None:
                 route.sent_gen = self._gen  # even if the write fails: the re-attach logic then decides
+                route.continues_sent += 1
                 try:
-                    self._conn.send_json(request)
+                    self._conn.send_json(self.v1.shape(request, self._gen))
                 except TransportError as exc:
                     log.info("continue for %s not confirmed written (%s); handled after re-attach",
                              route.session_id, exc)
@@ -194,7 +197,7 @@ class ControlConnection:
             if not self._up or self._conn is None:
                 return False
             try:
-                self._conn.send_json(request)
+                self._conn.send_json(self.v1.shape(request, self._gen))
                 return True
             except TransportError:
                 return False
@@ -553,7 +556,8 @@ class ControlConnection:
                 else:
                     continue
                 route.sent_gen = self._gen
-                conn.send_json(route.pending)
+                route.continues_sent += 1
+                conn.send_json(self.v1.shape(route.pending, self._gen))
             self._up = True
 
     # ---------------------------------------------------------------- the message loop
@@ -652,6 +656,8 @@ class ControlConnection:
                 log.debug("event for unknown sub-session %s ignored", msg.session_id)
             return
         if isinstance(msg, ev.ServerError):
+            if self._v1_form_error(msg.error):
+                return
             if msg.error.terminal:
                 raise SessionError(msg.error, f"parallel control session failed: {self._r(msg.error.message)}")
             if msg.error.variant in wire.TRANSIENT_VARIANTS:
@@ -662,6 +668,37 @@ class ControlConnection:
             log.debug("ignoring unknown control method %r", self._r(msg.method))
             return
         log.debug("ignoring unexpected control message %s", self._r(repr(msg)))
+
+    def _v1_form_error(self, err: wire.BacktestError) -> bool:
+        """A "duplicate field" answering our superset ``*SessionV1`` form (§3.5): switch to the minimal form (see
+        :class:`protocol.V1Form`) and re-send, once, what is unanswered on this socket. True when consumed."""
+        with self._lock:
+            verdict = self.v1.on_error(err, self._gen)
+            if verdict is None:
+                return False
+            if not verdict:
+                log.debug("expected duplicate-field answer to an earlier superset request: dropped")
+                return True
+            self.stats.v1_minimal_fallbacks += 1
+            log.debug("server refused the superset *SessionV1 form (%s): minimal form from now on",
+                      self._r(err.message))
+            conn = self._conn
+            for route in self.routes.values():
+                if route.failed or route.completed.is_set():
+                    continue
+                if route.pending is not None and route.sent_gen == self._gen and not route.progress:
+                    again: Optional[Dict[str, Any]] = route.pending
+                elif self._close_requested and not route.acked.is_set():
+                    again = wire.encode_close_v1(route.session_id)
+                else:
+                    again = None
+                if again is not None and conn is not None:
+                    self.stats.v1_minimal_resends += 1
+                    try:
+                        conn.send_json(self.v1.shape(again, self._gen))
+                    except TransportError as exc:
+                        log.info("minimal-form re-send for %s not written (%s)", route.session_id, exc)
+            return True
 
     def _deliver(self, route: Route, seq: Optional[int], event: Any) -> None:
         """Cursor, replay dedup, §7.1 bookkeeping, then the route's queue."""

@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
 from . import protocol as wire
@@ -110,7 +110,8 @@ class _BaseSession:
             raise SessionClosedError("session is closed")
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
-                           self.session_id, self._route.stats, self._coordinator)
+                           self.session_id, self._route.stats, self._coordinator,
+                           continue_sent=lambda: self._route.continues_sent > 0)
         self._subscriptions.append(sub)
         sub.start()
 
@@ -131,7 +132,7 @@ class _BaseSession:
     def _encode_continue(self, cont: Continue) -> dict:
         raise NotImplementedError
 
-    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
+    def _encode_continue_to(self, slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
         raise NotImplementedError
 
     def send_continue(self, cont: Optional[Continue] = None, *, advance_count: Optional[int] = None) -> None:
@@ -146,13 +147,22 @@ class _BaseSession:
         self._wait_subscriptions_up()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
-    def send_continue_to(self, slot: int, batch_index: int = 0) -> None:
-        """Run up to immediately before batch ``batch_index`` of ``slot``; the session then yields ``Paused``."""
+    def send_continue_to(self, slot: int, batch_index: int = 0, extra: Optional[Mapping[str, Any]] = None) -> None:
+        """Run up to immediately before batch ``batch_index`` of ``slot``; the session then yields ``Paused``.
+
+        ``extra``: ``continueTo`` fields newer than this SDK (wire names, e.g. the "before or after" switch of
+        PROTOCOL §3.3), merged into the request's params as given."""
         for name, value in (("slot", slot), ("batch_index", batch_index)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if extra is not None:
+            if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+                raise TypeError("extra must be a mapping of wire field names (str) to JSON values")
+            clash = {"slot", "batchIndex", "batch_index"} & set(extra)
+            if clash:
+                raise ValueError(f"extra must not repeat {sorted(clash)}: pass slot/batch_index as arguments")
         self._wait_subscriptions_up()
-        self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index))
+        self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index, extra))
 
     def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
         """Yield events until ``Completed`` (inclusive). Raises the session's fatal error, SessionClosedError
@@ -294,8 +304,8 @@ class Session(_BaseSession):
     def _encode_continue(self, cont: Continue) -> dict:
         return wire.encode_continue(cont)
 
-    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
-        return wire.encode_continue_to(slot, batch_index)
+    def _encode_continue_to(self, slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
+        return wire.encode_continue_to(slot, batch_index, extra)
 
     def close(self) -> None:
         """Idempotent: ``closeBacktestSession`` (when still connected), then stop and join every thread."""
@@ -323,8 +333,8 @@ class SubSession(_BaseSession):
     def _encode_continue(self, cont: Continue) -> dict:
         return wire.encode_continue_v1(self.session_id, cont)
 
-    def _encode_continue_to(self, slot: int, batch_index: int) -> dict:
-        return wire.encode_continue_to_v1(self.session_id, slot, batch_index)
+    def _encode_continue_to(self, slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
+        return wire.encode_continue_to_v1(self.session_id, slot, batch_index, extra)
 
     def close(self) -> None:
         """Stop this sub-session's subscriptions (the shared control belongs to the ParallelRun)."""

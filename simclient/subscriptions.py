@@ -7,8 +7,12 @@ After a drop it reconnects (same backoff policy as the control connection) and r
 dropped by signature (transactions) or by ``(slot, account, signature)`` (diffs). Only the keys of the newest
 slot are kept: a replay starts at that slot, so older keys can never repeat.
 
-End of stream (§9.5, [I]): a ``null`` result for every subscription id, a normal close (1000) once the session
+End of stream (§9.5): a ``subscriptionComplete`` for every subscription id (or one without an id: the whole
+socket), a ``null`` result for every subscription id (older servers), a normal close (1000) once the session
 completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
+A ``subscriptionComplete`` that cannot be the end (:func:`protocol.is_early_complete`: the subscription was made
+before the session's data plane was up) is answered by re-subscribing from the same cursor after a backoff, counted
+against the reconnect budget; if the session completes during that backoff, it was the end after all.
 A replay-window refusal (-32016) fails the subscription loudly with :class:`SubscriptionError`: the captured
 stream would have a gap.
 """
@@ -67,12 +71,17 @@ class _Stopped(Exception):
     pass
 
 
+class _EarlyComplete(Exception):
+    """``subscriptionComplete`` before the session's data plane was up (§9.5): re-subscribe."""
+
+
 class Subscription:
     """One data-plane subscription and its worker thread."""
 
     def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.SimpleQueue[Any]",
                  config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
-                 stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None):
+                 stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None,
+                 continue_sent: Optional[Callable[[], bool]] = None):
         if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
             raise ValueError(f"unknown subscription kind {kind!r}")
         programs = [str(p) for p in program_ids]
@@ -88,6 +97,11 @@ class Subscription:
         self.session_id = session_id
         self.stats = stats
         self.coordinator = coordinator
+        #: True once a continue was sent on this (sub-)session (None: assume so, i.e. never the §9.5 trap)
+        self.continue_sent: Callable[[], bool] = continue_sent or (lambda: True)
+        self._blind = False  # acked before any continue was sent and nothing received since (§9.5)
+        self._early_ended: Set[int] = set()  # end markers read while waiting for the acks
+        self._early_completes = 0
         self.ready = threading.Event()  # up, or finished / failed (gating waits on this)
         self.up = False
         self.done = False
@@ -136,6 +150,8 @@ class Subscription:
                 self.ready.set()
                 try:
                     outcome = self._stream(conn, ids)
+                except _EarlyComplete:
+                    outcome = self._after_early_complete()
                 except BaseException:
                     conn.release()  # stopped or failed mid-stream: the finally below hides it from _run's cleanup
                     raise
@@ -163,6 +179,28 @@ class Subscription:
             conn = self._conn
             if conn is not None:
                 conn.release()
+
+    def _after_early_complete(self) -> bool:
+        """Back off before re-subscribing (counted against the reconnect budget). True if the session completed
+        meanwhile: the marker was the real end after all."""
+        self._early_completes += 1
+        if self._early_completes > self.config.reconnect_attempts:
+            raise SubscriptionError(
+                f"{self.kind} subscription of session {self.session_id}: the server answered "
+                f"{self._early_completes - 1} re-subscribes with subscriptionComplete before the session ran a "
+                "slot; the captured stream would be empty")
+        delay = self.config.backoff_delay(self._early_completes)
+        log.debug("%s subscription of %s: subscriptionComplete before the data plane was up; re-subscribing in "
+                  "%.2fs (%d/%d)", self.kind, self.session_id, delay, self._early_completes,
+                  self.config.reconnect_attempts)
+        deadline = time.monotonic() + delay
+        while not self.completed.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._stop.wait(min(left, 0.05)):
+                raise _Stopped()
+        return True
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -250,15 +288,25 @@ class Subscription:
                     f"{self.kind} subscribe for session {self.session_id} refused: {msg.code} {msg.message}")
             elif isinstance(msg, wire.Notification):
                 early.append(msg)  # a notification racing its ack: keep it
+            elif isinstance(msg, wire.SubscriptionComplete):
+                early.append(msg)
+        self._blind = not self.continue_sent()  # before ready: gating holds every continue until then
+        self._early_ended = set()
         for msg in early:
-            self._on_notification(msg, ids, set())
+            if isinstance(msg, wire.SubscriptionComplete):
+                self._early_ended.update(requests_ids(msg, ids))
+            else:
+                self._blind = False
+                self._on_notification(msg, ids, self._early_ended)
         log.debug("%s subscription of %s up (replayFromSlot=%s)", self.kind, self.session_id, replay)
         return ids
 
     def _stream(self, conn: Connection, ids: Dict[int, str]) -> bool:
         """Read notifications; True at end of stream, False when the connection was lost."""
         cfg = self.config
-        ended: Set[int] = set()
+        ended, self._early_ended = self._early_ended, set()
+        if ended and self._complete(ids, ended, ()):
+            return True
         now = time.monotonic()
         last_inbound = last_note = now
         completed_at: Optional[float] = None
@@ -286,6 +334,10 @@ class Subscription:
                             continue
                         if type(msg) is notification:
                             if on_notification(msg, ids, ended):
+                                return True
+                        elif type(msg) is wire.SubscriptionComplete:
+                            done = requests_ids(msg, ids)
+                            if done and self._complete(ids, ended, done):
                                 return True
                         elif isinstance(msg, wire.RpcErrorReply):
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
@@ -315,6 +367,17 @@ class Subscription:
                 log.info("%s subscription of %s lost: %s", self.kind, self.session_id, exc)
                 return False
 
+    def _complete(self, ids: Dict[int, str], ended: Set[int], now_ended: Any) -> bool:
+        """``subscriptionComplete`` for ``now_ended`` (already added to ``ended`` when empty): True once every id
+        ended; raises :class:`_EarlyComplete` when it cannot be the end yet (§9.5)."""
+        if wire.is_early_complete(self.completed.is_set(), self.continue_sent(), self._blind):
+            ended.clear()
+            raise _EarlyComplete()
+        ended.update(now_ended)
+        log.debug("%s subscription of %s: subscriptionComplete (%d/%d ids ended)", self.kind, self.session_id,
+                  len(ended & set(ids)), len(ids))
+        return len(ended & set(ids)) >= len(ids)
+
     def _on_notification(self, msg: wire.Notification, ids: Dict[int, str], ended: Set[int]) -> bool:
         """Deliver one notification; True once every subscription id reached its end of stream."""
         sub_id = msg.subscription
@@ -322,6 +385,7 @@ class Subscription:
         if sub_id not in ids:
             log.warning("notification for unknown subscription id %s ignored", sub_id)
             return False
+        self._blind = False
         if result is None:
             log.debug("%s subscription of %s: end-of-stream marker for id %s", self.kind, self.session_id, sub_id)
             ended.add(sub_id)
@@ -345,3 +409,13 @@ class Subscription:
             self._seen = {key}
         self.sink.put(event)
         return False
+
+
+def requests_ids(msg: "wire.SubscriptionComplete", ids: Dict[int, str]) -> Set[int]:
+    """The subscription ids a ``subscriptionComplete`` ends: its own, or every id of the socket when it names none."""
+    if msg.subscription is None:
+        return set(ids)
+    if msg.subscription not in ids:
+        log.warning("subscriptionComplete for unknown subscription id %s ignored", msg.subscription)
+        return set()
+    return {msg.subscription}
