@@ -874,12 +874,13 @@ def _subscription_complete(params: Any) -> SubscriptionComplete:
     return SubscriptionComplete(sub, params.get("result"))
 
 
-def is_early_complete(completed: bool, continue_sent: bool, blind: bool) -> bool:
+def is_early_complete(completed: bool, continue_sent: bool) -> bool:
     """§9.5: a ``subscriptionComplete`` that cannot be the end of the stream: the session has not completed and no
-    continue had been sent on it (no slot can have run), either now or when the subscription was acked with nothing
-    received since (``blind``: the continue may have raced the server's immediate answer). The caller re-subscribes
-    after a backoff, and takes it as the end after all if the session completes during that backoff."""
-    return not completed and (not continue_sent or blind)
+    continue has been sent on it, so no slot can have run (the subscription was made before the session's data plane
+    was up). The caller re-subscribes after a backoff, and takes it as the end after all if the session completes
+    during that backoff. (Subscriptions made before the first continue wait for a ping barrier before they count as
+    up, so an immediate answer is read while the gated continue is still held back.)"""
+    return not completed and not continue_sent
 
 
 #: Builds a frozen dataclass instance without running its ``__init__`` (whose frozen ``__setattr__`` calls cost

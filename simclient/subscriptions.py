@@ -29,7 +29,7 @@ from .config import ClientConfig
 from .control import reconnect_retrying
 from .errors import ProtocolError, SimclientError, SubscriptionError
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_TEXT, Closed, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Closed, Connection, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
@@ -99,8 +99,8 @@ class Subscription:
         self.coordinator = coordinator
         #: True once a continue was sent on this (sub-)session (None: assume so, i.e. never the §9.5 trap)
         self.continue_sent: Callable[[], bool] = continue_sent or (lambda: True)
-        self._blind = False  # acked before any continue was sent and nothing received since (§9.5)
         self._early_ended: Set[int] = set()  # end markers read while waiting for the acks
+        self._early_trap = False  # one of them was the §9.5 "data plane not up yet" answer
         self._early_completes = 0
         self.ready = threading.Event()  # up, or finished / failed (gating waits on this)
         self.up = False
@@ -147,10 +147,12 @@ class Subscription:
                 conn, ids = self._establish(first)
                 first = False
                 self.up = True
-                self.ready.set()
+                if not self._early_trap:  # else not up at all: the gated continue must wait for the re-subscribe
+                    self.ready.set()
                 try:
                     outcome = self._stream(conn, ids)
                 except _EarlyComplete:
+                    conn.close(timeout=0.5)  # this socket is done either way (close is idempotent)
                     outcome = self._after_early_complete()
                 except BaseException:
                     conn.release()  # stopped or failed mid-stream: the finally below hides it from _run's cleanup
@@ -264,12 +266,20 @@ class Subscription:
         ids: Dict[int, str] = {}
         early: List[Any] = []
         deadline = time.monotonic() + self.config.handshake_timeout
-        while len(ids) < len(requests):
+        # Before the session's first continue, a server whose data plane is not up yet answers the subscribe with
+        # an immediate subscriptionComplete (§9.5). A ping sent once every ack is in is answered after whatever the
+        # server queued with them, so its pong proves that no such answer is pending: only then is the
+        # subscription "up" (and the gated continue may go). One round trip, only before the first continue.
+        barrier: Optional[bytes] = None
+        while len(ids) < len(requests) or barrier is not None:
             self._check_stop()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _Lost(f"no subscribe ack within {self.config.handshake_timeout:.0f}s")
             frame = conn.recv(min(left, 0.5))
+            if frame is not None and frame[0] == OPCODE_PONG and frame[1] == barrier:
+                barrier = None
+                continue
             if frame is None or frame[0] not in (OPCODE_TEXT, OPCODE_BINARY):
                 continue
             try:
@@ -279,6 +289,9 @@ class Subscription:
                 continue
             if isinstance(msg, wire.SubscribeAck) and msg.request_id in requests:
                 ids[msg.subscription] = requests[msg.request_id]
+                if len(ids) == len(requests) and not self.continue_sent():
+                    barrier = f"simclient-subscribed-{self._attempts}".encode()
+                    conn.ping(barrier)
             elif isinstance(msg, wire.RpcErrorReply):
                 if msg.code == wire.REPLAY_WINDOW_ERROR_CODE:
                     raise SubscriptionError(
@@ -290,13 +303,14 @@ class Subscription:
                 early.append(msg)  # a notification racing its ack: keep it
             elif isinstance(msg, wire.SubscriptionComplete):
                 early.append(msg)
-        self._blind = not self.continue_sent()  # before ready: gating holds every continue until then
         self._early_ended = set()
+        self._early_trap = False
         for msg in early:
             if isinstance(msg, wire.SubscriptionComplete):
+                # judged now, before ``ready``: the gated continue cannot have been sent since the check above
+                self._early_trap |= wire.is_early_complete(self.completed.is_set(), self.continue_sent())
                 self._early_ended.update(requests_ids(msg, ids))
             else:
-                self._blind = False
                 self._on_notification(msg, ids, self._early_ended)
         log.debug("%s subscription of %s up (replayFromSlot=%s)", self.kind, self.session_id, replay)
         return ids
@@ -305,6 +319,9 @@ class Subscription:
         """Read notifications; True at end of stream, False when the connection was lost."""
         cfg = self.config
         ended, self._early_ended = self._early_ended, set()
+        if self._early_trap:
+            self._early_trap = False
+            raise _EarlyComplete()
         if ended and self._complete(ids, ended, ()):
             return True
         now = time.monotonic()
@@ -370,7 +387,7 @@ class Subscription:
     def _complete(self, ids: Dict[int, str], ended: Set[int], now_ended: Any) -> bool:
         """``subscriptionComplete`` for ``now_ended`` (already added to ``ended`` when empty): True once every id
         ended; raises :class:`_EarlyComplete` when it cannot be the end yet (§9.5)."""
-        if wire.is_early_complete(self.completed.is_set(), self.continue_sent(), self._blind):
+        if wire.is_early_complete(self.completed.is_set(), self.continue_sent()):
             ended.clear()
             raise _EarlyComplete()
         ended.update(now_ended)
@@ -385,7 +402,6 @@ class Subscription:
         if sub_id not in ids:
             log.warning("notification for unknown subscription id %s ignored", sub_id)
             return False
-        self._blind = False
         if result is None:
             log.debug("%s subscription of %s: end-of-stream marker for id %s", self.kind, self.session_id, sub_id)
             ended.add(sub_id)

@@ -25,6 +25,9 @@ Counting rules (chosen so that progress is always possible):
   advance, for ``seconds``. It starts immediately, or after ``after_frames`` more control frames have been sent.
 * ``fail_at_slot(slot, variant)``: a session reaching ``slot`` emits a terminal ``error`` of that ``BacktestError``
   variant instead of executing it.
+* ``early_complete_subscribes(n=1)``: the first ``n`` subscribe requests of each session that arrive before it acted
+  on any continue are acked and then answered at once with ``subscriptionComplete`` (no results, the subscription is
+  not kept): the "subscribed before the data plane was up" answer of PROTOCOL §9.5.
 
 Raw injection (bad-input tests: frames no real server would send). Injected frames are extra frames: they are never
 sequenced, never kept in a replay buffer, and do not count for ``garbage_every`` / ``drop_control_every``.
@@ -127,6 +130,8 @@ class FaultPlan:
         self._control_injections: List[_Injection] = []
         self._subscription_injections: List[_Injection] = []
         self._rpc_faults: List[List[Any]] = []  # [remaining, RpcFault], in call order
+        self._early_complete = 0
+        self._early_completed: Dict[str, int] = {}  # session id -> early completes sent
 
     def __repr__(self) -> str:
         with self._lock:
@@ -250,6 +255,23 @@ class FaultPlan:
         """The next ``n`` JSON-RPC requests get ``body`` verbatim with HTTP ``status``."""
         return self._queue_rpc(n, RpcFault(int(status), body, content_type))
 
+    def early_complete_subscribes(self, n: Optional[int] = 1) -> "FaultPlan":
+        """Answer each session's first ``n`` subscribes (before any continue) with an immediate subscriptionComplete."""
+        n = self._check_n(n)
+        with self._lock:
+            self._early_complete = n
+            self._early_completed = {}
+        return self
+
+    def take_early_complete(self, session_id: str) -> bool:
+        """Called for each subscribe of a session that has not started a continue yet."""
+        with self._lock:
+            done = self._early_completed.get(session_id, 0)
+            if done >= self._early_complete:
+                return False
+            self._early_completed[session_id] = done + 1
+            return True
+
     def clear(self) -> "FaultPlan":
         """Remove every fault (including a running stall and pending injections) and reset the counters."""
         with self._lock:
@@ -261,6 +283,8 @@ class FaultPlan:
             self._control_injections = []
             self._subscription_injections = []
             self._rpc_faults = []
+            self._early_complete = 0
+            self._early_completed = {}
         return self
 
     @property
@@ -268,7 +292,8 @@ class FaultPlan:
         with self._lock:
             return bool(self._drop_control or self._drop_subs or self._garbage or self._lose_continue
                         or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic()
-                        or self._control_injections or self._subscription_injections or self._rpc_faults)
+                        or self._control_injections or self._subscription_injections or self._rpc_faults
+                        or self._early_complete)
 
     @property
     def pending_injections(self) -> int:

@@ -82,7 +82,7 @@ def test_parallel_faults_give_identical_results(faults):
         check_against_truth(sim, result, caps, ranges)
         assert sim.stats["control_drops"] + sim.stats["continues_lost"] > 0
     assert reconnects > 0
-    assert ranges == base_ranges
+    assert sorted(ranges.values()) == sorted(base_ranges.values())
     for mine, theirs in zip(by_range(caps, ranges), by_range(base_caps, base_ranges)):
         assert mine.control_signature() == theirs.control_signature()
         assert mine.signatures == theirs.signatures
@@ -95,7 +95,7 @@ def test_events_before_sessions_created_reach_their_sub_session():
         with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=299)) as run:
             for sub in run.sub_sessions:
                 first = sub.next_event(timeout=5)
-                assert first == ev.Status("startingRuntime")
+                assert first == ev.Status("bundleReady")
             result = run.drive(advance_count=100)
         assert result.failures == [] and len(result.completed) == 3
 

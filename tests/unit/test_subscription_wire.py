@@ -193,14 +193,13 @@ def test_subscription_complete_with_or_without_its_subscription_id(raw, expected
     assert frame == protocol.SubscriptionComplete(*expected)
 
 
-@pytest.mark.parametrize("completed, continue_sent, blind, early", [
-    (False, False, False, True),   # no continue yet: no slot can have run
-    (False, True, True, True),     # acked before the continue, nothing since: may have raced the continue
-    (False, True, False, False),   # streaming after a continue: the real end
-    (True, False, True, False),    # the session completed: always the end
+@pytest.mark.parametrize("completed, continue_sent, early", [
+    (False, False, True),   # no continue yet: no slot can have run
+    (False, True, False),   # after a continue: the real end
+    (True, False, False),   # the session completed: always the end
 ])
-def test_is_early_complete(completed, continue_sent, blind, early):
-    assert protocol.is_early_complete(completed, continue_sent, blind) is early
+def test_is_early_complete(completed, continue_sent, early):
+    assert protocol.is_early_complete(completed, continue_sent) is early
 
 
 def test_non_notification_method_is_unknown():
