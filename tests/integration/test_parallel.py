@@ -59,8 +59,8 @@ def check_against_truth(sim, result, caps, ranges):
     assert len(set(union)) == len(union)
 
 
-def test_parallel_run_matches_ground_truth():
-    with LocalSimulator(port=0) as sim:
+def test_parallel_run_matches_ground_truth(dialect_subset):
+    with LocalSimulator(port=0, dialect=dialect_subset) as sim:
         result, caps, ranges, _ = run_parallel(sim)
         assert len(ranges) == BUNDLES
         check_against_truth(sim, result, caps, ranges)
@@ -70,14 +70,21 @@ def test_parallel_run_matches_ground_truth():
         assert all(a[1] + 1 == b[0] for a, b in zip(spans, spans[1:]))
 
 
+@pytest.fixture(scope="module")
+def baseline():
+    """The fault-free run the fault tests compare with (the same under every dialect: computed once)."""
+    with LocalSimulator(port=0) as sim:
+        _, caps, ranges, _ = run_parallel(sim)
+    return caps, ranges
+
+
 @pytest.mark.parametrize("faults", [
     pytest.param(lambda: FaultPlan(seed=1).drop_control_every(40), id="control-drops"),
     pytest.param(lambda: FaultPlan(seed=2).lose_continue_every(5), id="lost-continues"),
 ])
-def test_parallel_faults_give_identical_results(faults):
-    with LocalSimulator(port=0) as sim:
-        _, base_caps, base_ranges, _ = run_parallel(sim)
-    with LocalSimulator(port=0, faults=faults(), replay_window=1000) as sim:
+def test_parallel_faults_give_identical_results(faults, dialect_subset, baseline):
+    base_caps, base_ranges = baseline
+    with LocalSimulator(port=0, faults=faults(), replay_window=1000, dialect=dialect_subset) as sim:
         result, caps, ranges, reconnects = run_parallel(sim)
         check_against_truth(sim, result, caps, ranges)
         assert sim.stats["control_drops"] + sim.stats["continues_lost"] > 0

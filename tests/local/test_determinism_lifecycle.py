@@ -132,14 +132,14 @@ def test_stop_is_quick_with_busy_sessions_and_open_sockets() -> None:
 def test_python_dash_m_serves_until_interrupted() -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "simclient.local", "--port", "0", "--seed", "3",
-                             "--bundle-size", "50", "--api-key", "k"],
+                             "--bundle-size", "50", "--api-key", "k", "--dialect", "nested-snake"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
     try:
         line = proc.stderr.readline()
         m = re.search(r"ws://127\.0\.0\.1:(\d+)/backtest", line)
         assert m, line
         ranges = requests.get(f"http://127.0.0.1:{m.group(1)}/available-ranges", timeout=5).json()
-        assert ranges[0]["maxBundleSize"] == 50
+        assert ranges[0]["max_bundle_size"] == 50 and "dialect nested-snake" in line  # the dialect's casing
         r = requests.get(f"http://127.0.0.1:{m.group(1)}/backtest", headers={"X-API-Key": "nope"}, timeout=5)
         assert r.status_code == 401
         proc.send_signal(signal.SIGINT)
