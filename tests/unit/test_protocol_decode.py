@@ -384,6 +384,14 @@ def test_error_message_names_variant_and_detail():
     assert str(protocol.decode_error({"sessionOwnershipBusy": {"reason": "deploy"}})) == "SessionOwnershipBusy: deploy"
 
 
+def test_bundle_ready_is_a_known_startup_status_and_unknown_ones_pass_through():
+    status = protocol.decode_response('{"method":"status","params":{"status":"bundleReady"}}').message
+    assert status == ev.Status("bundleReady") and status.known
+    assert ev.STARTUP_STATUSES.index("bundleReady") == ev.STARTUP_STATUSES.index("startingRuntime") - 1
+    other = protocol.decode_response('{"method":"status","params":{"status":"warmingCaches"}}').message
+    assert other == ev.Status("warmingCaches") and not other.known
+
+
 # -------------------------------------------------------------------------------------- §1.3 ranges
 
 
