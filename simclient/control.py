@@ -669,9 +669,10 @@ class ControlConnection:
             return
         log.debug("ignoring unexpected control message %s", self._r(repr(msg)))
 
-    def _v1_form_error(self, err: wire.BacktestError) -> bool:
+    def _v1_form_error(self, err: wire.BacktestError, refused: Optional[Route] = None) -> bool:
         """A "duplicate field" answering our superset ``*SessionV1`` form (§3.5): switch to the minimal form (see
-        :class:`protocol.V1Form`) and re-send, once, what is unanswered on this socket. True when consumed."""
+        :class:`protocol.V1Form`) and re-send, once, what is unanswered on this socket (``refused``: the route the
+        server named, whose in-flight continue the refusal answers). True when consumed."""
         with self._lock:
             verdict = self.v1.on_error(err, self._gen)
             if verdict is None:
@@ -686,7 +687,7 @@ class ControlConnection:
             for route in self.routes.values():
                 if route.failed or route.completed.is_set():
                     continue
-                if route.pending is not None and route.sent_gen == self._gen and not route.progress:
+                if route.pending is not None and route.sent_gen == self._gen and (not route.progress or route is refused):
                     again: Optional[Dict[str, Any]] = route.pending
                 elif self._close_requested and not route.acked.is_set():
                     again = wire.encode_close_v1(route.session_id)
@@ -730,6 +731,8 @@ class ControlConnection:
 
     def _error_consumed(self, route: Route, err: wire.BacktestError) -> bool:
         """Handle a server error for ``route``; True when it must not be delivered as a ServerError event."""
+        if self.parallel and self._v1_form_error(err, route):  # a server that routes the refusal to the sub-session
+            return True
         if wire.is_continue_busy(err):
             if route.resent:
                 log.debug("expected 'continue while busy' after re-sending a continue for %s", route.session_id)
