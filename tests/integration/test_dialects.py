@@ -195,3 +195,31 @@ def test_early_complete_budget_is_the_reconnect_budget():
             with pytest.raises(SubscriptionError, match="subscriptionComplete"):
                 drive_one_continue(session, user_tx(4))
         assert sim.stats["early_completes_sent"] == 4  # the first subscribe and 3 re-subscribes
+
+
+@pytest.mark.parametrize("dialect", ["evidenced", "flattened-snake", "strict"])
+def test_continue_to_with_extra_fields_pauses_in_parallel_and_single(dialect):
+    """``extra`` continueTo fields go through every V1 form; a server ignores those it does not know (§3.3)."""
+    with LocalSimulator(port=0, dialect=dialect) as sim:
+        client = Client(sim.url, sim.api_key, fast_config())
+        target = sim.first_slot + 5
+        with client.start_session(CreateSession(start_slot=sim.first_slot, slot_count=9)) as session:
+            for event in session.events(timeout=10):
+                if isinstance(event, ev.ReadyForContinue):
+                    session.send_continue_to(target, 1, extra={"after": False})
+                if isinstance(event, ev.Paused):
+                    assert (event.slot, event.batch_index) == (target, 1)
+                    break
+            with pytest.raises(ValueError, match="slot"):
+                session.send_continue_to(target + 1, extra={"batchIndex": 2})
+            with pytest.raises(TypeError):
+                session.send_continue_to(target + 1, extra=["after"])  # type: ignore[arg-type]
+        with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=sim.bundle_size - 1)) as run:
+            [sub] = run.sub_sessions
+            for event in sub.events(timeout=10):
+                if isinstance(event, ev.ReadyForContinue):
+                    sub.send_continue_to(target, 1, extra={"after": False})
+                if isinstance(event, ev.Paused):
+                    assert (event.slot, event.batch_index) == (target, 1)
+                    break
+            assert run.control_stats.v1_minimal_fallbacks == (1 if dialect == "strict" else 0)
