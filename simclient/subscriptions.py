@@ -152,6 +152,7 @@ class Subscription:
                 try:
                     outcome = self._stream(conn, ids)
                 except _EarlyComplete:
+                    self.ready.clear()  # not up after all: hold the gated continue until the re-subscribe
                     conn.close(timeout=0.5)  # this socket is done either way (close is idempotent)
                     outcome = self._after_early_complete()
                 except BaseException:
