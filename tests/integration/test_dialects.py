@@ -175,7 +175,7 @@ def test_early_subscription_complete_is_survived_with_nothing_lost(dialect):
         assert sim.stats["early_completes_sent"] == 3
         assert cap.signatures == truth_signatures(sim.chain, start, end, sim.program_ids)
         assert cap.diff_keys() == truth_diff_keys(sim.chain, start, end, sim.program_ids[:1])
-        assert stats.subscription_reconnects == 3 and sent == 1
+        assert stats.subscription_reconnects >= 3 and sent == 1  # more only if a loaded machine misses a keepalive
 
 
 def test_early_subscription_complete_in_a_parallel_run():
