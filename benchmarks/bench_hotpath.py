@@ -5,6 +5,8 @@ this is what the profile-driven changes to the hot path were measured with (docs
 printed beside the bare equivalent that the raw-loop reference of bench_throughput.py runs for the same frames:
 
 * transport: ``Connection.recv`` vs websocket-client's own ``WebSocket.recv`` over the same in-memory socket;
+* transport over a real socket (a local socketpair, ``recv(0.5)`` as the control reader polls): frames written in
+  ~60 KiB bursts, and one frame per write (every read then waits for readability: the worst case);
 * control pipeline: ``_decode`` + ``_route_single`` (cursor, §7.1 bookkeeping, queue) + ``session.next_event`` vs
   ``json.loads``;
 * subscription pipeline: ``decode_subscription_frame`` + ``_on_notification`` (dedup, queue) + ``next_event`` vs
@@ -151,6 +153,72 @@ def transport_raw(payloads: List[bytes]) -> float:
     return per_frame(run, n)
 
 
+def _pair_ws(sock: Any) -> Any:
+    import websocket
+
+    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+    ws.sock = sock
+    ws.connected = True
+    return ws
+
+
+def _over_socket(payloads: List[bytes], sdk: bool, burst: int) -> float:
+    """ns per frame read by ``recv`` over a socketpair, frames written ``burst`` bytes at a time (0: one per write);
+    only the reads are timed."""
+    import socket as _socket
+
+    a, b = _socket.socketpair()
+    try:
+        if sdk:
+            from simclient.transport import Connection
+
+            a.settimeout(30.0)  # what Connection.open leaves: the send timeout (older clients set it per recv)
+            conn = Connection(_pair_ws(a), "pair")
+            recv: Callable[[], Any] = lambda: conn.recv(0.5)  # noqa: E731
+        else:
+            a.settimeout(0.5)
+            ws = _pair_ws(a)
+            recv = ws.recv
+        chunks: List[List[bytes]] = [[]]
+        size = 0
+        for p in payloads:
+            if burst == 0 or size + len(p) > burst:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(ws_frame(p))
+            size += len(p) + 10
+        total = 0.0
+        perf = time.perf_counter
+        for chunk in chunks:
+            if not chunk:
+                continue
+            b.sendall(b"".join(chunk))
+            t0 = perf()
+            for _ in chunk:
+                recv()
+            total += perf() - t0
+        return total / len(payloads) * 1e9
+    finally:
+        a.close()
+        b.close()
+
+
+def socket_burst_sdk(payloads: List[bytes]) -> float:
+    return _over_socket(payloads, True, 60_000)
+
+
+def socket_burst_raw(payloads: List[bytes]) -> float:
+    return _over_socket(payloads, False, 60_000)
+
+
+def socket_single_sdk(payloads: List[bytes]) -> float:
+    return _over_socket(payloads, True, 0)
+
+
+def socket_single_raw(payloads: List[bytes]) -> float:
+    return _over_socket(payloads, False, 0)
+
+
 def _session() -> Any:
     from simclient import ClientConfig, CreateSession
     from simclient.control import ControlConnection, Route
@@ -215,6 +283,8 @@ def main() -> None:
     print(f"    {'stage':<24} {'frames':>6} {'SDK ns':>7} {'bare equivalent':<26} {'bare ns':>7} {'SDK / bare':>10}")
     rows = (("transport, control", transport_sdk, transport_raw, "control", "websocket-client recv()"),
             ("transport, transactions", transport_sdk, transport_raw, "sub", "websocket-client recv()"),
+            ("socket, bursts", socket_burst_sdk, socket_burst_raw, "sub", "websocket-client recv()"),
+            ("socket, 1 frame/write", socket_single_sdk, socket_single_raw, "sub", "websocket-client recv()"),
             ("control pipeline", control_sdk, loads_raw, "control", "json.loads"),
             ("subscription pipeline", sub_sdk, loads_raw, "sub", "json.loads"))
     for label, sdk_fn, raw_fn, kind, raw_label in rows:

@@ -1,14 +1,21 @@
-"""``make bench``: the four benchmarks, each printing ratios measured side by side in the same run.
+"""``make bench``: the benchmarks, each printing ratios measured side by side in the same run.
 
-    python benchmarks/run_all.py [--quick] [--json results.json] [--only throughput,fanout,resume,memory]
+    python benchmarks/run_all.py [--quick] [--json results.json] [--only replay,resume,memory,throughput,fanout]
 
-1. delivery throughput, ``session.events()`` vs a raw websocket-client recv + json.loads loop (bench_throughput.py)
-2. fan-out, aggregate events/s at 1, 8, 32, 64 sub-sessions on one control socket (bench_fanout.py)
-3. resume latency, forced control drop to the next delivered event (bench_resume.py)
-4. memory, client RSS per sub-session at 64 sub-sessions (bench_memory.py)
+Default (``replay,resume,memory``; about 3-4 minutes on 2 cores):
 
-The local simulator runs in separate processes (``python -m simclient.local``) and every client measurement in its
-own worker process. See docs/performance.md for the figures and how to read them.
+* replay: client-bound figures from the replay server (bench_replay.py): the SDK beside raw websocket-client,
+  websockets and picows loops on the control / transaction / account-diff streams, the in-order step barrier, fan-out
+  at 1-128 sub-sessions, and which hot-path special cases pay (measured from memory; the end-to-end variant is
+  ``bench_replay.py --only toggles``). Fails loudly if the replay server did not out-run the fastest client by >= 2x.
+* resume: forced control drop to the next delivered event (bench_resume.py)
+* memory: client RSS per sub-session at 64 sub-sessions (bench_memory.py)
+
+On request: ``throughput`` and ``fanout``, the same comparisons against the local simulator (bench_throughput.py,
+bench_fanout.py), where the simulator, not the client, sets the pace on the transaction stream.
+
+The servers run in separate processes and every client measurement in its own worker process. See
+docs/performance.md for the figures and how to read them.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_fanout  # noqa: E402
 import bench_memory  # noqa: E402
+import bench_replay  # noqa: E402
 import bench_resume  # noqa: E402
 import bench_throughput  # noqa: E402
 
@@ -31,7 +39,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
     ap.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
-    ap.add_argument("--only", default="throughput,fanout,resume,memory")
+    ap.add_argument("--only", default="replay,resume,memory",
+                    help="comma-separated: replay, resume, memory, throughput, fanout")
     args = ap.parse_args()
     which = set(args.only.split(","))
     out = args.json or os.path.join(tempfile.gettempdir(), f"simclient-bench-{os.getpid()}.json")
@@ -47,6 +56,11 @@ def main() -> int:
         print(f"client under test: simclient from {os.environ['SIMCLIENT_BENCH_CLIENT_PATH']} "
               f"(SIMCLIENT_BENCH_CLIENT_PATH); simulator: this tree")
     t0 = time.monotonic()
+    if "replay" in which:
+        # the end-to-end toggles (bench_replay.py --only toggles) are left out: slow, and noisier than the
+        # deterministic ones ("hotpath") that make bench prints
+        bench_replay.run(reps=3 if args.quick else 5, only=("clients", "barrier", "fanout", "hotpath"))
+        print()
     if "throughput" in which:
         bench_throughput.run(reps=3 if args.quick else 5, tx_reps=2 if args.quick else 3)
         print()

@@ -10,6 +10,7 @@ from .config import ClientConfig
 from .control import ControlConnection
 from .parallel import ParallelRun
 from .protocol import AvailableRange
+from .reconnect import ConnectionFactory
 from .rpc import fetch_available_ranges
 from .session import Session
 from .urls import backtest_ws_url, http_base_from_ws_url
@@ -29,11 +30,14 @@ class Client:
     """
 
     def __init__(self, url: Optional[str] = None, api_key: Optional[str] = None,
-                 config: Optional[ClientConfig] = None):
+                 config: Optional[ClientConfig] = None, connection_factory: Optional[ConnectionFactory] = None):
         self.url = backtest_ws_url(url or os.environ.get("SIMULATOR_URL") or DEFAULT_URL)
         key = api_key if api_key is not None else os.environ.get("SIMULATOR_API_KEY")
         self._api_key = DEFAULT_API_KEY if key is None else key
         self.config = config or ClientConfig()
+        #: ``factory(url, api_key, timeout) -> connection`` for every WebSocket (control and subscriptions), like a
+        #: ``requests`` adapter; None: real sockets. See :mod:`simclient.reconnect` (tests script connections).
+        self.connection_factory = connection_factory
 
     def __repr__(self) -> str:
         return f"Client(url={self.url!r}, api_key=***)"
@@ -44,7 +48,8 @@ class Client:
 
     def available_ranges(self) -> List[AvailableRange]:
         """``GET /available-ranges`` (no key needed)."""
-        return fetch_available_ranges(self.http_base, self.config.rpc_timeout, self.config.http_retries)
+        return fetch_available_ranges(self.http_base, self.config.rpc_timeout, self.config.http_retries,
+                                      ca_bundle=self.config.ca_bundle)
 
     def start_session(self, create: CreateSession) -> Session:
         """Create one session; returns after ``sessionCreated``. Raises AuthenticationError, InvalidRequestError,
@@ -62,7 +67,8 @@ class Client:
     def _create(self, create: CreateSession, parallel: bool) -> ControlConnection:
         if not isinstance(create, CreateSession):
             raise TypeError(f"expected a CreateSession, got {type(create).__name__}")
-        control = ControlConnection(self.url, self._api_key, self.config, create, parallel=parallel)
+        control = ControlConnection(self.url, self._api_key, self.config, create, parallel=parallel,
+                                    connection_factory=self.connection_factory)
         control.start()
         try:
             control.wait_created()

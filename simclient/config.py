@@ -5,9 +5,10 @@ seconds (floats). Tests shrink them; production code should rarely need to.
 """
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,10 @@ class ClientConfig:
 
     Attributes:
         connect_timeout: TCP + TLS + WebSocket upgrade of one connection (Rust ``CONNECT_TIMEOUT``: 30 s).
+        send_timeout: longest time one write on a WebSocket may make no progress (a server that stopped reading)
+            before the send fails; its own deadline, independent of the reader's short poll, so a large continue
+            to a server that is busy for a moment goes through. A create that cannot be written in time fails at
+            once; a continue aborts the connection and is re-sent after the re-attach (PROTOCOL §7.1).
         create_timeout: longest wait for each reply while creating a session; bundle preparation and capacity
             waits can take minutes (PROTOCOL §10 advises ≥ 600 s; the seed's parallel create waits 900 s/read).
         handshake_timeout: one reply during attach / resume / a subscribe ack (management parks subscribe
@@ -26,8 +31,15 @@ class ClientConfig:
         backoff_multiplier: growth factor of the reconnect delay.
         backoff_max: cap of one reconnect delay (``RECONNECT_MAX_BACKOFF``).
         backoff_jitter: random fraction (±) applied to each delay.
-        reconnect_attempts: attempts per outage before :class:`ConnectionLostError` (the reconnect budget).
-        reconnect_uptime_reset: a connection that stays up this long resets the attempt counter.
+        reconnect_attempts: failed attempts per outage before :class:`ConnectionLostError` (the reconnect budget).
+            An attempt fails when it cannot connect, or when its connection ends before delivering anything new
+            (a server that answers the handshake and drops at once spends the budget); a connection that delivered
+            new data ends the outage and resets the budget and the backoff.
+        reconnect_uptime_reset: a connection that stays up this long also ends the outage, and the first retry
+            after it is immediate (every other reconnect waits ``backoff_delay``).
+        reconnect_max_total: an outage gives up with :class:`ConnectionLostError` once this many seconds passed
+            since it began, whatever budget is left (the Rust client's ``RECONNECT_MAX_TOTAL``, PROTOCOL §10;
+            the 10-attempt default backoff alone sums to ~2.5 min plus connect times). ``0`` disables it.
         completion_drain_timeout: after ``completed``, how long subscriptions may take to reach end-of-stream
             before :class:`CompletionDrainStalled` (the seed's 60 s liveness backstop).
         eos_silence: PROTOCOL §9.5: while a subscription is connected and ``completed`` has arrived, this long
@@ -35,6 +47,9 @@ class ClientConfig:
         close_timeout: graceful close (close request + close frame) and joining every thread.
         rpc_timeout: one HTTP JSON-RPC request on the per-session endpoint.
         http_retries: attempts for idempotent HTTP reads (``available_ranges``) on connection errors / 5xx.
+        ca_bundle: path of a PEM file of CA certificates to verify ``wss://`` and ``https://`` servers against
+            instead of the default store (WebSocket: the system's, or ``SSL_CERT_FILE``; HTTP: certifi's, or
+            ``REQUESTS_CA_BUNDLE``). For a server whose certificate a private CA signed. Verification stays on.
     """
 
     connect_timeout: float = 30.0
@@ -48,14 +63,21 @@ class ClientConfig:
     backoff_jitter: float = 0.2
     reconnect_attempts: int = 10
     reconnect_uptime_reset: float = 60.0
+    reconnect_max_total: float = 600.0
     completion_drain_timeout: float = 60.0
     eos_silence: float = 1.0
     close_timeout: float = 10.0
     rpc_timeout: float = 30.0
     http_retries: int = 3
+    send_timeout: float = 30.0
+    ca_bundle: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if self.ca_bundle is not None and not isinstance(self.ca_bundle, (str, os.PathLike)):
+            raise ValueError(f"ClientConfig.ca_bundle must be a path or None, got {self.ca_bundle!r}")
         for f in fields(self):
+            if f.name == "ca_bundle":
+                continue
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:  # NaN too
                 raise ValueError(f"ClientConfig.{f.name} must be a non-negative number, got {value!r}")
@@ -63,6 +85,8 @@ class ClientConfig:
             raise ValueError("ClientConfig.reconnect_attempts must be >= 1")
         if self.backoff_multiplier < 1:
             raise ValueError("ClientConfig.backoff_multiplier must be >= 1")
+        if self.send_timeout <= 0:
+            raise ValueError("ClientConfig.send_timeout must be > 0")
         if self.keepalive_interval <= 0 or self.keepalive_deadline <= 0:
             raise ValueError("ClientConfig.keepalive_interval and keepalive_deadline must be > 0")
 

@@ -124,14 +124,19 @@ class Timeout(SimclientError, TimeoutError):
     Also a builtin :class:`TimeoutError`, so ``except TimeoutError`` keeps working (as ``requests.Timeout``)."""
 
 
-class HttpConnectionError(SimclientError, ConnectionError):
-    """An HTTP request (JSON-RPC, ``/available-ranges``) failed below HTTP: refused, reset, DNS, TLS.
+class HttpConnectionError(HttpStatusError, ConnectionError):
+    """An HTTP request (JSON-RPC, ``/available-ranges``) failed below HTTP: refused, reset, DNS, timeout.
 
-    Also a builtin :class:`ConnectionError`. ``url`` is the endpoint (never carries the key)."""
+    Also a builtin :class:`ConnectionError`, and (as before it existed) an :class:`HttpStatusError` with
+    ``status == 0`` and the reason as ``body``, so code that caught that keeps working. ``url`` is the endpoint
+    (never carries the key)."""
 
     def __init__(self, url: str, message: str):
-        self.url = url
-        super().__init__(f"{url}: {message}")
+        super().__init__(url, 0, message)
+        self.args = (f"{url}: {message}",)
+
+    def __str__(self) -> str:
+        return f"{self.url}: {self.body}"
 
 
 class InternalError(SimclientError):

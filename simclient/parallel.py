@@ -15,13 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import events as ev
+from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection
+from .errors import SessionClosedError, Timeout
 from .session import SubSession
 from .stats import ControlStats
 from .subscriptions import ReconnectCoordinator
 
 log = logging.getLogger("simclient.parallel")
+
+#: drive(consumers=K): how long a consumer that found nothing queued for any of its sub-sessions blocks on one of
+#: them (in turn) before looking at all of them again. Bounds the extra latency of a sub-session whose events are
+#: held inside its session rather than in its queue.
+IDLE_WAIT = 0.002
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,13 @@ class ParallelResult:
         return not self.failures
 
 
+def _has_queued(sub: SubSession) -> bool:
+    """Whether ``sub.next_event()`` has something to return without waiting for the network: an item in its
+    queue, or a completion drain being served. (An end-of-stream marker counts too; next_event then waits for the
+    session's next event, which its own streams supply.)"""
+    return not sub._route.sink.empty() or sub._drain is not None
+
+
 def error_chain(exc: BaseException) -> str:
     """``Type: message: cause: …`` on one line."""
     parts = []
@@ -59,7 +73,10 @@ def error_chain(exc: BaseException) -> str:
 
 
 class ParallelRun:
-    """A parallel backtest (``client.start_parallel``). Context manager; ``close()`` joins everything."""
+    """A parallel backtest (``client.start_parallel``). Context manager; ``close()`` joins everything.
+
+    Threads: each :class:`SubSession` has one consumer thread at a time (``drive`` keeps to that whatever its
+    ``consumers``); ``close`` and the sub-sessions' ``send_continue*`` may be called from any thread."""
 
     def __init__(self, control: ControlConnection, config: ClientConfig):
         self._control = control
@@ -103,12 +120,28 @@ class ParallelRun:
             sub.subscribe_account_diffs(program_ids)
 
     def drive(self, on_event: Optional[Callable[[SubSession, ev.Event], Any]] = None,
-              advance_count: Optional[int] = None, max_workers: Optional[int] = None) -> ParallelResult:
+              advance_count: Optional[int] = None, max_workers: Optional[int] = None,
+              consumers: Optional[int] = None) -> ParallelResult:
         """Drive every sub-session to completion on a thread pool (one worker per sub-session unless
         ``max_workers`` bounds it). ``on_event(sub, event)`` runs on worker threads. A failing sub-session is
-        recorded as a :class:`Failure`; the others go on."""
+        recorded as a :class:`Failure`; the others go on.
+
+        ``consumers=K`` (instead of ``max_workers``): K threads, each serving its share of the sub-sessions
+        interleaved, taking whatever each has queued before blocking. At large fan-out that saves most of the
+        per-event thread wake-ups (docs/performance.md, fan-out); the price is that an ``on_event`` that blocks
+        holds up the sub-sessions sharing its thread, so keep the default when ``on_event`` does I/O."""
+        if consumers is not None:
+            if max_workers is not None:
+                raise ValueError("give max_workers or consumers, not both")
+            if isinstance(consumers, bool) or not isinstance(consumers, int) or consumers < 1:
+                raise ValueError(f"consumers must be a positive int, got {consumers!r}")
         result = ParallelResult()
         lock = threading.Lock()
+
+        def failed(sub: SubSession, exc: BaseException) -> None:
+            log.warning("sub-session %s %s failed: %s", sub.session_id, sub._route.range, exc)
+            with lock:
+                result.failures.append(Failure(sub._route.range, sub.session_id, error_chain(exc)))
 
         def drive_one(sub: SubSession) -> None:
             try:
@@ -117,16 +150,68 @@ class ParallelRun:
                 with lock:
                     result.completed[sub.session_id] = completed
             except BaseException as exc:  # noqa: BLE001 - recorded, the others go on
-                log.warning("sub-session %s %s failed: %s", sub.session_id, sub._route.range, exc)
-                with lock:
-                    result.failures.append(Failure(sub._route.range, sub.session_id, error_chain(exc)))
+                failed(sub, exc)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
 
-        workers = max(1, min(max_workers or len(self._subs), len(self._subs)))
+        def drive_group(group: List[SubSession]) -> None:
+            """What ``sub.run`` does, for several sub-sessions on one thread."""
+            counts = {}
+            for sub in group:
+                start, end = sub._route.range or (0, 0)
+                counts[sub] = advance_count if advance_count is not None else max(1, end - start + 1)
+            active = list(group)
+
+            def serve(sub: SubSession, timeout: Optional[float]) -> bool:
+                """One event of ``sub``; True once ``sub`` is finished (completed or failed)."""
+                try:
+                    event = sub.next_event(timeout)
+                    if event is None:
+                        raise SessionClosedError(f"session {sub.session_id} ended without Completed")
+                    if on_event is not None:
+                        on_event(sub, event)
+                    kind = type(event)
+                    if kind is ev.ReadyForContinue or kind is ev.Paused:
+                        sub.send_continue(Continue(advance_count=counts[sub]))
+                    elif kind is ev.Completed:
+                        with lock:
+                            result.completed[sub.session_id] = event  # type: ignore[assignment]
+                        return True
+                    return False
+                except Timeout:
+                    if timeout is None:  # pragma: no cover - next_event(None) does not time out
+                        raise
+                    return False
+                except BaseException as exc:  # noqa: BLE001 - recorded, the others go on
+                    failed(sub, exc)
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    return True
+
+            turn = 0
+            while active:
+                progressed = False
+                for sub in list(active):
+                    while _has_queued(sub):
+                        progressed = True
+                        if serve(sub, None):
+                            active.remove(sub)
+                            break
+                if not progressed and active:
+                    sub = active[turn % len(active)]
+                    turn += 1
+                    if serve(sub, IDLE_WAIT):
+                        active.remove(sub)
+
+        if consumers is None:
+            tasks = [(drive_one, sub) for sub in self._subs]
+            workers = max(1, min(max_workers or len(self._subs), len(self._subs)))
+        else:
+            workers = max(1, min(consumers, len(self._subs)))
+            tasks = [(drive_group, self._subs[i::workers]) for i in range(workers)]  # type: ignore[misc]
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="simclient-drive")
         try:
-            pending = {pool.submit(drive_one, sub) for sub in self._subs}
+            pending = {pool.submit(fn, arg) for fn, arg in tasks}  # type: ignore[operator]
             while pending:  # short waits keep the caller's thread responsive to Ctrl-C
                 _, pending = wait(pending, timeout=0.2)
         except BaseException:
@@ -149,9 +234,9 @@ class ParallelRun:
         for sub in self._subs:
             for s in sub._subscriptions:
                 s.stop()
-        self._control.close(timeout=max(0.1, deadline - time.monotonic()))
+        self._control.close(timeout=max(0.0, deadline - time.monotonic()))
         for sub in self._subs:
-            sub.close()
+            sub._close_by(deadline)  # one close_timeout for the whole run, not one per sub-session
 
     def __enter__(self) -> "ParallelRun":
         return self

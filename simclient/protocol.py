@@ -235,6 +235,67 @@ def is_duplicate_field(error: BacktestError) -> bool:
     return error.variant == "InvalidRequest" and bool(_DUPLICATE_FIELD.search(str(error.fields.get("error", ""))))
 
 
+# §10.1 as one table, used by every site that meets a server ``error`` (handshakes, routed (sub-)session errors,
+# top-level errors of a parallel control connection). Sites look the action up; none decides on its own.
+
+#: Phases an ``error`` can arrive in.
+PHASE_HANDSHAKE = "handshake"  # answering our create / attach / resume
+PHASE_SESSION = "session"  # routed to a (sub-)session once it exists
+PHASE_CONTROL = "control"  # top-level on a parallel control connection after ``sessionsCreatedV2``
+
+#: Actions. ``terminal``: fail the create / the (sub-)session, no reconnect. ``reconnect``: transient, drop the
+#: connection and reconnect + attach within the budget. ``deliver``: not terminal, hand it to the (sub-)session
+#: as a :class:`~simclient.events.ServerError` event (at control level: log it).
+ACTION_TERMINAL = "terminal"
+ACTION_RECONNECT = "reconnect"
+ACTION_DELIVER = "deliver"
+
+#: Kinds of error (:func:`error_kind`).
+KIND_TERMINAL = "terminal"
+KIND_TRANSIENT = "transient"
+KIND_RETRY_ONCE = "retry-once"
+KIND_BUSY = "continue-busy"
+
+#: ``(kind, phase) -> (action the first time, action for a repeat)``. "Retry once, then terminal" (§10.1):
+#: during a handshake or at control level the retry is a reconnect; a (sub-)session gets the first one as a
+#: non-terminal ServerError event. A repeat counts per (sub-)session, per handshake, per control connection.
+ERROR_ACTIONS: Dict[Tuple[str, str], Tuple[str, str]] = {
+    (KIND_TERMINAL, PHASE_HANDSHAKE): (ACTION_TERMINAL, ACTION_TERMINAL),
+    (KIND_TERMINAL, PHASE_SESSION): (ACTION_TERMINAL, ACTION_TERMINAL),
+    (KIND_TERMINAL, PHASE_CONTROL): (ACTION_TERMINAL, ACTION_TERMINAL),
+    (KIND_TRANSIENT, PHASE_HANDSHAKE): (ACTION_RECONNECT, ACTION_RECONNECT),
+    (KIND_TRANSIENT, PHASE_SESSION): (ACTION_RECONNECT, ACTION_RECONNECT),
+    (KIND_TRANSIENT, PHASE_CONTROL): (ACTION_RECONNECT, ACTION_RECONNECT),
+    (KIND_RETRY_ONCE, PHASE_HANDSHAKE): (ACTION_RECONNECT, ACTION_TERMINAL),
+    (KIND_RETRY_ONCE, PHASE_SESSION): (ACTION_DELIVER, ACTION_TERMINAL),
+    (KIND_RETRY_ONCE, PHASE_CONTROL): (ACTION_RECONNECT, ACTION_TERMINAL),
+    (KIND_BUSY, PHASE_HANDSHAKE): (ACTION_DELIVER, ACTION_DELIVER),
+    (KIND_BUSY, PHASE_SESSION): (ACTION_DELIVER, ACTION_DELIVER),
+    (KIND_BUSY, PHASE_CONTROL): (ACTION_DELIVER, ACTION_DELIVER),
+}
+
+
+def error_kind(error: BacktestError) -> str:
+    """The §10.1 kind of ``error``: transient, retry-once, the §7.1 continue-busy answer, or terminal."""
+    if error.variant in TRANSIENT_VARIANTS:
+        return KIND_TRANSIENT
+    if error.variant in RETRY_ONCE_VARIANTS:
+        return KIND_RETRY_ONCE
+    if is_continue_busy(error):
+        return KIND_BUSY
+    return KIND_TERMINAL
+
+
+def error_action(error: BacktestError, phase: str, repeat: bool = False) -> str:
+    """What to do with ``error`` arriving in ``phase`` (``repeat``: the same kind was seen before there)."""
+    first, again = ERROR_ACTIONS[(error_kind(error), phase)]
+    return again if repeat else first
+
+
+__all__ += ["PHASE_HANDSHAKE", "PHASE_SESSION", "PHASE_CONTROL", "ACTION_TERMINAL", "ACTION_RECONNECT",
+            "ACTION_DELIVER", "ERROR_ACTIONS", "error_kind", "error_action"]
+
+
 def decode_error(params: Any) -> BacktestError:
     """L4: externally tagged object, bare string, or ``{"code"|"type": variant, ...}``."""
     if isinstance(params, str) and params:

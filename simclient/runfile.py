@@ -13,7 +13,8 @@ The shape is the one of the Rust ``sim run`` (RUST_CLIENT.md §4), so files from
 simclient adds a few keys that the Rust reader ignores: ``metadata.program_ids`` (every program id),
 ``metadata.sessions`` (each (sub-)session's server-authoritative range and whether it completed),
 ``metadata.failures``, ``metadata.interrupted``, and per transaction ``programs`` (the top-level instructions'
-program ids, used by ``summarize``).
+program ids, used by ``summarize``), ``fee`` and ``compute_units`` (``meta.fee`` / ``meta.computeUnitsConsumed``,
+when the payload has them).
 
 :class:`RunRecorder` builds the document from :class:`simclient.events.Transaction` and
 :class:`simclient.events.AccountDiff` events (thread-safe: ``ParallelRun.drive`` calls handlers from worker threads),
@@ -141,7 +142,7 @@ def transaction_record(value: Mapping[str, Any], slot: Optional[int] = None,
         sigs = (value.get("transaction") or {}).get("signatures") or [""]
         signature = str(sigs[0])
     err = meta.get("err")
-    return {
+    record = {
         "slot": int(value.get("slot") or 0) if slot is None else int(slot),
         "signature": signature,
         "success": err is None,
@@ -152,6 +153,10 @@ def transaction_record(value: Mapping[str, Any], slot: Optional[int] = None,
         "account_diffs": {},
         "programs": _top_level_programs(value, keys),
     }
+    for src, dst in (("fee", "fee"), ("computeUnitsConsumed", "compute_units")):  # when the payload has them
+        if isinstance(meta.get(src), int) and not isinstance(meta.get(src), bool):
+            record[dst] = meta[src]
+    return record
 
 
 def _utc_now() -> str:

@@ -12,10 +12,9 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
-from . import protocol as wire
 from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
@@ -40,6 +39,7 @@ class _BaseSession:
         self._coordinator = coordinator
         self._subscriptions: List[Subscription] = []
         self._rpc: Optional[RpcClient] = None
+        self._solana_clients: List[Any] = []  # handed out by solana_client(); closed with the session
         self._finished = False
         self._closed = False
         self._close_lock = threading.Lock()
@@ -75,14 +75,19 @@ class _BaseSession:
     def rpc(self) -> RpcClient:
         """JSON-RPC client bound to :attr:`rpc_endpoint` (valid from the first ReadyForContinue)."""
         if self._rpc is None:
-            self._rpc = RpcClient(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+            self._rpc = RpcClient(self.rpc_endpoint, timeout=self._config.rpc_timeout, ca_bundle=self._config.ca_bundle)
         return self._rpc
 
     def solana_client(self) -> Any:
-        """A ``solana.rpc.api.Client`` bound to this session's endpoint (needs the ``solana`` extra)."""
+        """A synchronous ``solana.rpc.api.Client`` bound to this session's endpoint (needs the ``solana`` extra).
+
+        Closed with the session (its pooled connection too). solana-py 0.39 warns that this client is deprecated
+        (0.40 removed it; the extra pins ``<0.40``); :attr:`rpc` is the SDK's own client. See docs/solana.md."""
         from .solana_interop import solana_client
 
-        return solana_client(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+        client = solana_client(self.rpc_endpoint, timeout=self._config.rpc_timeout)
+        self._solana_clients.append(client)
+        return client
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, range={self._route.range})"
@@ -111,6 +116,7 @@ class _BaseSession:
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator,
+                           connection_factory=self._control.connection_factory,
                            continue_sent=lambda: self._route.continues_sent > 0)
         self._subscriptions.append(sub)
         sub.start()
@@ -118,37 +124,48 @@ class _BaseSession:
     def _subscriptions_ready(self) -> bool:
         return all(s.ready.is_set() for s in self._subscriptions)
 
-    def _wait_subscriptions_up(self) -> None:
-        """Gating: a continue goes out only once every subscription is up (or has ended)."""
+    def _wait_subscriptions_up(self, timeout: Optional[float] = None) -> None:
+        """Gating: a continue goes out only once every subscription is up (or has ended). Raises
+        :class:`Timeout` after ``timeout`` seconds (None: until each subscription is up or has failed, which its
+        reconnect budget and ``reconnect_max_total`` bound)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for sub in list(self._subscriptions):
-            while not sub.ready.wait(0.1):
+            while not sub.ready.wait(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))):
                 if self._closed:
                     raise SessionClosedError("session is closed")
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Timeout(f"the {sub.kind} subscription of session {self.session_id} was not up within "
+                                  f"{timeout:g}s: the continue was not sent")
             if sub.error is not None:
                 raise sub.error
 
     # ------------------------------------------------------------------ driving
 
-    def _encode_continue(self, cont: Continue) -> dict:
-        raise NotImplementedError
+    def _encode_continue(self, cont: Continue) -> Dict[str, Any]:
+        return self._control.mode.encode_continue(self.session_id, cont)
 
-    def _encode_continue_to(self, slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
-        raise NotImplementedError
+    def _encode_continue_to(self, slot: int, batch_index: int,
+                            extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        return self._control.mode.encode_continue_to(self.session_id, slot, batch_index, extra)
 
-    def send_continue(self, cont: Optional[Continue] = None, *, advance_count: Optional[int] = None) -> None:
-        """Advance the session (``Continue`` or just ``advance_count=N``). Waits until every subscription is up;
-        a continue issued while the control connection is down is sent once, after the re-attach."""
+    def send_continue(self, cont: Optional[Continue] = None, *, advance_count: Optional[int] = None,
+                      timeout: Optional[float] = None) -> None:
+        """Advance the session (``Continue`` or just ``advance_count=N``). Waits until every subscription is up
+        (at most ``timeout`` seconds, else :class:`~simclient.errors.Timeout` and nothing is sent); a continue
+        issued while the control connection is down is sent once, after the re-attach."""
         if cont is None:
             cont = Continue(advance_count=1 if advance_count is None else advance_count)
         elif advance_count is not None:
             raise ValueError("give either a Continue or advance_count, not both")
         if not isinstance(cont, Continue):
             raise TypeError(f"send_continue takes a Continue, got {type(cont).__name__}")
-        self._wait_subscriptions_up()
+        self._wait_subscriptions_up(timeout)
         self._control.send_continue(self._route, self._encode_continue(cont))
 
-    def send_continue_to(self, slot: int, batch_index: int = 0, extra: Optional[Mapping[str, Any]] = None) -> None:
+    def send_continue_to(self, slot: int, batch_index: int = 0, extra: Optional[Mapping[str, Any]] = None, *,
+                         timeout: Optional[float] = None) -> None:
         """Run up to immediately before batch ``batch_index`` of ``slot``; the session then yields ``Paused``.
+        ``timeout`` bounds the wait for the subscriptions, as in :meth:`send_continue`.
 
         ``extra``: ``continueTo`` fields newer than this SDK (wire names, e.g. the "before or after" switch of
         PROTOCOL §3.3), merged into the request's params as given."""
@@ -161,7 +178,7 @@ class _BaseSession:
             clash = {"slot", "batchIndex", "batch_index"} & set(extra)
             if clash:
                 raise ValueError(f"extra must not repeat {sorted(clash)}: pass slot/batch_index as arguments")
-        self._wait_subscriptions_up()
+        self._wait_subscriptions_up(timeout)
         self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index, extra))
 
     def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
@@ -275,14 +292,18 @@ class _BaseSession:
 
     # ------------------------------------------------------------------ closing
 
-    def _stop_subscriptions(self) -> None:
+    def _stop_subscriptions(self, deadline: Optional[float] = None) -> None:
+        """Stop and join every subscription worker by ``deadline`` (default: ``close_timeout`` from now)."""
         for sub in self._subscriptions:
             sub.stop()
-        deadline = time.monotonic() + self._config.close_timeout
+        if deadline is None:
+            deadline = time.monotonic() + self._config.close_timeout
         for sub in self._subscriptions:
             sub.join(max(0.05, deadline - time.monotonic()))
         if self._rpc is not None:
             self._rpc.close()
+        for client in self._solana_clients:
+            client.close()
 
     def _threads(self) -> List[threading.Thread]:
         return [s.thread for s in self._subscriptions]
@@ -295,17 +316,15 @@ class _BaseSession:
 
 
 class Session(_BaseSession):
-    """One managed backtest session (``client.start_session``). Owns its control connection."""
+    """One managed backtest session (``client.start_session``). Owns its control connection.
+
+    Threads: one consumer thread per session reads ``events()`` / ``next_event()`` / ``run()`` (the event stream
+    is a single queue; two readers would split it). ``send_continue``, ``send_continue_to``, ``rpc`` and ``close``
+    may be called from any thread, e.g. a watchdog closing a session its consumer is blocked on."""
 
     def __init__(self, control: ControlConnection, route: Route, config: ClientConfig):
         super().__init__(control, route, config)
         control.subscriptions_ready = self._subscriptions_ready
-
-    def _encode_continue(self, cont: Continue) -> dict:
-        return wire.encode_continue(cont)
-
-    def _encode_continue_to(self, slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
-        return wire.encode_continue_to(slot, batch_index, extra)
 
     def close(self) -> None:
         """Idempotent: ``closeBacktestSession`` (when still connected), then stop and join every thread."""
@@ -314,9 +333,10 @@ class Session(_BaseSession):
                 return
             self._closed = True
         self._route.closed = True
+        deadline = time.monotonic() + self._config.close_timeout  # one budget for the whole close
         try:
-            self._stop_subscriptions()
-            self._control.close()
+            self._stop_subscriptions(deadline)
+            self._control.close(timeout=max(0.0, deadline - time.monotonic()))
         finally:
             self._route.sink.put(_CLOSED)
             leftover = [t.name for t in self._threads() + [self._control.thread] if t.is_alive()]
@@ -328,21 +348,21 @@ class Session(_BaseSession):
 
 
 class SubSession(_BaseSession):
-    """One sub-session of a parallel run: own queue and subscriptions, shared control connection."""
+    """One sub-session of a parallel run: own queue and subscriptions, shared control connection.
 
-    def _encode_continue(self, cont: Continue) -> dict:
-        return wire.encode_continue_v1(self.session_id, cont)
-
-    def _encode_continue_to(self, slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> dict:
-        return wire.encode_continue_to_v1(self.session_id, slot, batch_index, extra)
+    Threads: as :class:`Session`, one consumer thread per sub-session reads its events (different sub-sessions may
+    be consumed by different threads, as ``ParallelRun.drive`` does); ``send_continue*`` and ``close`` from any."""
 
     def close(self) -> None:
         """Stop this sub-session's subscriptions (the shared control belongs to the ParallelRun)."""
+        self._close_by(None)
+
+    def _close_by(self, deadline: Optional[float]) -> None:
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        self._stop_subscriptions()
+        self._stop_subscriptions(deadline)
         self._route.sink.put(_CLOSED)
 
     def __enter__(self) -> "SubSession":

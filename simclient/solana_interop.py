@@ -57,7 +57,32 @@ def solana_client(session_or_url: Union[str, Any], timeout: Optional[float] = No
             f"simclient.solana_interop.async_solana_client(session)") from None
     if timeout is not None:
         kwargs["timeout"] = timeout
-    return SolanaClient(endpoint, **kwargs)
+    return _closable(SolanaClient)(endpoint, **kwargs)
+
+
+_CLOSABLE: dict = {}
+
+
+def _closable(base: Any) -> Any:
+    """``base`` (solana-py's sync ``Client``) with ``close()`` and ``with`` support.
+
+    solana-py's sync Client has no ``close()``. Before 0.39 (httpx 0.2x) its connection pool sits in a reference
+    cycle, so the keep-alive socket stayed open until the cyclic garbage collector ran, long after the client was
+    dropped; closing the provider's ``httpx.Client`` releases it at once."""
+    cls = _CLOSABLE.get(base)
+    if cls is None:
+        def close(self: Any) -> None:
+            http = getattr(getattr(self, "_provider", None), "session", None)
+            if http is not None:
+                http.close()
+
+        def __exit__(self: Any, *exc: Any) -> None:
+            self.close()
+
+        cls = _CLOSABLE[base] = type(base.__name__, (base,), {
+            "close": close, "__enter__": lambda self: self, "__exit__": __exit__,
+            "__module__": __name__, "__doc__": base.__doc__})
+    return cls
 
 
 def async_solana_client(session_or_url: Union[str, Any], timeout: Optional[float] = None, **kwargs: Any) -> Any:

@@ -21,6 +21,9 @@ class SessionStats:
 
     ``reconnects`` counts control re-attaches plus subscription reconnects; ``replays_dropped`` control frames
     dropped by sequence cursor; ``duplicates_dropped`` subscription notifications dropped by signature / diff key.
+    ``reconnecting_attempt``: while a connection of this session is being re-established, the attempt in progress
+    (1-based, out of ``ClientConfig.reconnect_attempts``); 0 when nothing is reconnecting. A display hint (the CLI
+    progress shows it); with several connections down at once the last writer wins.
     """
 
     control_reconnects: int = 0
@@ -30,6 +33,7 @@ class SessionStats:
     events_delivered: int = 0
     continues_resent: int = 0
     frames_discarded: int = 0
+    reconnecting_attempt: int = 0
 
     @property
     def reconnects(self) -> int:

@@ -2,7 +2,8 @@
 
 A worker owns one WebSocket to the session's endpoint, subscribes (``transactionSubscribe`` for a set of programs,
 or one ``accountDiffSubscribe`` per program on the same socket), and puts events into the session's queue.
-After a drop it reconnects (same backoff policy as the control connection) and resubscribes with
+After a drop it reconnects (under the :class:`~simclient.reconnect.ReconnectSupervisor` policy the control
+connection uses: a resubscribe that delivers no new notification spends the budget) and resubscribes with
 ``replayFromSlot`` = the last delivered slot; the server replays that slot inclusively (§9.3), so duplicates are
 dropped by signature (transactions) or by ``(slot, account, signature)`` (diffs). Only the keys of the newest
 slot are kept: a replay starts at that slot, so older keys can never repeat.
@@ -11,8 +12,10 @@ End of stream (§9.5): a ``subscriptionComplete`` for every subscription id (or 
 socket), a ``null`` result for every subscription id (older servers), a normal close (1000) once the session
 completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
 A ``subscriptionComplete`` that cannot be the end (:func:`protocol.is_early_complete`: the subscription was made
-before the session's data plane was up) is answered by re-subscribing from the same cursor after a backoff, counted
-against the reconnect budget; if the session completes during that backoff, it was the end after all.
+before the session's data plane was up) is answered by re-subscribing from the same cursor after a backoff, as one
+failed attempt of the subscription's :class:`~simclient.reconnect.ReconnectSupervisor` (budget, backoff and
+``reconnect_max_total`` shared with its reconnects); if the session completes during that backoff, it was the
+end after all.
 A replay-window refusal (-32016) fails the subscription loudly with :class:`SubscriptionError`: the captured
 stream would have a gap.
 """
@@ -22,14 +25,22 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import protocol as wire
 from .config import ClientConfig
-from .control import reconnect_retrying
-from .errors import ProtocolError, SimclientError, SubscriptionError
+from .errors import ConnectionLostError, InternalError, ProtocolError, SimclientError, SubscriptionError
+from .reconnect import (
+    ConnectionFactory,
+    ConnectionLike,
+    LinkReader,
+    NoAnswer,
+    ReconnectSupervisor,
+    Stopped,
+    connection_factory_for,
+)
 from .stats import SessionStats
-from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Closed, Connection, TransportError
+from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Closed, TransportError
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
@@ -67,12 +78,14 @@ class _Lost(Exception):
     pass
 
 
-class _Stopped(Exception):
-    pass
+_Stopped = Stopped
 
 
 class _EarlyComplete(Exception):
     """``subscriptionComplete`` before the session's data plane was up (§9.5): re-subscribe."""
+
+
+_EARLY_COMPLETE_REASON = "subscriptionComplete before the session's data plane was up"
 
 
 class Subscription:
@@ -81,6 +94,7 @@ class Subscription:
     def __init__(self, kind: str, program_ids: Sequence[str], rpc_endpoint: str, sink: "queue.SimpleQueue[Any]",
                  config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
                  stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None,
+                 connection_factory: Optional[ConnectionFactory] = None,
                  continue_sent: Optional[Callable[[], bool]] = None):
         if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
             raise ValueError(f"unknown subscription kind {kind!r}")
@@ -109,9 +123,11 @@ class Subscription:
         self.last_slot: Optional[int] = None
         self._seen: Set[Any] = set()
         self._stop = threading.Event()
-        self._conn: Optional[Connection] = None
-        self._attempts = 0
-        self._history: List[tuple] = []
+        self._conn: Optional[ConnectionLike] = None
+        self._connect: ConnectionFactory = connection_factory or connection_factory_for(config)
+        self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
+                                        logger=log)
+        self._lost_reason = "connection lost"
         self._convert: Callable[[Any], Any] = (
             wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
         self._by_signature = kind == TRANSACTIONS  # dedup key: signature, else (slot, account, signature)
@@ -141,20 +157,36 @@ class Subscription:
     # ------------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
+        sup = self._sup
         try:
             first = True
             while True:
-                conn, ids = self._establish(first)
+                self._check_stop()
+                sup.begin_attempt()
+                if not first:
+                    self.stats.reconnecting_attempt = sup.attempt  # the progress display's "reconnecting (k/n)"
+                try:
+                    conn, ids = self._attempt(first)
+                except (TransportError, _Lost) as exc:
+                    self._check_stop()
+                    if isinstance(exc, TransportError) and exc.error is not None:
+                        raise exc.error from None  # no retry can fix it (bad URL, certificate, redirect)
+                    self._retry(str(exc))
+                    continue
                 first = False
+                sup.connected()
+                self.stats.reconnecting_attempt = 0
                 self.up = True
                 if not self._early_trap:  # else not up at all: the gated continue must wait for the re-subscribe
                     self.ready.set()
+                early_complete = False
                 try:
                     outcome = self._stream(conn, ids)
                 except _EarlyComplete:
                     self.ready.clear()  # not up after all: hold the gated continue until the re-subscribe
                     conn.close(timeout=0.5)  # this socket is done either way (close is idempotent)
-                    outcome = self._after_early_complete()
+                    early_complete = True
+                    outcome = self._after_early_complete()  # its own backoff (and the budget) instead of _retry
                 except BaseException:
                     conn.release()  # stopped or failed mid-stream: the finally below hides it from _run's cleanup
                     raise
@@ -169,32 +201,41 @@ class Subscription:
                 conn.release()
                 self.ready.clear()
                 self.stats.subscription_reconnects += 1
+                if not early_complete:
+                    self._retry(self._lost_reason)
         except _Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001 - surfaced through the session's queue
             if not isinstance(exc, SimclientError):
                 log.exception("subscription worker crashed")
-                exc = SubscriptionError(f"{self.kind} subscription crashed: {type(exc).__name__}: {exc}")
+                crash = InternalError(f"{self.kind} subscription worker crashed: {type(exc).__name__}: {exc}")
+                crash.__cause__ = exc
+                exc = crash
             self.error = exc
             self.sink.put(exc)
         finally:
             self.ready.set()
-            conn = self._conn
-            if conn is not None:
-                conn.release()
+            left = self._conn
+            if left is not None:
+                left.release()
 
     def _after_early_complete(self) -> bool:
-        """Back off before re-subscribing (counted against the reconnect budget). True if the session completed
-        meanwhile: the marker was the real end after all."""
+        """Back off before re-subscribing. The early complete is one failed attempt of the
+        :class:`~simclient.reconnect.ReconnectSupervisor` (the budget, backoff and ``reconnect_max_total`` of every
+        other reconnect of this subscription). True if the session completed meanwhile: the marker was the real end
+        after all."""
         self._early_completes += 1
-        if self._early_completes > self.config.reconnect_attempts:
+        if self.completed.is_set():
+            return True
+        try:
+            delay = self._sup.lost(_EARLY_COMPLETE_REASON)
+        except ConnectionLostError as exc:
             raise SubscriptionError(
                 f"{self.kind} subscription of session {self.session_id}: the server answered "
-                f"{self._early_completes - 1} re-subscribes with subscriptionComplete before the session ran a "
-                "slot; the captured stream would be empty")
-        delay = self.config.backoff_delay(self._early_completes)
+                f"{self._early_completes} subscribes with subscriptionComplete before the session ran a slot "
+                f"({exc}); the captured stream would be empty") from exc
         log.debug("%s subscription of %s: subscriptionComplete before the data plane was up; re-subscribing in "
-                  "%.2fs (%d/%d)", self.kind, self.session_id, delay, self._early_completes,
+                  "%.2fs (%d/%d)", self.kind, self.session_id, delay, self._sup.failures,
                   self.config.reconnect_attempts)
         deadline = time.monotonic() + delay
         while not self.completed.is_set():
@@ -209,40 +250,38 @@ class Subscription:
         if self._stop.is_set():
             raise _Stopped()
 
-    def _establish(self, first: bool) -> Any:
-        self._attempts = 0
-        retrying = reconnect_retrying(
-            self.config, lambda: self._attempts, self._stop, _Stopped, (TransportError, _Lost),
-            lambda rs: log.info("%s subscription of %s: retrying (%s)", self.kind, self.session_id,
-                                rs.outcome.exception() if rs.outcome else ""))
+    def _retry(self, reason: str) -> None:
+        """Back off before the next attempt; a spent budget or deadline fails the subscription."""
         try:
-            return retrying(self._attempt, first)
-        except (TransportError, _Lost) as exc:
-            self._check_stop()
-            raise SubscriptionError(
-                f"{self.kind} subscription of session {self.session_id} could not reconnect after "
-                f"{self._attempts} attempts: {exc}; the captured stream is incomplete") from None
+            self._sup.retry(reason)
+        except ConnectionLostError as exc:
+            raise SubscriptionError(f"{exc}; the captured stream is incomplete") from exc
 
-    def _attempt(self, first: bool) -> Any:
+    @property
+    def attempts(self) -> List[Tuple[int, str]]:
+        """The failed attempts of the current outage ``(attempt number, reason)``."""
+        return list(self._sup.history)
+
+    def _attempt(self, first: bool) -> Tuple[ConnectionLike, Dict[int, str]]:
         self._check_stop()
-        self._attempts += 1
         gated = not first and self.coordinator is not None
         if gated and not self.coordinator.acquire(self._stop):  # type: ignore[union-attr]
             raise _Stopped()
-        conn: Optional[Connection] = None
+        conn: Optional[ConnectionLike] = None
         try:
-            conn = Connection.open(self.url, None, self.config.connect_timeout)
+            conn = self._connect(self.url, None, self.config.connect_timeout)
             self._conn = conn
             if self._stop.is_set():
                 raise _Stopped()
-            ids = self._subscribe(conn, first)
+            try:
+                ids = self._subscribe(conn, first)
+            except NoAnswer as exc:
+                raise _Lost(str(exc)) from None
             return conn, ids
-        except BaseException as exc:
+        except BaseException:
             if conn is not None:
                 conn.release()
             self._conn = None
-            if isinstance(exc, (TransportError, _Lost)):
-                self._history.append((self._attempts, str(exc)))
             raise
         finally:
             if gated:
@@ -253,7 +292,7 @@ class Subscription:
             return self.last_slot
         return None if first else self.start_slot
 
-    def _subscribe(self, conn: Connection, first: bool) -> Dict[int, str]:
+    def _subscribe(self, conn: ConnectionLike, first: bool) -> Dict[int, str]:
         """Send the subscribe request(s) and wait for every ack. Returns {subscription id: label}."""
         replay = self._replay_from(first)
         requests: Dict[int, str] = {}
@@ -266,32 +305,28 @@ class Subscription:
                 requests[i] = program
         ids: Dict[int, str] = {}
         early: List[Any] = []
-        deadline = time.monotonic() + self.config.handshake_timeout
         # Before the session's first continue, a server whose data plane is not up yet answers the subscribe with
         # an immediate subscriptionComplete (§9.5). A ping sent once every ack is in is answered after whatever the
         # server queued with them, so its pong proves that no such answer is pending: only then is the
         # subscription "up" (and the gated continue may go). One round trip, only before the first continue.
         barrier: Optional[bytes] = None
-        while len(ids) < len(requests) or barrier is not None:
-            self._check_stop()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Lost(f"no subscribe ack within {self.config.handshake_timeout:.0f}s")
-            frame = conn.recv(min(left, 0.5))
-            if frame is not None and frame[0] == OPCODE_PONG and frame[1] == barrier:
+
+        def acked(opcode: int, payload: Any) -> bool:
+            nonlocal barrier
+            if opcode == OPCODE_PONG and barrier is not None and payload == barrier:
                 barrier = None
-                continue
-            if frame is None or frame[0] not in (OPCODE_TEXT, OPCODE_BINARY):
-                continue
+                return len(ids) >= len(requests)
+            if opcode != OPCODE_TEXT and opcode != OPCODE_BINARY:
+                return False
             try:
-                msg = wire.decode_subscription_frame(frame[1])
+                msg = wire.decode_subscription_frame(payload)
             except ProtocolError as exc:
                 log.warning("discarding undecodable subscription frame: %s", exc)
-                continue
+                return False
             if isinstance(msg, wire.SubscribeAck) and msg.request_id in requests:
                 ids[msg.subscription] = requests[msg.request_id]
                 if len(ids) == len(requests) and not self.continue_sent():
-                    barrier = f"simclient-subscribed-{self._attempts}".encode()
+                    barrier = f"simclient-subscribed-{self._sup.attempts_total}".encode()
                     conn.ping(barrier)
             elif isinstance(msg, wire.RpcErrorReply):
                 if msg.code == wire.REPLAY_WINDOW_ERROR_CODE:
@@ -304,6 +339,11 @@ class Subscription:
                 early.append(msg)  # a notification racing its ack: keep it
             elif isinstance(msg, wire.SubscriptionComplete):
                 early.append(msg)
+            return len(ids) >= len(requests) and barrier is None
+
+        # The ack wait pings like every other wait (management may park a subscribe upgrade for ~100 s).
+        reader = LinkReader(conn, self.config, self._stop, min(0.5, self.config.keepalive_interval))
+        reader.wait_for(self.config.handshake_timeout, acked, "subscribe ack")
         self._early_ended = set()
         self._early_trap = False
         for msg in early:
@@ -316,7 +356,7 @@ class Subscription:
         log.debug("%s subscription of %s up (replayFromSlot=%s)", self.kind, self.session_id, replay)
         return ids
 
-    def _stream(self, conn: Connection, ids: Dict[int, str]) -> bool:
+    def _stream(self, conn: ConnectionLike, ids: Dict[int, str]) -> bool:
         """Read notifications; True at end of stream, False when the connection was lost."""
         cfg = self.config
         ended, self._early_ended = self._early_ended, set()
@@ -367,6 +407,7 @@ class Subscription:
                         return True
                     if now - last_inbound > cfg.keepalive_deadline:
                         log.warning("%s subscription of %s: keepalive deadline passed", self.kind, self.session_id)
+                        self._lost_reason = "keepalive deadline passed"
                         return False
                 if now >= next_ping:
                     conn.ping()
@@ -378,11 +419,13 @@ class Subscription:
                     log.debug("%s subscription of %s: end of stream by normal close", self.kind, self.session_id)
                     return True
                 log.info("%s subscription of %s closed by server (%s)", self.kind, self.session_id, exc)
+                self._lost_reason = str(exc)
                 return False
             except TransportError as exc:
                 if self._stop.is_set():
                     raise _Stopped() from None
                 log.info("%s subscription of %s lost: %s", self.kind, self.session_id, exc)
+                self._lost_reason = str(exc)
                 return False
 
     def _complete(self, ids: Dict[int, str], ended: Set[int], now_ended: Any) -> bool:
@@ -425,6 +468,7 @@ class Subscription:
             self.last_slot = slot
             self._seen = {key}
         self.sink.put(event)
+        self._sup.made_progress = True  # a new notification: the outage, if any, is over
         return False
 
 

@@ -1,12 +1,20 @@
 """Shared fixtures: every test must leave no simclient thread and no socket behind."""
 from __future__ import annotations
 
+import signal
 import threading
 
 import psutil
 import pytest
 
 _WATCHED = ("simclient-",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests send SIGINT to CLI and server subprocesses (Ctrl-C). A suite started as a background job of a
+    non-interactive shell inherits SIGINT as ignored, and so would every subprocess: give them the default."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _ours() -> set:

@@ -35,14 +35,19 @@ def serve(port: int = 8900, api_key: str = "local-dev-key", seed: int = 0, bundl
     """
     sim = LocalSimulator(port=port, api_key=api_key, seed=seed, bundle_size=bundle_size, host=host, **kwargs)
     sim.start()
-    chain = sim.chain
-    banner = (f"simclient local simulator on {sim.url} (http {sim.http_url}); slots {chain.first_slot}.."
-              f"{chain.last_slot} in {chain.num_bundles} bundles of {chain.bundle_size}; seed {chain.seed}; "
-              f"dialect {sim.dialect.name}; "
-              f"Ctrl-C to stop")
-    print(banner, file=sys.stderr, flush=True)
-    log.info("%s", banner)
-    try:
+    try:  # from here on: a Ctrl-C, even while the banner is printed, still stops the server thread
+        chain = sim.chain
+        banner = (f"simclient local simulator on {sim.url} (http {sim.http_url}); slots {chain.first_slot}.."
+                  f"{chain.last_slot} in {chain.num_bundles} bundles of {chain.bundle_size}; seed {chain.seed}; "
+                  f"dialect {sim.dialect.name}; "
+                  f"Ctrl-C to stop")
+        from .chain import PROGRAM_NAMES
+
+        names = dict(zip(chain.program_ids, PROGRAM_NAMES))
+        ids = ("program ids (simclient run learns them from this server when --program-id is not given): "
+               + ", ".join(f"{names.get(p, '?')} {p}" for p in chain.program_ids))
+        print(banner + "\n" + ids, file=sys.stderr, flush=True)
+        log.info("%s", banner)
         sim.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -23,11 +23,26 @@ Counting rules (chosen so that progress is always possible):
   ``continueSessionV1``, ``continueToSessionV1``); the n-th is not acted upon and the control socket is aborted.
 * ``stall(seconds, after_frames=0)``: the server sends nothing on any socket, answers no pings and sessions do not
   advance, for ``seconds``. It starts immediately, or after ``after_frames`` more control frames have been sent.
+* ``stop_reading(seconds, after_frames=0, control=True, subscriptions=True)``: the server stops reading its client
+  sockets (TCP reads paused, so the client's send buffer fills and its writes block) for ``seconds``: every socket
+  of the chosen kinds accepted while it lasts, and, once ``after_frames`` more control frames have been sent (with
+  ``after_frames`` given), every live one too. It still writes. For "every live socket, now", see
+  :meth:`LocalSimulator.stop_reading`.
 * ``fail_at_slot(slot, variant)``: a session reaching ``slot`` emits a terminal ``error`` of that ``BacktestError``
   variant instead of executing it.
 * ``early_complete_subscribes(n=1)``: the first ``n`` subscribe requests of each session that arrive before it acted
   on any continue are acked and then answered at once with ``subscriptionComplete`` (no results, the subscription is
   not kept): the "subscribed before the data plane was up" answer of PROTOCOL §9.5.
+* ``flap_control(times=None)``: a flapping control link. The server answers the handshake correctly (the create's
+  ``sessionCreated``/``sessionsCreatedV2``, the ``success`` of a ``resumeAttachedSession``, a parallel attach with its
+  replay), then closes the connection at once with code 1011, before reading anything else. Every handshake
+  answered while the fault is on flaps; with ``times`` it switches itself off after that many flaps.
+* ``flap_subscriptions(times=None)``: the same on the data plane: a subscribe is acked, then the socket is closed
+  with 1011 at once (no replay, no notification).
+* ``ignore_creates(n=None, drop=False)``: the next ``n`` create requests (all while on, with None) are read and never
+  answered (no reply, no session); the connection stays up and pings are answered, or, with ``drop``, it is
+  aborted at once (a create lost with its connection).
+* ``ignore_subscribes(n=None)``: the same for subscribe requests on the data plane (never acked).
 
 Raw injection (bad-input tests: frames no real server would send). Injected frames are extra frames: they are never
 sequenced, never kept in a replay buffer, and do not count for ``garbage_every`` / ``drop_control_every``.
@@ -59,7 +74,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Collection, Dict, List, Optional, Union
+from typing import Any, Collection, Dict, List, Optional, Tuple, Union
 
 __all__ = ["FaultPlan", "RpcFault"]
 
@@ -123,6 +138,10 @@ class FaultPlan:
         self._fail_slots: Dict[int, str] = {}
         self._stall_until = 0.0
         self._stall_pending: Optional[tuple] = None  # (frames_left, seconds)
+        self._read_stop_until = 0.0
+        self._read_stop_kinds: tuple = ()  # of "control", "subscription"
+        self._read_stop_pending: Optional[tuple] = None  # (frames_left, seconds, kinds)
+        self._read_stop_epoch = 0  # bumped when a window starts on live sockets (the server applies it)
         self._n_control_seq = 0
         self._n_notifications = 0
         self._n_frames = 0
@@ -132,6 +151,11 @@ class FaultPlan:
         self._rpc_faults: List[List[Any]] = []  # [remaining, RpcFault], in call order
         self._early_complete = 0
         self._early_completed: Dict[str, int] = {}  # session id -> early completes sent
+        self._flap_control: Optional[int] = 0  # flaps left (None: forever, 0: off)
+        self._flap_subs: Optional[int] = 0
+        self._ignore_creates: Optional[int] = 0
+        self.drop_ignored_creates = False
+        self._ignore_subscribes: Optional[int] = 0
 
     def __repr__(self) -> str:
         with self._lock:
@@ -201,11 +225,98 @@ class FaultPlan:
                 self._stall_until = time.monotonic() + seconds
         return self
 
+    def stop_reading(self, seconds: float, after_frames: int = 0, control: bool = True,
+                     subscriptions: bool = True) -> "FaultPlan":
+        """Stop reading client sockets for ``seconds``: sockets accepted from now on while it lasts, and (with
+        ``after_frames`` > 0) every live one once that many more control frames were sent."""
+        if seconds < 0 or after_frames < 0:
+            raise ValueError("seconds and after_frames must be >= 0")
+        kinds = tuple(k for k, on in (("control", control), ("subscription", subscriptions)) if on)
+        with self._lock:
+            if after_frames:
+                self._read_stop_pending = (after_frames, float(seconds), kinds)
+            else:
+                self._read_stop_pending = None
+                self._read_stop_until = time.monotonic() + seconds
+                self._read_stop_kinds = kinds
+        return self
+
     def fail_at_slot(self, slot: int, variant: str = "advanceSlotFailed") -> "FaultPlan":
         """Make any session reaching ``slot`` fail with a terminal ``error`` of BacktestError ``variant``."""
         with self._lock:
             self._fail_slots[int(slot)] = variant
         return self
+
+    # --- flaps and unanswered handshakes
+    @staticmethod
+    def _check_times(times: Optional[int]) -> Optional[int]:
+        if times is None:
+            return None
+        if not isinstance(times, int) or isinstance(times, bool) or times < 0:
+            raise ValueError("times must be a non-negative int or None (forever)")
+        return times
+
+    def flap_control(self, times: Optional[int] = None) -> "FaultPlan":
+        """Answer each control handshake, then close with 1011 at once (``times`` flaps; None: forever)."""
+        times = self._check_times(times)
+        with self._lock:
+            self._flap_control = times
+        return self
+
+    def flap_subscriptions(self, times: Optional[int] = None) -> "FaultPlan":
+        """Ack each subscribe, then close its socket with 1011 at once (``times`` flaps; None: forever)."""
+        times = self._check_times(times)
+        with self._lock:
+            self._flap_subs = times
+        return self
+
+    def ignore_creates(self, n: Optional[int] = None, drop: bool = False) -> "FaultPlan":
+        """Never answer the next ``n`` create requests (None: every create while the fault is on); with ``drop``
+        the connection is aborted when the create arrives."""
+        n = self._check_times(n)
+        with self._lock:
+            self._ignore_creates = n
+            self.drop_ignored_creates = bool(drop)
+        return self
+
+    def ignore_subscribes(self, n: Optional[int] = None) -> "FaultPlan":
+        """Never ack the next ``n`` subscribe requests (None: every subscribe while the fault is on)."""
+        n = self._check_times(n)
+        with self._lock:
+            self._ignore_subscribes = n
+        return self
+
+    @staticmethod
+    def _take(left: Optional[int]) -> Tuple[bool, Optional[int]]:
+        if left is None:
+            return True, None
+        if left <= 0:
+            return False, 0
+        return True, left - 1
+
+    def take_control_flap(self) -> bool:
+        """Called when a control handshake was answered: True means close the connection (1011) now."""
+        with self._lock:
+            hit, self._flap_control = self._take(self._flap_control)
+            return hit
+
+    def take_subscription_flap(self) -> bool:
+        """Called when a subscribe was acked: True means close the socket (1011) now."""
+        with self._lock:
+            hit, self._flap_subs = self._take(self._flap_subs)
+            return hit
+
+    def take_ignored_subscribe(self) -> bool:
+        """Called for each subscribe request: True means read it and never answer."""
+        with self._lock:
+            hit, self._ignore_subscribes = self._take(self._ignore_subscribes)
+            return hit
+
+    def take_ignored_create(self) -> bool:
+        """Called for each create request: True means read it and never answer."""
+        with self._lock:
+            hit, self._ignore_creates = self._take(self._ignore_creates)
+            return hit
 
     # --- raw injection
     def inject_control(self, text: Raw, after_frames: int = 0, session_id: Optional[str] = None) -> "FaultPlan":
@@ -280,11 +391,14 @@ class FaultPlan:
             self._fail_slots.clear()
             self._stall_until = 0.0
             self._stall_pending = None
+            self._read_stop_until = 0.0
+            self._read_stop_pending = None
             self._control_injections = []
             self._subscription_injections = []
             self._rpc_faults = []
             self._early_complete = 0
             self._early_completed = {}
+            self._flap_control = self._flap_subs = self._ignore_creates = self._ignore_subscribes = 0
         return self
 
     @property
@@ -292,8 +406,10 @@ class FaultPlan:
         with self._lock:
             return bool(self._drop_control or self._drop_subs or self._garbage or self._lose_continue
                         or self._fail_slots or self._stall_pending or self._stall_until > time.monotonic()
+                        or self._read_stop_pending or self._read_stop_until > time.monotonic()
                         or self._control_injections or self._subscription_injections or self._rpc_faults
-                        or self._early_complete)
+                        or self._flap_control != 0 or self._flap_subs != 0 or self._ignore_creates != 0
+                        or self._ignore_subscribes != 0 or self._early_complete)
 
     @property
     def pending_injections(self) -> int:
@@ -312,9 +428,31 @@ class FaultPlan:
         with self._lock:
             return max(0.0, self._stall_until - time.monotonic())
 
+    def read_stop_remaining(self, kind: str) -> float:
+        """Seconds the server must still not read a socket of ``kind`` (``control`` / ``subscription``)."""
+        with self._lock:
+            if kind not in self._read_stop_kinds:
+                return 0.0
+            return max(0.0, self._read_stop_until - time.monotonic())
+
+    @property
+    def read_stop_epoch(self) -> int:
+        """Bumped each time a counted ``stop_reading`` starts: the server then pauses every live socket."""
+        return self._read_stop_epoch
+
     def on_control_frame(self) -> Optional[str]:
         """Called before each control frame is sent; returns a garbage text to send first, or None."""
         with self._lock:
+            if self._read_stop_pending is not None:
+                left, secs, kinds = self._read_stop_pending
+                left -= 1
+                if left <= 0:
+                    self._read_stop_pending = None
+                    self._read_stop_until = time.monotonic() + secs
+                    self._read_stop_kinds = kinds
+                    self._read_stop_epoch += 1
+                else:
+                    self._read_stop_pending = (left, secs, kinds)
             if self._stall_pending is not None:
                 left, secs = self._stall_pending
                 left -= 1

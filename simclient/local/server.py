@@ -65,6 +65,9 @@ from .ids import new_session_id
 from .rpc import handle_rpc
 from .session import FINISHED, PAUSED, ParallelControl, SimSession, Subscription
 
+#: GET: the local simulator's program ids (``{"program_ids": [...], "names": {id: name}}``); not on the hosted service.
+LOCAL_PROGRAM_IDS_PATH = "/local/program-ids"
+
 log = logging.getLogger("simclient.local")
 
 THREAD_NAME = "simclient-local-sim"
@@ -74,8 +77,9 @@ STAT_KEYS = (
     "continues_received", "continues_lost", "continues_busy_rejected", "sessions_created",
     "parallel_sessions_created", "sessions_completed", "sessions_attached", "parallel_attached",
     "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
-    "injected_control_frames", "injected_subscription_frames", "rpc_faults", "early_completes_sent",
-    "duplicate_field_rejections", "creates_refused_draining",
+    "injected_control_frames", "injected_subscription_frames", "rpc_faults",
+    "creates_received", "creates_ignored", "control_flaps", "subscription_flaps", "read_stops",
+    "early_completes_sent", "duplicate_field_rejections", "creates_refused_draining",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 #: Seconds a client gets to echo our close frame (PROTOCOL §10: graceful close, [I] 10 s) before the abort.
@@ -85,12 +89,15 @@ CLOSE_HANDSHAKE_TIMEOUT = 10.0
 class _Conn:
     """A server-side WebSocket with an ordered, stall-aware send path."""
 
+    kind = "control"  # for FaultPlan.stop_reading
+
     def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request):
         self.sim = sim
         self.ws = ws
         self.transport = request.transport
         self.lock = asyncio.Lock()
         self.closed = False
+        self.read_stopped_until = 0.0  # FaultPlan.stop_reading: TCP reads paused until then (loop time)
 
     def abort(self) -> None:
         """Kill the TCP connection without a close handshake (what a network failure looks like)."""
@@ -143,6 +150,7 @@ class ControlConn(_Conn):
         self.session: Optional[SimSession] = None
         self.parallel: Optional[ParallelControl] = None
         self.creating = False
+        self.flap_on_created = False  # FaultPlan.flap_control: close (1011) once the create is answered
 
     def session_ids(self) -> Optional[Set[str]]:
         """The ids this connection serves: its single session, or its parallel control session and sub-sessions."""
@@ -175,7 +183,30 @@ class ControlConn(_Conn):
         ok = await super().send_locked(text)
         if ok:
             self.sim.stats["frames_sent"] += 1
+            if self.flap_on_created and isinstance(text, str) and (
+                    '"method":"sessionsCreatedV2"' in text
+                    or (self.parallel is None and '"method":"sessionCreated"' in text)):
+                self.flap_on_created = False
+                self.flap()
+        if faults.read_stop_epoch != self.sim._read_stop_epoch:
+            self.sim._apply_read_stop()
         return ok
+
+    def flap(self) -> None:
+        """FaultPlan.flap_control from a send (``lock`` held): nothing more is sent or read; close with 1011."""
+        self.closed = True
+        self.sim.stats["control_flaps"] += 1
+        log.info("fault: flapping the control connection (close 1011)")
+        self.sim._spawn(self.flap_close())
+
+    async def flap_close(self) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=1011), 2.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the client went away first
+            if self.transport is not None:
+                self.transport.abort()
 
 
 class SubConn(_Conn):
@@ -183,6 +214,8 @@ class SubConn(_Conn):
     ``ws.close()`` called from another task while the handler waits in ``receive()`` closes the transport right after
     the close frame, without waiting for the client's; with client pings still unread the kernel then sends RST, and
     the client's kernel drops every notification it had not read yet (a lagging client lost its backlog)."""
+
+    kind = "subscription"
 
     def __init__(self, sim: "LocalSimulator", ws: web.WebSocketResponse, request: web.Request, session: SimSession):
         super().__init__(sim, ws, request)
@@ -280,6 +313,7 @@ class LocalSimulator:
         self._parallels: Dict[str, ParallelControl] = {}
         self._conns: Set[_Conn] = set()
         self._tasks: Set[asyncio.Future] = set()
+        self._read_stop_epoch = 0  # the FaultPlan.read_stop_epoch last applied to live sockets
 
     # ------------------------------------------------------------------ public surface
     @property
@@ -375,6 +409,51 @@ class LocalSimulator:
             return sent
 
         return self._run_in_loop(inject, timeout)
+
+    def stop_reading(self, seconds: float, control: bool = True, subscriptions: bool = True,
+                     timeout: float = 5.0) -> int:
+        """Stop reading every live client socket of the chosen kinds (and those accepted meanwhile) for ``seconds``,
+        starting now: returns once the reads are paused, with the number of live sockets paused. The server keeps
+        writing; the clients' writes block once their send buffers are full (:meth:`FaultPlan.stop_reading`)."""
+        self._faults.stop_reading(seconds, control=control, subscriptions=subscriptions)
+
+        async def apply() -> int:
+            return self._apply_read_stop()
+
+        return int(self._run_in_loop(apply, timeout))
+
+    def _apply_read_stop(self) -> int:
+        """Pause reading on every live socket the current stop_reading window covers (loop thread)."""
+        self._read_stop_epoch = self._faults.read_stop_epoch
+        paused = 0
+        for conn in list(self._conns):
+            if self._stop_reading(conn):
+                paused += 1
+        return paused
+
+    def _stop_reading(self, conn: _Conn) -> bool:
+        """Pause ``conn``'s TCP reads while a stop_reading window covers its kind; resumed when it ends."""
+        left = self._faults.read_stop_remaining(conn.kind)
+        transport = conn.transport
+        if left <= 0 or conn.closed or transport is None or transport.is_closing():
+            return False
+        loop = asyncio.get_running_loop()
+        until = loop.time() + left
+        if conn.read_stopped_until <= loop.time():
+            transport.pause_reading()
+            self.stats["read_stops"] += 1
+        if until > conn.read_stopped_until:
+            conn.read_stopped_until = until
+            loop.call_later(left, self._resume_reading, conn)
+        return True
+
+    def _resume_reading(self, conn: _Conn) -> None:
+        loop = asyncio.get_running_loop()
+        if conn.read_stopped_until > loop.time() + 0.001:
+            return  # a later window extended the pause; its own timer resumes
+        transport = conn.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _control_conn_of(self, session_id: str) -> Optional[ControlConn]:
         sess = self._all_sessions.get(session_id)
@@ -478,6 +557,7 @@ class LocalSimulator:
         app.router.add_get("/available-ranges", self._h_ranges)
         app.router.add_get("/health", self._h_health)
         app.router.add_get("/ready", self._h_ready)
+        app.router.add_get(LOCAL_PROGRAM_IDS_PATH, self._h_program_ids)
         app.router.add_get("/backtest", self._h_control)
         app.router.add_get("/backtest/", self._h_control)
         app.router.add_post("/backtest/{sid}", self._h_rpc)
@@ -577,6 +657,14 @@ class LocalSimulator:
                                   "available_ranges": "/available-ranges", "health": "/health", "ready": "/ready",
                                   "dialect": self._dialect.name})
 
+    async def _h_program_ids(self, request: web.Request) -> web.Response:
+        """Local-only (the hosted service has no such endpoint): the synthetic programs, so that ``simclient run``
+        without ``--program-id`` can subscribe to them."""
+        from .chain import PROGRAM_IDS, PROGRAM_NAMES
+
+        return web.json_response({"program_ids": self.program_ids,
+                                  "names": {p: n for p, n in zip(PROGRAM_IDS, PROGRAM_NAMES)}})
+
     async def _h_ranges(self, request: web.Request) -> web.Response:
         await self.stall_gate()
         body = render_ranges(self.chain.available_ranges(), self._dialect)
@@ -643,6 +731,7 @@ class LocalSimulator:
         conn = ControlConn(self, ws, request)
         self._conns.add(conn)
         self.stats["control_connections"] += 1
+        self._stop_reading(conn)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -680,6 +769,18 @@ class LocalSimulator:
             self.stats["invalid_requests"] += 1
             await self._reply(conn, wire.error(exc.params))
             return
+        if conn.closed:
+            return  # flapped: a closing connection reads nothing more
+        if method == "createBacktestSession":
+            self.stats["creates_received"] += 1
+            if self._faults.take_ignored_create():
+                self.stats["creates_ignored"] += 1
+                log.info("fault: ignoring a create (never answered)")
+                if self._faults.drop_ignored_creates:
+                    conn.abort()
+                return
+            if self._faults.take_control_flap():
+                conn.flap_on_created = True
         is_continue = method in ("continue", "continueTo", "continueSessionV1", "continueToSessionV1")
         if is_continue:
             self.stats["continues_received"] += 1
@@ -693,6 +794,13 @@ class LocalSimulator:
         except wire.RequestError as exc:
             self.stats["invalid_requests"] += 1
             await self._reply(conn, wire.error(exc.params))
+            return
+        if method in ("resumeAttachedSession", "attachParallelControlSessionV2") and not conn.closed \
+                and self._faults.take_control_flap():
+            conn.closed = True
+            self.stats["control_flaps"] += 1
+            log.info("fault: flapping the control connection after %s (close 1011)", method)
+            await conn.flap_close()
 
     # --- create
     async def _m_createBacktestSession(self, conn: ControlConn, params: Any) -> None:
@@ -896,6 +1004,7 @@ class LocalSimulator:
         conn = SubConn(self, ws, request, sess)
         self._conns.add(conn)
         self.stats["subscription_connections"] += 1
+        self._stop_reading(conn)
         try:
             while not conn.closed:
                 msg = await conn.receive()
@@ -942,6 +1051,9 @@ class LocalSimulator:
             return wire.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
 
         if method in ("transactionSubscribe", "accountDiffSubscribe"):
+            if self._faults.take_ignored_subscribe():
+                log.info("fault: ignoring a subscribe (never acked)")
+                return
             await self._subscribe(conn, rid, method, params, err)
         elif method in ("transactionUnsubscribe", "accountDiffUnsubscribe"):
             kind = "transaction" if method.startswith("transaction") else "accountDiff"
@@ -1009,13 +1121,21 @@ class LocalSimulator:
                 sess.subs.append(sub)
             self.stats["subscriptions"] += 1
             await conn.send_locked(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id}))
+            flap = self._faults.take_subscription_flap()
+            if flap:
+                sess.subs = [s for s in sess.subs if s is not sub]
+                texts, finished = [], False
             for text in texts:
                 if not await conn.send_locked(text):
                     return
             if finished:
                 sub.ended = True
                 await conn.send_locked(sub.end_text())
-        if finished:
+        if flap:
+            self.stats["subscription_flaps"] += 1
+            log.info("fault: flapping a subscription socket of session %s (close 1011)", sess.id)
+            await conn.close(code=1011)
+        elif finished:
             await conn.close()
 
 

@@ -326,6 +326,10 @@ class SimSession:
         if sim.slot_pace_ms:
             await asyncio.sleep(sim.slot_pace_ms / 1000)
             await sim.stall_gate()
+        else:
+            # Yield once per slot: with nobody reading (a detached session) no send awaits anything, and a run
+            # would otherwise hold the loop until it ends, so no other request (a close, an attach) is read.
+            await asyncio.sleep(0)
         if start_batch == 0:
             if not self.retained or self.retained[-1] != s:
                 self.retained.append(s)

@@ -72,7 +72,9 @@ def test_single_run_joins_account_diffs_by_signature(sim, tmp_path):
 
 
 def test_run_needs_program_ids_for_subscriptions(sim, tmp_path):
-    r = cli(sim, "run", "--start-slot", str(sim.first_slot), "--slot-count", "5")
+    # (a local simulator offers its program ids, so `run` would learn them: a server without that endpoint)
+    r = cli(None, "--url", "ws://127.0.0.1:9/backtest", "run", "--start-slot", str(sim.first_slot), "--slot-count",
+            "5")
     assert r.returncode == 2
     assert "--program-id" in r.stderr
     assert "Traceback" not in r.stderr

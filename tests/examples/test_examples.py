@@ -108,3 +108,16 @@ def test_demo_small(tmp_path):
     assert doc["metadata"]["complete"] is True and doc["metadata"]["demo"] is True
     chain = LocalSimulator(port=0).chain   # same seed: the ground truth, without serving
     assert doc["summary"]["total"] == len(chain.transactions(chain.first_slot, chain.first_slot + 299))
+
+
+def test_scale_out_example_default_local(tmp_path):
+    out = tmp_path / "run.json"
+    r = _run("scale_out.py", _env(), ["--slots", "200", "--slice-slots", "50", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(", ok") == 4
+    with LocalSimulator(port=0) as s:  # the same default chain: the merged file has every transaction
+        truth = [t["transaction"]["signatures"][0]
+                 for t in s.chain.transactions(s.first_slot, s.first_slot + 199, s.program_ids)]
+    import json
+
+    assert [t["signature"] for t in json.loads(out.read_text())["transactions"]] == truth

@@ -17,7 +17,7 @@ from simhelpers import Captured, truth_signatures
 BUNDLES = 8
 
 
-def run_parallel(sim, bundles=BUNDLES, advance_count=20, max_workers=None, diffs=False):
+def run_parallel(sim, bundles=BUNDLES, advance_count=20, max_workers=None, diffs=False, consumers=None):
     client = Client(sim.url, sim.api_key, fast_config())
     create = CreateSession(start_slot=sim.first_slot, slot_count=bundles * sim.bundle_size - 1)
     caps: Dict[str, Captured] = {}
@@ -33,7 +33,8 @@ def run_parallel(sim, bundles=BUNDLES, advance_count=20, max_workers=None, diffs
             sub.subscribe_transactions(sim.program_ids)
             if diffs:
                 sub.subscribe_account_diffs(sim.program_ids)
-        result = run.drive(on_event=on_event, advance_count=advance_count, max_workers=max_workers)
+        result = run.drive(on_event=on_event, advance_count=advance_count, max_workers=max_workers,
+                           consumers=consumers)
         reconnects = run.reconnects
     return result, caps, ranges, reconnects
 
@@ -153,6 +154,49 @@ def test_32_sub_sessions_one_control_socket_bounded_threads():
         t.join(3)
     leftover = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
     assert leftover == []
+
+
+def test_grouped_consumers_match_ground_truth():
+    # drive(consumers=K): K threads serve the sub-sessions interleaved; same events, same order per sub-session
+    with LocalSimulator(port=0) as sim:
+        result, caps, ranges, _ = run_parallel(sim, consumers=3, diffs=True)
+        assert len(ranges) == BUNDLES
+        check_against_truth(sim, result, caps, ranges)
+
+
+def test_grouped_consumers_use_k_threads():
+    with LocalSimulator(port=0) as sim:
+        client = Client(sim.url, sim.api_key, fast_config())
+        seen = set()
+        lock = threading.Lock()
+
+        def on_event(sub, event):
+            with lock:
+                seen.add(threading.current_thread().name)
+
+        with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=BUNDLES * 100 - 1)) as run:
+            result = run.drive(on_event=on_event, advance_count=50, consumers=2)
+        assert result.failures == [] and len(result.completed) == BUNDLES
+        assert len(seen) == 2 and all(name.startswith("simclient-drive") for name in seen)
+
+
+def test_grouped_consumers_isolate_a_failing_sub_session():
+    with LocalSimulator(port=0, faults=FaultPlan().fail_at_slot(300_000_150, "advanceSlotFailed")) as sim:
+        client = Client(sim.url, sim.api_key, fast_config())
+        with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=399)) as run:
+            result = run.drive(advance_count=25, consumers=2)  # the failing one shares its thread with another
+    assert len(result.completed) == 3
+    assert [f.range for f in result.failures] == [(300_000_100, 300_000_199)]
+
+
+def test_consumers_and_max_workers_are_exclusive():
+    with LocalSimulator(port=0) as sim:
+        client = Client(sim.url, sim.api_key, fast_config())
+        with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=299)) as run:
+            with pytest.raises(ValueError, match="not both"):
+                run.drive(max_workers=2, consumers=2)
+            with pytest.raises(ValueError, match="positive int"):
+                run.drive(consumers=0)
 
 
 def test_drop_during_parallel_create_retries_the_create():

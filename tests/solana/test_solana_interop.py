@@ -35,9 +35,33 @@ def test_endpoint_helpers() -> None:
 
 def test_sync_client_from_a_session_or_url(advanced: Any) -> None:
     pytest.importorskip("solana.rpc.api", reason="solana-py >= 0.40 has no sync Client")
-    by_session = solana_interop.solana_client(advanced.session, timeout=5)
-    by_url = solana_interop.solana_client(advanced.session.rpc_endpoint)
-    assert by_session.get_slot().value == by_url.get_slot().value == advanced.last_slot
+    with solana_interop.solana_client(advanced.session, timeout=5) as by_session, \
+            solana_interop.solana_client(advanced.session.rpc_endpoint) as by_url:
+        assert by_session.get_slot().value == by_url.get_slot().value == advanced.last_slot
+
+
+def _connections_to(port: int) -> list:
+    import psutil
+
+    return [c for c in psutil.Process().net_connections("inet")
+            if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED]
+
+
+def test_sync_client_close_releases_its_connection_at_once(advanced: Any) -> None:
+    """solana-py < 0.39 keeps the keep-alive socket of a dropped sync Client until the cyclic GC runs (the cause of
+    "sockets still open" on Python 3.9 / solana 0.36): close() and ``with`` release it, and so does closing the
+    session for the clients session.solana_client() handed out."""
+    pytest.importorskip("solana.rpc.api", reason="solana-py >= 0.40 has no sync Client")
+    port = advanced.sim.port
+    before = _connections_to(port)   # the session's own control socket
+    with solana_interop.solana_client(advanced.session) as client:
+        client.get_slot()
+        assert len(_connections_to(port)) == len(before) + 1
+    assert len(_connections_to(port)) == len(before)
+    advanced.session.solana_client().get_slot()
+    assert len(_connections_to(port)) == len(before) + 1
+    advanced.session.close()
+    assert not _connections_to(port)
 
 
 def test_async_client_reads_the_same_state(advanced: Any) -> None:

@@ -230,3 +230,4 @@ def test_json_rpc_errors_parse_as_solders_errors(advanced: Any) -> None:
     unknown = solana_api.Client(session.rpc_endpoint.rsplit("/", 1)[0] + "/no-such-session")
     with pytest.raises(SolanaRpcException):   # HTTP 404
         unknown.get_slot()
+    unknown._provider.session.close()   # solana-py's own Client has no close(); its socket would wait for the GC

@@ -96,9 +96,8 @@ def _control(monkeypatch, on_send) -> Tuple[control_mod.ControlConnection, List[
         conns.append(Scripted(on_send))
         return conns[-1]
 
-    monkeypatch.setattr(control_mod.Connection, "open", staticmethod(open_))
     ctl = control_mod.ControlConnection("ws://scripted/backtest", "k", fast_config(), CreateSession(
-        start_slot=0, end_slot=29, disconnect_timeout_secs=60), parallel=True)
+        start_slot=0, end_slot=29, disconnect_timeout_secs=60), parallel=True, connection_factory=open_)
     return ctl, conns
 
 
@@ -180,13 +179,13 @@ COMPLETE = {"jsonrpc": "2.0", "method": "subscriptionComplete", "params": {"subs
 
 
 def _subscription(monkeypatch, server: SubServer, continue_sent: Callable[[], bool], completed=None, config=None):
-    monkeypatch.setattr(subs_mod.Connection, "open", staticmethod(server.open))
     sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
     stats = SessionStats()
     completed = completed or threading.Event()
     sub = subs_mod.Subscription("transaction", ["P"], "http://scripted/backtest/s", sink, config or fast_config(),
                                 completed,
-                                100, "s", stats, continue_sent=continue_sent)
+                                100, "s", stats, continue_sent=continue_sent,
+                                connection_factory=server.open)
     return sub, sink, stats
 
 
@@ -247,7 +246,10 @@ def test_early_complete_budget_is_the_reconnect_budget(monkeypatch):
         sub.stop()
         sub.join(WAIT)
     assert isinstance(items[-1], Exception) and "subscriptionComplete" in str(items[-1])
-    assert len(server.conns) == 4  # the first subscribe and 3 re-subscribes
+    # each early complete is one failed attempt of the ReconnectSupervisor: reconnect_attempts=3 allows three
+    # subscribes in all (as three flapping connections would), the third one's complete spends the budget
+    assert len(server.conns) == 3
+    assert [reason for _, reason in sub.attempts] == [subs_mod._EARLY_COMPLETE_REASON] * 3
 
 
 def test_a_session_that_completes_during_the_backoff_ends_the_stream(monkeypatch):

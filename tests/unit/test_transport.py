@@ -219,6 +219,7 @@ def _set_mode(conn: Connection, mode: str) -> None:
         conn._fast = False
     if mode == "plain":
         conn._ws.frame_buffer.recv = conn._ws._recv
+        conn._hooked = False  # what __init__ decides when it cannot hook the parser: per-socket read timeouts
 
 
 def _client_sockets(laddr: Tuple[str, int]) -> list:
@@ -657,3 +658,54 @@ def test_abort_wakes_a_blocked_reader(link):
     conn.close()
     peer.wait_finished()
     assert not _client_sockets(laddr)
+
+
+# ================================================================================ sends have their own deadline
+
+
+def _pause_reading(peer: _Peer, seconds: float) -> None:
+    """The server stops reading the socket for ``seconds`` (the client's send buffer fills)."""
+    def pause() -> None:
+        transport = peer.request.transport
+        transport.pause_reading()
+        asyncio.get_running_loop().call_later(seconds, transport.resume_reading)
+    peer._server.call(pause)
+
+
+def test_a_large_send_outlasts_the_readers_short_poll(link):
+    conn, peer = link
+    big = "x" * (12 << 20)  # far more than the loopback buffers hold while the server does not read
+    stop = threading.Event()
+    polls: List[Any] = []
+
+    def read() -> None:  # the reader thread polls with a short timeout meanwhile, as the control reader does
+        while not stop.is_set():
+            polls.append(conn.recv(0.05))
+
+    _pause_reading(peer, 1.0)
+    t = threading.Thread(target=read, name="test-reader")
+    t.start()
+    try:
+        conn.send_text(big)  # blocks until the server reads again; must not fail on the reader's 0.05 s
+    finally:
+        stop.set()
+        t.join(WAIT)
+    assert not t.is_alive()
+    assert len(polls) >= 5 and all(p is None for p in polls), "the reader kept polling (and timing out) meanwhile"
+    kind, data = peer.next()
+    assert kind is WSMsgType.TEXT and len(data) == len(big)
+
+
+def test_a_send_that_makes_no_progress_raises_send_timeout(server):
+    from simclient.transport import SendTimeout
+
+    conn = Connection.open(server.url, None, timeout=WAIT, send_timeout=0.3)
+    peer = server.peers.get(timeout=WAIT)
+    try:
+        _pause_reading(peer, 3.0)
+        with pytest.raises(SendTimeout, match="not reading"):
+            conn.send_text("y" * (12 << 20))
+        assert conn.recv(SHORT) is None  # reads keep their own deadline
+    finally:
+        conn.release()
+        peer.wait_finished()

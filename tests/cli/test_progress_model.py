@@ -1,0 +1,55 @@
+"""The progress renderers without a terminal: which sub-sessions get a bar, rates, the reconnect hint."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from simclient import events as ev
+from simclient.cli import LineRenderer, ProgressModel, TqdmRenderer
+from simclient.stats import SessionStats
+
+
+def _model(n: int, stats: "list | None" = None) -> ProgressModel:
+    model = ProgressModel()
+    for i in range(n):
+        model.add(f"session-{i:08d}", 100 * i, 100 * i + 99, stats[i] if stats else None)
+    return model
+
+
+def test_too_many_sub_sessions_show_the_slowest_and_summarise_the_rest():
+    pytest.importorskip("tqdm")
+    from tqdm import tqdm
+
+    model, out = _model(6), io.StringIO()
+    for i, done in enumerate([90, 10, 50, 99, 5, 70]):   # slowest: #4 (5), #1 (10), #2 (50)
+        model.on_event(f"session-{i:08d}", ev.Slot(100 * i + done - 1))
+    r = TqdmRenderer(model, out, tqdm, max_bars=4)       # 3 bars + the summary line
+    r.render()
+    shown = set(re.findall(r"(\d+)\.\.(\d+): ", out.getvalue()))
+    r.close()
+    assert shown == {("400", "499"), ("100", "199"), ("200", "299")}
+    assert "… 3 more sub-sessions (not the slowest): 3 running, 0 done" in out.getvalue()
+
+
+def test_no_rate_in_the_first_second_after_the_first_slot():
+    model, out = _model(1), io.StringIO()
+    model.on_event("session-00000000", ev.Slot(50))
+    LineRenderer(model, out, interval=60).render()
+    assert "51/100 slots" in out.getvalue() and "slots/s" not in out.getvalue() and "ETA" not in out.getvalue()
+
+
+def test_reconnecting_attempt_comes_from_the_session_stats():
+    stats = [SessionStats(), SessionStats()]
+    model, out = _model(2, stats), io.StringIO()
+    model.reconnect_budget = 10
+    for i in range(2):
+        model.on_event(f"session-{i:08d}", ev.Slot(100 * i + 10))
+    stats[1].reconnecting_attempt = 3
+    r = LineRenderer(model, out, interval=60)
+    r.render()
+    assert "| 1 reconnecting (attempt 3/10)" in out.getvalue()
+    stats[1].reconnecting_attempt = 0
+    r.render()
+    assert "reconnecting" not in out.getvalue().splitlines()[-1]
