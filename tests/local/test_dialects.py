@@ -90,6 +90,13 @@ def test_strict_counts_rejections_and_close_v1_follows_the_dialect(make_sim) -> 
             m = json.loads(recv_text(ws))
             if m["method"] == "sessionEventV2" and m["params"]["event"] == {"method": "success"}:
                 break
+        # the success is written before the teardown runs; a request read after it is handled after it (a repeated
+        # close is answered with success again), so its answer is the barrier
+        send(ws, "closeSessionV1", {"sessionId": sid})
+        while True:
+            m = json.loads(recv_text(ws))
+            if m["method"] == "sessionEventV2" and m["params"]["event"] == {"method": "success"}:
+                break
         assert sim.session(sid).state == "closed"
     finally:
         ws.close()
