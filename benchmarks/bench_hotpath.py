@@ -62,7 +62,7 @@ def capture(slots: int = 2000) -> Dict[str, List[bytes]]:
         def drain() -> None:
             while True:
                 text = sub.recv()
-                if json.loads(text)["params"]["result"] is None:
+                if '"subscriptionComplete"' in text or json.loads(text)["params"].get("result") is None:
                     return
                 notes.append(text.encode())
 

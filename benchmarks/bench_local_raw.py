@@ -52,7 +52,7 @@ def run(slots: int, subscribe: bool, sequenced: bool) -> dict:
                 nonlocal notifications
                 while True:
                     text = sub.recv()
-                    if not text or '"result":null' in text:
+                    if not text or '"result":null' in text or '"subscriptionComplete"' in text:
                         return
                     notifications += 1
 

@@ -76,7 +76,7 @@ def raw_worker(url: str, subs: int, programs: List[str]) -> Dict[str, Any]:
             while True:
                 msg = json.loads(ws.recv())
                 q.put(msg)
-                if msg.get("params", {}).get("result", 0) is None:
+                if msg.get("method") == "subscriptionComplete" or msg.get("params", {}).get("result", 0) is None:
                     return
         except (OSError, websocket.WebSocketException, ValueError):
             return

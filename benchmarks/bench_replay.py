@@ -256,7 +256,7 @@ def _raw_threaded(connect: Callable[[str, bool], Any], base: str, man: Dict[str,
         recv = sub.recv
         while True:
             msg = loads(recv())
-            if msg["params"]["result"] is None:  # the end-of-stream marker (not an event)
+            if msg.get("method") == "subscriptionComplete" or msg["params"].get("result", 0) is None:  # end marker
                 counts.append(n)
                 return
             n += 1
@@ -356,7 +356,7 @@ def picows_run(base: str, man: Dict[str, Any], stream: str, loads: Callable[[Any
                 st["n"] += 1
                 if st["n"] == 0:
                     st["ack"].set_result(None)
-                elif msg["params"]["result"] is None:
+                elif msg.get("method") == "subscriptionComplete" or msg["params"].get("result", 0) is None:
                     st["end"].set_result(None)
             tr, _ = await ws_connect(lambda on_sub=on_sub: Listener(on_sub), f"{base}/backtest/{state['sid']}")
             tr.send(WSMsgType.TEXT, req.encode())

@@ -97,7 +97,8 @@ def _record_single(slots: int, subscribe: bool, step: Optional[int] = None) -> D
                 subs[key] = {"subscription": ack["result"], "frames": frames}
 
                 def drain(sub: Any = sub, frames: List[str] = frames) -> None:
-                    frames.extend(_recv_until(sub, lambda m: m["params"]["result"] is None))
+                    frames.extend(_recv_until(sub, lambda m: m.get("method") == "subscriptionComplete"
+                                              or m["params"].get("result", 0) is None))  # either §9.5 marker
                     sub.close()
 
                 threads.append(threading.Thread(target=drain))
@@ -253,7 +254,7 @@ class Scenario:
         for key, v in rec["subs"].items():
             per_step: List[List[str]] = [[] for _ in self.steps]
             for t in v["frames"]:
-                result = json.loads(t)["params"]["result"]
+                result = (json.loads(t).get("params") or {}).get("result")  # None: the end-of-stream marker
                 slot = None if result is None else (result.get("context") or {}).get("slot")
                 per_step[step_of_slot.get(slot, len(self.steps) - 1) if len(self.steps) > 1 else 0].append(t)
             self.subs[key] = (v["subscription"], [Blob(t) for t in per_step])

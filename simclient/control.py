@@ -47,7 +47,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import events as ev
 from . import protocol as wire
@@ -143,6 +143,7 @@ class Route:
         self.error: Optional[BaseException] = None  # what failed it (raised again by later sends)
         self.closed = False
         self.acked = threading.Event()  # a ``success`` arrived (close ack)
+        self.continues_sent = 0  # continue-type requests written (subscriptions: §9.5 early-complete trap)
 
     def __repr__(self) -> str:
         return f"Route({self.session_id!r}, last_seq={self.last_seq})"
@@ -213,6 +214,7 @@ class ControlConnection:
         self.routes: Dict[str, Route] = {}
         self.control_session_id: Optional[str] = None
         self.subscriptions_ready = subscriptions_ready or (lambda: True)
+        self.v1 = wire.V1Form()  # which §3.5 form the *SessionV1 requests take (decided in protocol.py)
 
         self._lock = threading.RLock()
         self._conn: Optional[ConnectionLike] = None
@@ -256,8 +258,9 @@ class ControlConnection:
             # the generation is set even if the write fails: the re-attach logic then decides
             route.inflight = InFlight(request, self._gen if up else None)
             if up and self._conn is not None:
+                route.continues_sent += 1
                 try:
-                    self._conn.send_json(request)
+                    self._conn.send_json(self.v1.shape(request, self._gen))
                 except TransportError as exc:
                     log.info("continue for %s not confirmed written (%s); handled after re-attach",
                              route.session_id, exc)
@@ -271,7 +274,7 @@ class ControlConnection:
             if not self._up or self._conn is None:
                 return False
             try:
-                self._conn.send_json(request)
+                self._conn.send_json(self.v1.shape(request, self._gen))
                 return True
             except TransportError:
                 return False
@@ -474,7 +477,8 @@ class ControlConnection:
             for route in self.routes.values():
                 request = route.after_reattach(self._gen)
                 if request is not None:
-                    conn.send_json(request)
+                    route.continues_sent += 1
+                    conn.send_json(self.v1.shape(request, self._gen))
             self._up = True
 
     # ---------------------------------------------------------------- the message loop
@@ -535,6 +539,41 @@ class ControlConnection:
             log.warning("discarding undecodable control frame: %s", exc)
             return None
 
+    def _v1_form_error(self, err: wire.BacktestError, refused: Optional[Route] = None) -> bool:
+        """A "duplicate field" answering our superset ``*SessionV1`` form (§3.5): switch to the minimal form (see
+        :class:`protocol.V1Form`) and re-send, once, what is unanswered on this socket (``refused``: the route the
+        server named, whose in-flight continue the refusal answers). True when consumed. Called before the §10.1
+        error table, which would take the ``invalidRequest`` for terminal."""
+        with self._lock:
+            verdict = self.v1.on_error(err, self._gen)
+            if verdict is None:
+                return False
+            if not verdict:
+                log.debug("expected duplicate-field answer to an earlier superset request: dropped")
+                return True
+            self.stats.v1_minimal_fallbacks += 1
+            log.debug("server refused the superset *SessionV1 form (%s): minimal form from now on",
+                      self._r(err.message))
+            conn = self._conn
+            for route in self.routes.values():
+                if route.failed or route.completed.is_set():
+                    continue
+                inflight = route.inflight
+                if (inflight is not None and inflight.gen == self._gen
+                        and (not inflight.progress or route is refused)):
+                    again: Optional[Dict[str, Any]] = inflight.request
+                elif self._close_requested and not route.acked.is_set():
+                    again = wire.encode_close_v1(route.session_id)
+                else:
+                    again = None
+                if again is not None and conn is not None:
+                    self.stats.v1_minimal_resends += 1
+                    try:
+                        conn.send_json(self.v1.shape(again, self._gen))
+                    except TransportError as exc:
+                        log.info("minimal-form re-send for %s not written (%s)", route.session_id, exc)
+            return True
+
     def _deliver(self, route: Route, seq: Optional[int], event: Any) -> None:
         """Cursor, replay dedup, the stale-session checks, §7.1 bookkeeping, then the route's queue."""
         if route.failed and route.error is not None and type(route.error) is ProtocolError:
@@ -592,6 +631,8 @@ class ControlConnection:
 
     def _error_consumed(self, route: Route, err: wire.BacktestError) -> bool:
         """Handle a server error for ``route``; True when it must not be delivered as a ServerError event."""
+        if self.parallel and self._v1_form_error(err, route):  # a server that routes the refusal to the sub-session
+            return True
         if route.expects_busy() and wire.is_continue_busy(err):
             log.debug("expected 'continue while busy' after re-sending a continue for %s", route.session_id)
             return True
@@ -667,7 +708,9 @@ class _Mode:
         """The wire request of ``cont`` for (sub-)session ``session_id``."""
         raise NotImplementedError
 
-    def encode_continue_to(self, session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
+    def encode_continue_to(self, session_id: str, slot: int, batch_index: int,
+                           extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        """``extra``: ``continueTo`` fields newer than this SDK, merged into the params (§3.3)."""
         raise NotImplementedError
 
 
@@ -781,8 +824,9 @@ class SingleMode(_Mode):
     def encode_continue(self, session_id: str, cont: Any) -> Dict[str, Any]:
         return wire.encode_continue(cont)
 
-    def encode_continue_to(self, session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
-        return wire.encode_continue_to(slot, batch_index)
+    def encode_continue_to(self, session_id: str, slot: int, batch_index: int,
+                           extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        return wire.encode_continue_to(slot, batch_index, extra)
 
 
 class ParallelMode(_Mode):
@@ -906,6 +950,8 @@ class ParallelMode(_Mode):
                 log.debug("event for unknown sub-session %s ignored", msg.session_id)
             return
         if isinstance(msg, ev.ServerError):  # top-level: it concerns the whole run
+            if cc._v1_form_error(msg.error):  # the §3.5 form fallback, before the error table
+                return
             action = cc._error_action(msg.error, wire.PHASE_CONTROL, "control")
             if action == wire.ACTION_TERMINAL:
                 raise SessionError(msg.error, f"parallel control session failed: {cc._r(msg.error.message)}")
@@ -932,8 +978,9 @@ class ParallelMode(_Mode):
     def encode_continue(self, session_id: str, cont: Any) -> Dict[str, Any]:
         return wire.encode_continue_v1(session_id, cont)
 
-    def encode_continue_to(self, session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
-        return wire.encode_continue_to_v1(session_id, slot, batch_index)
+    def encode_continue_to(self, session_id: str, slot: int, batch_index: int,
+                           extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        return wire.encode_continue_to_v1(session_id, slot, batch_index, extra)
 
 
 def _short(session_id: str) -> str:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocol import AccountData, BacktestError
 
 __all__ = [
+    "KNOWN_STATUSES",
+    "STARTUP_STATUSES",
     "Event",
     "ReadyForContinue",
     "Slot",
@@ -45,11 +47,25 @@ class Slot(Event):
     slot: int
 
 
+#: The ``BacktestStatus`` phases this SDK knows (PROTOCOL §5.2), startup ones first: ``bundleReady`` comes between
+#: ``preparingBundle`` and ``startingRuntime``. A :class:`Status` may carry any other string (passed through).
+KNOWN_STATUSES = ("preparingBundle", "bundleReady", "startingRuntime", "decodedTransactions",
+                  "appliedAccountModifications", "readyToExecuteUserTransactions", "executedUserTransactions",
+                  "executingBlockTransactions", "executedBlockTransactions", "programAccountsLoaded")
+#: Phases before a session's first slot (what a progress display narrates while waiting).
+STARTUP_STATUSES = ("preparingBundle", "bundleReady", "startingRuntime")
+
+
 @dataclass(frozen=True)
 class Status(Event):
-    """A progress phase (``startingRuntime``, ``preparingBundle``, ``executedBlockTransactions`` …).
+    """A progress phase (``preparingBundle``, ``bundleReady``, ``startingRuntime``, ``executedBlockTransactions`` …,
+    see :data:`KNOWN_STATUSES`).
 
     Unknown phases are passed through unchanged."""
+
+    @property
+    def known(self) -> bool:
+        return self.status in KNOWN_STATUSES
 
     status: str
 

@@ -20,6 +20,7 @@ from .config import ClientConfig
 from .control import ControlConnection
 from .errors import SessionClosedError, Timeout
 from .session import SubSession
+from .stats import ControlStats
 from .subscriptions import ReconnectCoordinator
 
 log = logging.getLogger("simclient.parallel")
@@ -103,6 +104,11 @@ class ParallelRun:
     @property
     def reconnects(self) -> int:
         return self._control.stats.reconnects
+
+    @property
+    def control_stats(self) -> ControlStats:
+        """Counters of the shared control connection (reconnects, discarded frames, the §3.5 form fallback)."""
+        return self._control.stats
 
     def subscribe_transactions(self, program_ids: Any) -> None:
         """Subscribe every sub-session to transactions of ``program_ids``."""

@@ -5,8 +5,11 @@ collected here, each with the rule it follows:
 
 * Requests: adjacent tagging ``{"method", "params"}``; struct-variant keys snake_case (L1: ``session_id``,
   ``last_sequence``, ``control_session_id``, ``last_sequences``); payload structs camelCase (L2); the ``*V1``
-  per-session requests as ``{"sessionId", "request": {...}}`` (§3.5); ``parallel`` flattened beside the create
-  params (§3.1); ``slot_count`` becomes ``endSlot = startSlot + slotCount`` (§3.1).
+  per-session requests in the §3.5 superset form (both id casings, params nested under ``request`` *and* flattened
+  beside it), or the minimal form (``session_id`` + nested ``request``) once a server answered "duplicate field"
+  (:class:`V1Form`, the one place that decides); ``parallel`` flattened beside the create params (§3.1);
+  ``slot_count`` becomes ``endSlot = startSlot + slotCount`` (§3.1); ``continueTo`` extras merged into its params
+  (§3.3).
 * Responses: both casings accepted for every key (L1, L2); ``seqId`` popped from the top level (§2.1);
   ``sessionEventV2.event`` uses the same ``method``/``params`` envelope (§4.1); ``params: null`` equals absent.
 * Errors (L4): an externally tagged object (any casing of the variant), a bare string, or ``{"code"|"type": …}``,
@@ -15,8 +18,11 @@ collected here, each with the rule it follows:
   busy" ``invalidRequest`` is the one non-terminal ``InvalidRequest`` (:func:`is_continue_busy`).
 * Subscriptions (§9): ``transactionSubscribe`` filter ``{"programs": [...]}``; ``accountDiffSubscribe`` one
   request per program with ``{"address", "address_type": "program"}``; ``replayFromSlot`` inclusive; notification
-  ``result`` either ``{context, value}`` or bare (L5); ``result: null`` is end-of-stream (§9.5); error -32016 is
-  the replay-window refusal (§9.3).
+  ``result`` either ``{context, value}`` or bare (L5); end of stream is a ``subscriptionComplete`` message (with or
+  without ``params.subscription``) or, from older servers, a notification whose ``result`` is ``null`` (§9.5);
+  error -32016 is the replay-window refusal (§9.3).
+* Ranges (§1.3): every key read in both casings, ``snapshotSlot``/``snapshotSlotUtc`` kept, unknown ``kind`` /
+  ``scope`` strings passed through. Ids are opaque strings everywhere (never parsed).
 * Unknown methods decode to :class:`Unknown` (L6); callers log and skip them. Anything else malformed raises
   :class:`~simclient.errors.ProtocolError` (raw text truncated to 200 chars) and never another exception type.
 """
@@ -53,10 +59,11 @@ __all__ = [
     "decode_response", "decode_error", "decode_available_ranges",
     "encode_create", "encode_continue", "encode_continue_to", "encode_close", "encode_attach", "encode_resume",
     "encode_attach_parallel", "encode_continue_v1", "encode_continue_to_v1", "encode_close_v1",
-    "encode_account_data", "encode_continue_params",
+    "encode_account_data", "encode_continue_params", "V1_METHODS", "V1Form", "minimal_v1", "is_duplicate_field",
     "TERMINAL_VARIANTS", "TRANSIENT_VARIANTS", "RETRY_ONCE_VARIANTS", "is_continue_busy",
     "REPLAY_WINDOW_ERROR_CODE",
-    "encode_subscribe", "SubscribeAck", "RpcErrorReply", "Notification", "decode_subscription_frame",
+    "encode_subscribe", "SubscribeAck", "RpcErrorReply", "Notification", "SubscriptionComplete",
+    "decode_subscription_frame", "is_early_complete",
     "transaction_from_result", "account_diff_from_result",
 ]
 
@@ -184,6 +191,7 @@ RETRY_ONCE_VARIANTS = frozenset({"ClerkError", "Internal"})
 _KNOWN_VARIANTS_FOLDED = {v.lower(): v for v in TERMINAL_VARIANTS | TRANSIENT_VARIANTS | RETRY_ONCE_VARIANTS}
 
 _CONTINUE_BUSY = re.compile(r"continue while busy", re.IGNORECASE)
+_DUPLICATE_FIELD = re.compile(r"duplicate field", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,11 @@ class BacktestError:
 def is_continue_busy(error: BacktestError) -> bool:
     """The §7.1 answer to a continue that arrived while the session was executing (non-terminal)."""
     return error.variant == "InvalidRequest" and bool(_CONTINUE_BUSY.search(str(error.fields.get("error", ""))))
+
+
+def is_duplicate_field(error: BacktestError) -> bool:
+    """serde's answer to a field present in two casings when the server declares an ``alias`` (§3.5)."""
+    return error.variant == "InvalidRequest" and bool(_DUPLICATE_FIELD.search(str(error.fields.get("error", ""))))
 
 
 # §10.1 as one table, used by every site that meets a server ``error`` (handshakes, routed (sub-)session errors,
@@ -408,6 +421,13 @@ class AvailableRange:
     max_bundle_size: Optional[int] = None
     kind: Optional[str] = None
     scope: Optional[str] = None
+    snapshot_slot: Optional[int] = None
+    snapshot_slot_utc: Optional[str] = None
+
+
+def _opt_text(value: Any) -> Optional[str]:
+    """``kind`` / ``scope``: any string passes through (unknown values included); None stays None."""
+    return None if value is None else str(value)
 
 
 def decode_available_ranges(body: Any) -> List[AvailableRange]:
@@ -423,8 +443,10 @@ def decode_available_ranges(body: Any) -> List[AvailableRange]:
                 max_bundle_end_slot=_opt_u64(_get(item, "max_bundle_end_slot"), "max_bundle_end_slot"),
                 max_bundle_end_slot_utc=_opt_str(_get(item, "max_bundle_end_slot_utc"), "max_bundle_end_slot_utc"),
                 max_bundle_size=_opt_u64(_get(item, "max_bundle_size"), "max_bundle_size"),
-                kind=None if _get(item, "kind") is None else str(_get(item, "kind")),
-                scope=None if _get(item, "scope") is None else str(_get(item, "scope")),
+                kind=_opt_text(_get(item, "kind")),
+                scope=_opt_text(_get(item, "scope")),
+                snapshot_slot=_opt_u64(_get(item, "snapshot_slot"), "snapshot_slot"),
+                snapshot_slot_utc=_opt_str(_get(item, "snapshot_slot_utc"), "snapshot_slot_utc"),
             ))
     except _Bad as exc:
         raise ProtocolError(str(exc), _raw(body)) from None
@@ -723,8 +745,16 @@ def encode_continue(cont: Any) -> Dict[str, Any]:
     return _request("continue", encode_continue_params(cont))
 
 
-def encode_continue_to(slot: int, batch_index: int) -> Dict[str, Any]:
-    return _request("continueTo", {"slot": slot, "batchIndex": batch_index})
+def continue_to_params(slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """``ContinueToParams`` (§3.3); ``extra`` (fields newer than this SDK) is merged in as given."""
+    params: Dict[str, Any] = {"slot": slot, "batchIndex": batch_index}
+    if extra:
+        params.update(extra)
+    return params
+
+
+def encode_continue_to(slot: int, batch_index: int, extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    return _request("continueTo", continue_to_params(slot, batch_index, extra))
 
 
 def encode_close() -> Dict[str, Any]:
@@ -747,17 +777,94 @@ def encode_attach_parallel(control_session_id: str, last_sequences: Mapping[str,
                     {"control_session_id": control_session_id, "last_sequences": dict(last_sequences)})
 
 
+#: The per-session requests of a parallel control connection (§3.5).
+V1_METHODS = frozenset({"continueSessionV1", "continueToSessionV1", "closeSessionV1"})
+
+
+def _v1(method: str, session_id: str, inner: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The §3.5 superset form: both id casings; the params nested under ``request`` and flattened beside it, so the
+    request decodes the same whether the server reads ``session_id`` or ``sessionId``, nested or flattened."""
+    params: Dict[str, Any] = {"session_id": session_id, "sessionId": session_id}
+    if inner is not None:
+        params["request"] = inner
+        for key, value in inner.items():
+            params.setdefault(key, value)  # never shadows the id or ``request`` itself
+    return _request(method, params)
+
+
 def encode_continue_v1(session_id: str, cont: Any) -> Dict[str, Any]:
-    return _request("continueSessionV1", {"sessionId": session_id, "request": encode_continue_params(cont)})
+    return _v1("continueSessionV1", session_id, encode_continue_params(cont))
 
 
-def encode_continue_to_v1(session_id: str, slot: int, batch_index: int) -> Dict[str, Any]:
-    return _request("continueToSessionV1",
-                    {"sessionId": session_id, "request": {"slot": slot, "batchIndex": batch_index}})
+def encode_continue_to_v1(session_id: str, slot: int, batch_index: int,
+                          extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    return _v1("continueToSessionV1", session_id, continue_to_params(slot, batch_index, extra))
 
 
 def encode_close_v1(session_id: str) -> Dict[str, Any]:
-    return _request("closeSessionV1", {"sessionId": session_id})
+    return _v1("closeSessionV1", session_id)
+
+
+def minimal_v1(request: Dict[str, Any]) -> Dict[str, Any]:
+    """The minimal form of a superset ``*SessionV1`` request: ``session_id`` plus the nested ``request`` (§3.5)."""
+    params = request.get("params") or {}
+    out: Dict[str, Any] = {"session_id": params.get("session_id", params.get("sessionId"))}
+    if "request" in params:
+        out["request"] = params["request"]
+    return {"method": request["method"], "params": out}
+
+
+class V1Form:
+    """The one place that decides which form of the ``*SessionV1`` requests a control connection sends (§3.5).
+
+    Superset until a server answers ``invalidRequest`` "duplicate field" (a serde ``alias`` for the other id
+    casing); from then on the minimal form, for the rest of the :class:`~simclient.control.ControlConnection`
+    (its reconnects included: it talks to the same service). A strict server answers *every* superset request sent
+    before the switch, so after the first "duplicate field" the next ones, up to the number of superset requests
+    written on that socket, are expected echoes; one after that means the minimal form failed too and is surfaced.
+    ``shape`` and ``on_error`` are called with the control lock held (socket generation ``gen``).
+    """
+
+    def __init__(self) -> None:
+        self.minimal = False
+        self.fallbacks = 0
+        self._gen: Optional[int] = None
+        self._superset_sent = 0
+        self._echoes_due = 0
+
+    def _socket(self, gen: int) -> None:
+        if gen != self._gen:  # a new socket: nothing sent on the old one will be answered
+            self._gen = gen
+            self._superset_sent = 0
+            self._echoes_due = 0
+
+    def shape(self, request: Dict[str, Any], gen: int) -> Dict[str, Any]:
+        """The request as it goes on the wire (non-V1 requests unchanged)."""
+        if request.get("method") not in V1_METHODS:
+            return request
+        self._socket(gen)
+        if self.minimal:
+            return minimal_v1(request)
+        self._superset_sent += 1
+        return request
+
+    def on_error(self, error: BacktestError, gen: int) -> Optional[bool]:
+        """An ``error`` read on socket ``gen``. None: not about the V1 form (handle it as usual); True: switched to
+        the minimal form just now (re-send what is unanswered); False: an expected echo of the switch (drop it)."""
+        if not is_duplicate_field(error):
+            return None
+        self._socket(gen)
+        if not self.minimal:
+            if not self._superset_sent:
+                return None  # no superset request on this socket: not ours to explain
+            self.minimal = True
+            self.fallbacks += 1
+            self._echoes_due = self._superset_sent - 1
+            return True
+        if self._echoes_due > 0:
+            self._echoes_due -= 1
+            return False
+        return None  # the minimal form was refused too
 
 
 # --------------------------------------------------------------------------------- data-plane (§9)
@@ -810,6 +917,33 @@ class Notification:
     result: Any
 
 
+@dataclass(frozen=True)
+class SubscriptionComplete:
+    """The server ended a subscription's stream (§9.5); ``subscription`` None means every subscription of the
+    socket. ``result`` is whatever ``params.result`` carried (usually absent)."""
+
+    subscription: Optional[int] = None
+    result: Any = None
+
+
+def _subscription_complete(params: Any) -> SubscriptionComplete:
+    if not isinstance(params, dict):
+        return SubscriptionComplete()
+    sub = params.get("subscription")
+    if isinstance(sub, bool) or not isinstance(sub, int) or not 0 <= sub <= _U64_MAX:
+        sub = None
+    return SubscriptionComplete(sub, params.get("result"))
+
+
+def is_early_complete(completed: bool, continue_sent: bool) -> bool:
+    """§9.5: a ``subscriptionComplete`` that cannot be the end of the stream: the session has not completed and no
+    continue has been sent on it, so no slot can have run (the subscription was made before the session's data plane
+    was up). The caller re-subscribes after a backoff, and takes it as the end after all if the session completes
+    during that backoff. (Subscriptions made before the first continue wait for a ping barrier before they count as
+    up, so an immediate answer is read while the gated continue is still held back.)"""
+    return not completed and not continue_sent
+
+
 #: Builds a frozen dataclass instance without running its ``__init__`` (whose frozen ``__setattr__`` calls cost
 #: more than the decode itself on the notification hot path); the caller fills ``__dict__`` with every field, in
 #: field order, which gives the same instance (equality, hash, repr, pickling, ``match``) as the constructor.
@@ -817,7 +951,8 @@ _new_notification = _new_event = object.__new__
 
 
 def decode_subscription_frame(raw: Union[str, bytes]) -> Any:
-    """Decode one data-plane frame into SubscribeAck, RpcErrorReply, Notification or Unknown."""
+    """Decode one data-plane frame into SubscribeAck, RpcErrorReply, Notification, SubscriptionComplete or
+    Unknown."""
     try:
         obj = loads(raw)
     except (ValueError, TypeError, RecursionError) as exc:
@@ -843,6 +978,8 @@ def decode_subscription_frame(raw: Union[str, bytes]) -> Any:
         if "method" in obj:
             method = _str(obj["method"], "method")
             params = obj.get("params")
+            if method == "subscriptionComplete":
+                return _subscription_complete(params)
             if not method.endswith("Notification") or not isinstance(params, dict):
                 return Unknown(method, params)
             return Notification(method, _u64(_require(params, "subscription", method), "subscription"),

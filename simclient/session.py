@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
 from .builders import Continue
@@ -162,7 +162,8 @@ class _BaseSession:
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator, self._route.range,
-                           connection_factory=self._control.connection_factory)
+                           connection_factory=self._control.connection_factory,
+                           continue_sent=lambda: self._route.continues_sent > 0)
         self._subscriptions.append(sub)
         self._through = None
         sub.start()
@@ -190,8 +191,9 @@ class _BaseSession:
     def _encode_continue(self, cont: Continue) -> Dict[str, Any]:
         return self._control.mode.encode_continue(self.session_id, cont)
 
-    def _encode_continue_to(self, slot: int, batch_index: int) -> Dict[str, Any]:
-        return self._control.mode.encode_continue_to(self.session_id, slot, batch_index)
+    def _encode_continue_to(self, slot: int, batch_index: int,
+                            extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        return self._control.mode.encode_continue_to(self.session_id, slot, batch_index, extra)
 
     def send_continue(self, cont: Optional[Continue] = None, *, advance_count: Optional[int] = None,
                       timeout: Optional[float] = None) -> None:
@@ -220,15 +222,25 @@ class _BaseSession:
         self._wait_subscriptions_up()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
-    def send_continue_to(self, slot: int, batch_index: int = 0, *, timeout: Optional[float] = None) -> None:
+    def send_continue_to(self, slot: int, batch_index: int = 0, extra: Optional[Mapping[str, Any]] = None, *,
+                         timeout: Optional[float] = None) -> None:
         """Run up to immediately before batch ``batch_index`` of ``slot``; the session then yields ``Paused``.
-        ``timeout`` bounds the wait for the subscriptions, as in :meth:`send_continue`."""
+        ``timeout`` bounds the wait for the subscriptions, as in :meth:`send_continue`.
+
+        ``extra``: ``continueTo`` fields newer than this SDK (wire names, e.g. the "before or after" switch of
+        PROTOCOL §3.3), merged into the request's params as given."""
         for name, value in (("slot", slot), ("batch_index", batch_index)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         self._flow.reset()
+        if extra is not None:
+            if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+                raise TypeError("extra must be a mapping of wire field names (str) to JSON values")
+            clash = {"slot", "batchIndex", "batch_index"} & set(extra)
+            if clash:
+                raise ValueError(f"extra must not repeat {sorted(clash)}: pass slot/batch_index as arguments")
         self._wait_subscriptions_up(timeout)
-        self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index))
+        self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index, extra))
 
     def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
         """Yield events until ``Completed`` (inclusive). Raises the session's fatal error, SessionClosedError

@@ -11,6 +11,8 @@ class ControlStats:
     reconnects: int = 0
     frames_received: int = 0
     frames_discarded: int = 0  # undecodable / garbage frames, logged and skipped
+    v1_minimal_fallbacks: int = 0  # switches to the minimal *SessionV1 form after "duplicate field" (§3.5): 0 or 1
+    v1_minimal_resends: int = 0  # requests re-sent in the minimal form at that switch
 
 
 @dataclass

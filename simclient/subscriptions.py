@@ -8,8 +8,14 @@ connection uses: a resubscribe that delivers no new notification spends the budg
 dropped by signature (transactions) or by ``(slot, account, signature)`` (diffs). Only the keys of the newest
 slot are kept: a replay starts at that slot, so older keys can never repeat.
 
-End of stream (§9.5, [I]): a ``null`` result for every subscription id, a normal close (1000) once the session
+End of stream (§9.5): a ``subscriptionComplete`` for every subscription id (or one without an id: the whole
+socket), a ``null`` result for every subscription id (older servers), a normal close (1000) once the session
 completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
+A ``subscriptionComplete`` that cannot be the end (:func:`protocol.is_early_complete`: the subscription was made
+before the session's data plane was up) is answered by re-subscribing from the same cursor after a backoff, as one
+failed attempt of the subscription's :class:`~simclient.reconnect.ReconnectSupervisor` (budget, backoff and
+``reconnect_max_total`` shared with its reconnects); if the session completes during that backoff, it was the
+end after all.
 A replay-window refusal (-32016) fails the subscription loudly with :class:`SubscriptionError`: the captured
 stream would have a gap. A notification for a slot outside the session's range fails it with
 :class:`ProtocolError` (the server's session under that id is not ours; see :mod:`simclient.control`).
@@ -133,6 +139,13 @@ class _Lost(Exception):
 _Stopped = Stopped
 
 
+class _EarlyComplete(Exception):
+    """``subscriptionComplete`` before the session's data plane was up (§9.5): re-subscribe."""
+
+
+_EARLY_COMPLETE_REASON = "subscriptionComplete before the session's data plane was up"
+
+
 class Subscription:
     """One data-plane subscription and its worker thread."""
 
@@ -140,7 +153,8 @@ class Subscription:
                  config: ClientConfig, completed: threading.Event, start_slot: Optional[int], session_id: str,
                  stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None,
                  slot_range: Optional[Tuple[int, int]] = None,
-                 connection_factory: Optional[ConnectionFactory] = None):
+                 connection_factory: Optional[ConnectionFactory] = None,
+                 continue_sent: Optional[Callable[[], bool]] = None):
         if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
             raise ValueError(f"unknown subscription kind {kind!r}")
         programs = [str(p) for p in program_ids]
@@ -157,6 +171,11 @@ class Subscription:
         self.stats = stats
         self.coordinator = coordinator
         self.slot_range = slot_range  # the session's range: a notification outside it is not this session's
+        #: True once a continue was sent on this (sub-)session (None: assume so, i.e. never the §9.5 trap)
+        self.continue_sent: Callable[[], bool] = continue_sent or (lambda: True)
+        self._early_ended: Set[int] = set()  # end markers read while waiting for the acks
+        self._early_trap = False  # one of them was the §9.5 "data plane not up yet" answer
+        self._early_completes = 0
         self.ready = threading.Event()  # up, or finished / failed (gating waits on this)
         self.up = False
         self.done = False
@@ -253,9 +272,16 @@ class Subscription:
                 with self._barrier_lock:
                     self.up = True
                     self.has_been_up = True
-                self.ready.set()
+                if not self._early_trap:  # else not up at all: the gated continue must wait for the re-subscribe
+                    self.ready.set()
+                early_complete = False
                 try:
                     outcome = self._stream(conn, ids)
+                except _EarlyComplete:
+                    self.ready.clear()  # not up after all: hold the gated continue until the re-subscribe
+                    conn.close(timeout=0.5)  # this socket is done either way (close is idempotent)
+                    early_complete = True
+                    outcome = self._after_early_complete()  # its own backoff (and the budget) instead of _retry
                 except BaseException:
                     conn.release()  # stopped or failed mid-stream: the finally below hides it from _run's cleanup
                     raise
@@ -270,7 +296,8 @@ class Subscription:
                 conn.release()
                 self.ready.clear()
                 self.stats.subscription_reconnects += 1
-                self._retry(self._lost_reason)
+                if not early_complete:
+                    self._retry(self._lost_reason)
         except _Stopped:
             pass
         except BaseException as exc:  # noqa: BLE001 - surfaced through the session's queue
@@ -286,6 +313,33 @@ class Subscription:
             left = self._conn
             if left is not None:
                 left.release()
+
+    def _after_early_complete(self) -> bool:
+        """Back off before re-subscribing. The early complete is one failed attempt of the
+        :class:`~simclient.reconnect.ReconnectSupervisor` (the budget, backoff and ``reconnect_max_total`` of every
+        other reconnect of this subscription). True if the session completed meanwhile: the marker was the real end
+        after all."""
+        self._early_completes += 1
+        if self.completed.is_set():
+            return True
+        try:
+            delay = self._sup.lost(_EARLY_COMPLETE_REASON)
+        except ConnectionLostError as exc:
+            raise SubscriptionError(
+                f"{self.kind} subscription of session {self.session_id}: the server answered "
+                f"{self._early_completes} subscribes with subscriptionComplete before the session ran a slot "
+                f"({exc}); the captured stream would be empty") from exc
+        log.debug("%s subscription of %s: subscriptionComplete before the data plane was up; re-subscribing in "
+                  "%.2fs (%d/%d)", self.kind, self.session_id, delay, self._sup.failures,
+                  self.config.reconnect_attempts)
+        deadline = time.monotonic() + delay
+        while not self.completed.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._stop.wait(min(left, 0.05)):
+                raise _Stopped()
+        return True
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -351,8 +405,17 @@ class Subscription:
                 requests[i] = program
         ids: Dict[int, str] = {}
         early: List[Any] = []
+        # Before the session's first continue, a server whose data plane is not up yet answers the subscribe with
+        # an immediate subscriptionComplete (§9.5). A ping sent once every ack is in is answered after whatever the
+        # server queued with them, so its pong proves that no such answer is pending: only then is the
+        # subscription "up" (and the gated continue may go). One round trip, only before the first continue.
+        barrier: Optional[bytes] = None
 
         def acked(opcode: int, payload: Any) -> bool:
+            nonlocal barrier
+            if opcode == OPCODE_PONG and barrier is not None and payload == barrier:
+                barrier = None
+                return len(ids) >= len(requests)
             if opcode != OPCODE_TEXT and opcode != OPCODE_BINARY:
                 return False
             try:
@@ -362,6 +425,9 @@ class Subscription:
                 return False
             if isinstance(msg, wire.SubscribeAck) and msg.request_id in requests:
                 ids[msg.subscription] = requests[msg.request_id]
+                if len(ids) == len(requests) and not self.continue_sent():
+                    barrier = f"simclient-subscribed-{self._sup.attempts_total}".encode()
+                    conn.ping(barrier)
             elif isinstance(msg, wire.RpcErrorReply):
                 if msg.code == wire.REPLAY_WINDOW_ERROR_CODE:
                     raise SubscriptionError(
@@ -371,20 +437,34 @@ class Subscription:
                     f"{self.kind} subscribe for session {self.session_id} refused: {msg.code} {msg.message}")
             elif isinstance(msg, wire.Notification):
                 early.append(msg)  # a notification racing its ack: keep it
-            return len(ids) >= len(requests)
+            elif isinstance(msg, wire.SubscriptionComplete):
+                early.append(msg)
+            return len(ids) >= len(requests) and barrier is None
 
         # The ack wait pings like every other wait (management may park a subscribe upgrade for ~100 s).
         reader = LinkReader(conn, self.config, self._stop, min(0.5, self.config.keepalive_interval))
         reader.wait_for(self.config.handshake_timeout, acked, "subscribe ack")
+        self._early_ended = set()
+        self._early_trap = False
         for msg in early:
-            self._on_notification(msg, ids, set())
+            if isinstance(msg, wire.SubscriptionComplete):
+                # judged now, before ``ready``: the gated continue cannot have been sent since the check above
+                self._early_trap |= wire.is_early_complete(self.completed.is_set(), self.continue_sent())
+                self._early_ended.update(requests_ids(msg, ids))
+            else:
+                self._on_notification(msg, ids, self._early_ended)
         log.debug("%s subscription of %s up (replayFromSlot=%s)", self.kind, self.session_id, replay)
         return ids
 
     def _stream(self, conn: ConnectionLike, ids: Dict[int, str]) -> bool:
         """Read notifications; True at end of stream, False when the connection was lost."""
         cfg = self.config
-        ended: Set[int] = set()
+        ended, self._early_ended = self._early_ended, set()
+        if self._early_trap:
+            self._early_trap = False
+            raise _EarlyComplete()
+        if ended and self._complete(ids, ended, ()):
+            return True
         now = time.monotonic()
         last_inbound = last_note = now
         completed_at: Optional[float] = None
@@ -418,6 +498,10 @@ class Subscription:
                             continue
                         if type(msg) is notification:
                             if on_notification(msg, ids, ended):
+                                return True
+                        elif type(msg) is wire.SubscriptionComplete:
+                            done = requests_ids(msg, ids)
+                            if done and self._complete(ids, ended, done):
                                 return True
                         elif isinstance(msg, wire.RpcErrorReply):
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
@@ -472,6 +556,17 @@ class Subscription:
             return (self._barrier_wanted > self._barrier_passed
                     and now - self._barrier_sent_at > self.config.keepalive_deadline)
 
+    def _complete(self, ids: Dict[int, str], ended: Set[int], now_ended: Any) -> bool:
+        """``subscriptionComplete`` for ``now_ended`` (already added to ``ended`` when empty): True once every id
+        ended; raises :class:`_EarlyComplete` when it cannot be the end yet (§9.5)."""
+        if wire.is_early_complete(self.completed.is_set(), self.continue_sent()):
+            ended.clear()
+            raise _EarlyComplete()
+        ended.update(now_ended)
+        log.debug("%s subscription of %s: subscriptionComplete (%d/%d ids ended)", self.kind, self.session_id,
+                  len(ended & set(ids)), len(ids))
+        return len(ended & set(ids)) >= len(ids)
+
     def _on_notification(self, msg: wire.Notification, ids: Dict[int, str], ended: Set[int]) -> bool:
         """Deliver one notification; True once every subscription id reached its end of stream."""
         sub_id = msg.subscription
@@ -510,3 +605,13 @@ class Subscription:
         self.sink.put(event)
         self._sup.made_progress = True  # a new notification: the outage, if any, is over
         return False
+
+
+def requests_ids(msg: "wire.SubscriptionComplete", ids: Dict[int, str]) -> Set[int]:
+    """The subscription ids a ``subscriptionComplete`` ends: its own, or every id of the socket when it names none."""
+    if msg.subscription is None:
+        return set(ids)
+    if msg.subscription not in ids:
+        log.warning("subscriptionComplete for unknown subscription id %s ignored", msg.subscription)
+        return set()
+    return {msg.subscription}

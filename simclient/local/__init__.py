@@ -17,10 +17,11 @@ import sys
 from typing import Any
 
 from .chain import SyntheticChain
+from .dialect import DIALECTS, Dialect
 from .faults import FaultPlan
 from .server import LocalSimulator
 
-__all__ = ["LocalSimulator", "FaultPlan", "SyntheticChain", "serve"]
+__all__ = ["LocalSimulator", "FaultPlan", "SyntheticChain", "Dialect", "DIALECTS", "serve"]
 
 log = logging.getLogger("simclient.local")
 
@@ -30,7 +31,7 @@ def serve(port: int = 8900, api_key: str = "local-dev-key", seed: int = 0, bundl
     """Run a :class:`LocalSimulator` in the foreground until interrupted (Ctrl-C).
 
     Extra keyword arguments (``num_bundles``, ``first_slot``, ``replay_window``, ``slot_pace_ms``,
-    ``create_delay_ms``, ``faults``) are passed to :class:`LocalSimulator`.
+    ``create_delay_ms``, ``faults``, ``dialect``) are passed to :class:`LocalSimulator`.
     """
     sim = LocalSimulator(port=port, api_key=api_key, seed=seed, bundle_size=bundle_size, host=host, **kwargs)
     sim.start()
@@ -38,6 +39,7 @@ def serve(port: int = 8900, api_key: str = "local-dev-key", seed: int = 0, bundl
         chain = sim.chain
         banner = (f"simclient local simulator on {sim.url} (http {sim.http_url}); slots {chain.first_slot}.."
                   f"{chain.last_slot} in {chain.num_bundles} bundles of {chain.bundle_size}; seed {chain.seed}; "
+                  f"dialect {sim.dialect.name}; "
                   f"Ctrl-C to stop")
         from .chain import PROGRAM_NAMES
 

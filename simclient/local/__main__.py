@@ -7,6 +7,7 @@ import sys
 from typing import List, Optional
 
 from . import serve
+from .dialect import DIALECTS
 from .faults import FaultPlan
 
 
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fault: drop a subscription socket every N notifications")
     p.add_argument("--garbage-every", type=int, default=0, metavar="N", help="fault: garbage frame every N frames")
     p.add_argument("--lose-continue-every", type=int, default=0, metavar="N", help="fault: lose every N-th continue")
+    p.add_argument("--dialect", default="evidenced", choices=sorted(DIALECTS),
+                   help="reading of the protocol's open points (default evidenced; see docs/protocol.md)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     return p
 
@@ -41,7 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               .lose_continue_every(args.lose_continue_every))
     serve(port=args.port, api_key=args.api_key, seed=args.seed, bundle_size=args.bundle_size, host=args.host,
           num_bundles=args.num_bundles, first_slot=args.first_slot, replay_window=args.replay_window,
-          slot_pace_ms=args.slot_pace_ms, create_delay_ms=args.create_delay_ms, faults=faults)
+          slot_pace_ms=args.slot_pace_ms, create_delay_ms=args.create_delay_ms, faults=faults,
+          dialect=args.dialect)
     return 0
 
 

@@ -257,14 +257,16 @@ class SyntheticChain:
         return GENESIS_UNIX_TIME + (slot - self.first_slot) * SLOT_MILLIS // 1000
 
     def available_ranges(self) -> List[Dict[str, Any]]:
-        """One PROTOCOL §1.3 ``AvailableRange`` per bundle."""
+        """One PROTOCOL §1.3 ``AvailableRange`` per bundle, with the SDK's (snake_case) field names; the server sends
+        them in its dialect's casing (camelCase by default) and leaves out the absent snapshot fields."""
         out = []
         for i in range(self.num_bundles):
             s = self.first_slot + i * self.bundle_size
             e = s + self.bundle_size - 1
             out.append({"bundle_start_slot": s, "bundle_start_slot_utc": _utc(self.block_time(s)),
                         "max_bundle_end_slot": e, "max_bundle_end_slot_utc": _utc(self.block_time(e)),
-                        "max_bundle_size": self.bundle_size, "kind": None, "scope": None})
+                        "max_bundle_size": self.bundle_size, "kind": "blocks", "scope": "global",
+                        "snapshot_slot": None, "snapshot_slot_utc": None})
         return out
 
     # ------------------------------------------------------------------ hashing

@@ -30,6 +30,9 @@ Counting rules (chosen so that progress is always possible):
   :meth:`LocalSimulator.stop_reading`.
 * ``fail_at_slot(slot, variant)``: a session reaching ``slot`` emits a terminal ``error`` of that ``BacktestError``
   variant instead of executing it.
+* ``early_complete_subscribes(n=1)``: the first ``n`` subscribe requests of each session that arrive before it acted
+  on any continue are acked and then answered at once with ``subscriptionComplete`` (no results, the subscription is
+  not kept): the "subscribed before the data plane was up" answer of PROTOCOL §9.5.
 * ``flap_control(times=None)``: a flapping control link. The server answers the handshake correctly (the create's
   ``sessionCreated``/``sessionsCreatedV2``, the ``success`` of a ``resumeAttachedSession``, a parallel attach with its
   replay), then closes the connection at once with code 1011, before reading anything else. Every handshake
@@ -152,6 +155,8 @@ class FaultPlan:
         self._control_injections: List[_Injection] = []
         self._subscription_injections: List[_Injection] = []
         self._rpc_faults: List[List[Any]] = []  # [remaining, RpcFault], in call order
+        self._early_complete = 0
+        self._early_completed: Dict[str, int] = {}  # session id -> early completes sent
         self._flap_control: Optional[int] = 0  # flaps left (None: forever, 0: off)
         self._flap_subs: Optional[int] = 0
         self._ignore_creates: Optional[int] = 0
@@ -377,6 +382,23 @@ class FaultPlan:
         """The next ``n`` JSON-RPC requests get ``body`` verbatim with HTTP ``status``."""
         return self._queue_rpc(n, RpcFault(int(status), body, content_type))
 
+    def early_complete_subscribes(self, n: Optional[int] = 1) -> "FaultPlan":
+        """Answer each session's first ``n`` subscribes (before any continue) with an immediate subscriptionComplete."""
+        n = self._check_n(n)
+        with self._lock:
+            self._early_complete = n
+            self._early_completed = {}
+        return self
+
+    def take_early_complete(self, session_id: str) -> bool:
+        """Called for each subscribe of a session that has not started a continue yet."""
+        with self._lock:
+            done = self._early_completed.get(session_id, 0)
+            if done >= self._early_complete:
+                return False
+            self._early_completed[session_id] = done + 1
+            return True
+
     def clear(self) -> "FaultPlan":
         """Remove every fault (including a running stall and pending injections) and reset the counters."""
         with self._lock:
@@ -391,6 +413,8 @@ class FaultPlan:
             self._control_injections = []
             self._subscription_injections = []
             self._rpc_faults = []
+            self._early_complete = 0
+            self._early_completed = {}
             self._flap_control = self._flap_subs = self._ignore_creates = self._ignore_subscribes = 0
         return self
 
@@ -402,7 +426,7 @@ class FaultPlan:
                         or self._read_stop_pending or self._read_stop_until > time.monotonic()
                         or self._control_injections or self._subscription_injections or self._rpc_faults
                         or self._flap_control != 0 or self._flap_subs != 0 or self._ignore_creates != 0
-                        or self._ignore_subscribes != 0)
+                        or self._ignore_subscribes != 0 or self._early_complete)
 
     @property
     def pending_injections(self) -> int:

@@ -5,7 +5,13 @@ Routes (PROTOCOL §1):
 * ``GET /backtest``: control WebSocket; ``X-API-Key`` must match, else HTTP 401 before the upgrade.
 * ``POST /backtest/{id}``: per-session JSON-RPC 2.0 (see :mod:`simclient.local.rpc`); no auth.
 * ``GET /backtest/{id}``: per-session subscription WebSocket; no auth. Unknown session: HTTP 404.
-* ``GET /available-ranges``: JSON array of AvailableRange; no auth.
+* ``GET /available-ranges``: JSON array of AvailableRange (camelCase keys, ``kind``/``scope`` set); no auth.
+* ``GET /health``: ``200 ok``; ``GET /ready``: ``200`` while sessions may be created, ``503`` while ``draining``
+  (creates are then refused with ``invalidRequest`` "server is draining").
+
+Ids are ``backtest_<uuid v7>`` / ``parallel_<uuid v7>`` (:mod:`simclient.local.ids`), unique across restarts; a test
+that needs a chosen id passes ``session_id_factory``. ``dialect`` (:mod:`simclient.local.dialect`, settable while
+running) picks the reading of each open point of the protocol; the default, ``evidenced``, is lenient on input.
 
 All WebSockets use ``autoping=False``: the server answers pings itself, so a :meth:`FaultPlan.stall` also starves
 the client's keepalive. Server-side compression (permessage-deflate) is off.
@@ -43,11 +49,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import json
 import logging
 import threading
-import uuid
 from collections import Counter, deque
 from typing import Any, Callable, Coroutine, Deque, Dict, List, Optional, Set, Tuple, Union
 
@@ -55,7 +59,9 @@ from aiohttp import WSMsgType, web
 
 from . import wire
 from .chain import SyntheticChain
+from .dialect import Dialect, complete_text, render_ranges, resolve_dialect
 from .faults import FaultPlan, RpcFault
+from .ids import new_session_id
 from .rpc import handle_rpc
 from .session import FINISHED, PAUSED, ParallelControl, SimSession, Subscription
 
@@ -73,6 +79,7 @@ STAT_KEYS = (
     "invalid_requests", "auth_rejected", "rpc_requests", "pings_answered", "pings_delayed",
     "injected_control_frames", "injected_subscription_frames", "rpc_faults",
     "creates_received", "creates_ignored", "control_flaps", "subscription_flaps", "read_stops",
+    "early_completes_sent", "duplicate_field_rejections", "creates_refused_draining",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 #: Seconds a client gets to echo our close frame (PROTOCOL §10: graceful close, [I] 10 s) before the abort.
@@ -295,7 +302,11 @@ class LocalSimulator:
     (``sessionsCreatedV2.end_slots`` one element shorter than ``session_ids``), ``early_session_events`` (a parallel
     sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``), ``session_ids`` (a list of ids
     handed out, in order, to the next sessions created instead of generated ones: e.g. to make a restarted simulator
-    reuse an id a client still holds).
+    reuse an id a client still holds); ``dialect`` (a preset name of :data:`~simclient.local.dialect.DIALECTS` or a :class:`~simclient.local.dialect.Dialect`), ``draining``
+    (``GET /ready`` answers 503 and creates are refused).
+
+    ``session_id_factory(kind)`` (``kind`` is ``"session"`` or ``"control"``) replaces the default
+    ``backtest_<uuid v7>`` / ``parallel_<uuid v7>`` ids, for tests that need a chosen (e.g. reused) id.
 
     Raw frames can be sent on a session's live sockets with :meth:`inject_control_frame` and
     :meth:`inject_subscription_frame` (see also :class:`FaultPlan` for injections at counted points).
@@ -304,7 +315,8 @@ class LocalSimulator:
     def __init__(self, port: int = 0, api_key: str = "local-dev-key", seed: int = 0, bundle_size: int = 100,
                  num_bundles: int = 100, first_slot: int = 300_000_000, replay_window: int = 100,
                  slot_pace_ms: float = 0, create_delay_ms: float = 0, faults: Optional[FaultPlan] = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", dialect: Union[None, str, Dialect] = None,
+                 session_id_factory: Optional[Callable[[str], str]] = None):
         if replay_window < 1:
             raise ValueError("replay_window must be >= 1")
         self.host = host
@@ -321,6 +333,9 @@ class LocalSimulator:
         self.mismatched_parallel_ranges = False
         self.early_session_events = False
         self.session_ids: List[str] = []
+        self._dialect = resolve_dialect(dialect)
+        self.draining = False
+        self.session_id_factory: Callable[[str], str] = session_id_factory or new_session_id
         self.stats: Counter = Counter({k: 0 for k in STAT_KEYS})
         self._port: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
@@ -333,7 +348,6 @@ class LocalSimulator:
         self._parallels: Dict[str, ParallelControl] = {}
         self._conns: Set[_Conn] = set()
         self._tasks: Set[asyncio.Future] = set()
-        self._id_counter = 0
         self._read_stop_epoch = 0  # the FaultPlan.read_stop_epoch last applied to live sockets
 
     # ------------------------------------------------------------------ public surface
@@ -344,6 +358,14 @@ class LocalSimulator:
     @faults.setter
     def faults(self, plan: Optional[FaultPlan]) -> None:
         self._faults = plan if plan is not None else FaultPlan(self.seed)
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    @dialect.setter
+    def dialect(self, dialect: Union[None, str, Dialect]) -> None:
+        self._dialect = resolve_dialect(dialect)
 
     @property
     def port(self) -> int:
@@ -499,7 +521,7 @@ class LocalSimulator:
 
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not running"
-        return f"<LocalSimulator {where} seed={self.seed}>"
+        return f"<LocalSimulator {where} seed={self.seed} dialect={self._dialect.name}>"
 
     def start(self, timeout: float = 10.0) -> "LocalSimulator":
         """Start serving in the background thread; returns once the port is bound."""
@@ -568,6 +590,8 @@ class LocalSimulator:
     async def _astart(self) -> None:
         app = web.Application(client_max_size=MAX_MSG_SIZE)
         app.router.add_get("/available-ranges", self._h_ranges)
+        app.router.add_get("/health", self._h_health)
+        app.router.add_get("/ready", self._h_ready)
         app.router.add_get(LOCAL_PROGRAM_IDS_PATH, self._h_program_ids)
         app.router.add_get("/backtest", self._h_control)
         app.router.add_get("/backtest/", self._h_control)
@@ -624,14 +648,15 @@ class LocalSimulator:
 
     # ------------------------------------------------------------------ registry
     def _new_id(self, kind: str) -> str:
-        self._id_counter += 1
-        digest = hashlib.blake2b(f"{self.seed}/{kind}/{self._id_counter}".encode(), digest_size=16).digest()
-        return str(uuid.UUID(bytes=digest, version=4))
+        sid = self.session_id_factory(kind)
+        if not isinstance(sid, str) or not sid:
+            raise TypeError(f"session_id_factory({kind!r}) must return a non-empty str, got {sid!r}")
+        return sid
 
     def _new_session(self, req: wire.CreateRequest, start: int, end: int,
                      parent: Optional[ParallelControl] = None) -> SimSession:
         sid = self.session_ids.pop(0) if self.session_ids else self._new_id("session")
-        task_id = "task-" + sid.split("-")[0]
+        task_id = "task-" + sid[-12:]
         sess = SimSession(self, sid, task_id, req, start, end, parent)
         self._sessions[sid] = sess
         self._all_sessions[sid] = sess
@@ -668,7 +693,8 @@ class LocalSimulator:
     # ------------------------------------------------------------------ HTTP handlers
     async def _h_root(self, request: web.Request) -> web.Response:
         return web.json_response({"service": "simclient.local", "control": "/backtest",
-                                  "available_ranges": "/available-ranges"})
+                                  "available_ranges": "/available-ranges", "health": "/health", "ready": "/ready",
+                                  "dialect": self._dialect.name})
 
     async def _h_program_ids(self, request: web.Request) -> web.Response:
         """Local-only (the hosted service has no such endpoint): the synthetic programs, so that ``simclient run``
@@ -680,7 +706,16 @@ class LocalSimulator:
 
     async def _h_ranges(self, request: web.Request) -> web.Response:
         await self.stall_gate()
-        return web.Response(text=wire.dumps(self.chain.available_ranges()), content_type="application/json")
+        body = render_ranges(self.chain.available_ranges(), self._dialect)
+        return web.Response(text=wire.dumps(body), content_type="application/json")
+
+    async def _h_health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _h_ready(self, request: web.Request) -> web.Response:
+        if self.draining:
+            return web.Response(status=503, text="draining\n")
+        return web.Response(text="ready")
 
     async def _h_rpc(self, request: web.Request) -> web.Response:
         self.stats["rpc_requests"] += 1
@@ -822,6 +857,10 @@ class LocalSimulator:
     async def _m_createBacktestSession(self, conn: ControlConn, params: Any) -> None:
         if conn.session is not None or conn.parallel is not None or conn.creating:
             raise wire.invalid("this control connection already has a session")
+        if self.draining:
+            self.stats["creates_refused_draining"] += 1
+            raise wire.invalid("server is draining (GET /ready answers 503): no new sessions; retry on another "
+                               "instance or later")
         req = wire.parse_create(params)
         chain = self.chain
         if req.start_slot < chain.first_slot or req.end_slot > chain.last_slot:
@@ -903,12 +942,20 @@ class LocalSimulator:
     async def _m_continueTo(self, conn: ControlConn, params: Any) -> None:
         await self._start_continue_to(self._target(conn, None), params)
 
+    def _split_v1(self, params: Any, what: str) -> Any:
+        try:
+            return self._dialect.split_v1(params, what)
+        except wire.RequestError as exc:
+            if "duplicate field" in str(exc.params):
+                self.stats["duplicate_field_rejections"] += 1
+            raise
+
     async def _m_continueSessionV1(self, conn: ControlConn, params: Any) -> None:
-        sid, inner = wire.split_v1(params, "continueSessionV1")
+        sid, inner = self._split_v1(params, "continueSessionV1")
         await self._start_continue(self._target(conn, sid), inner)
 
     async def _m_continueToSessionV1(self, conn: ControlConn, params: Any) -> None:
-        sid, inner = wire.split_v1(params, "continueToSessionV1")
+        sid, inner = self._split_v1(params, "continueToSessionV1")
         await self._start_continue_to(self._target(conn, sid), inner)
 
     # --- close
@@ -926,7 +973,7 @@ class LocalSimulator:
         raise wire.invalid("no session on this control connection")
 
     async def _m_closeSessionV1(self, conn: ControlConn, params: Any) -> None:
-        sid, _inner = wire.split_v1(params, "closeSessionV1")
+        sid, _inner = self._split_v1(params, "closeSessionV1")
         sess = self._target(conn, sid)
         await sess.emit(wire.SUCCESS)
         await sess.teardown("closed by the client (closeSessionV1)")
@@ -1114,6 +1161,13 @@ class LocalSimulator:
                 await conn.send_locked(err(-32016, f"replay window exceeded: oldest retained slot {oldest}"))
                 return
             sub = make(sess.next_sub_id())
+            if not sess.finished and sess.continues_started == 0 and self._faults.take_early_complete(sess.id):
+                # "subscribed before the data plane was up" (PROTOCOL §9.5): acked, then ended at once, no results
+                self.stats["subscriptions"] += 1
+                self.stats["early_completes_sent"] += 1
+                await conn.send_locked(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id}))
+                await conn.send_locked(complete_text(sub.id))
+                return
             texts = sess.replay_texts(sub, replay) if replay is not None else []
             finished = sess.state in FINISHED
             if not finished:

@@ -84,8 +84,8 @@ class Subscription:
         return out
 
     def end_text(self) -> str:
-        return '{"jsonrpc":"2.0","method":"%sNotification","params":{"subscription":%d,"result":null}}' % (
-            self.kind, self.id)
+        """The end-of-stream frame in the simulator's dialect (PROTOCOL §9.5)."""
+        return self.conn.sim.dialect.end_text(self.kind, self.id)
 
 
 class SimSession:
@@ -117,6 +117,7 @@ class SimSession:
         self.subs: List[Subscription] = []
         self._next_sub = 0
         self.overrides: Dict[str, Tuple[Tuple[int, int], Dict[str, Any]]] = {}
+        self.continues_started = 0                      # continues acted upon (the data plane is up after one)
         self.received_transactions: List[bytes] = []    # continue batches and RPC sendTransaction, in arrival order
         self.continue_transactions: List[bytes] = []
         self.rpc_transactions: List[bytes] = []
@@ -188,10 +189,11 @@ class SimSession:
 
     # ------------------------------------------------------------------ lifecycle
     async def startup(self, created_via_parent: bool = False) -> None:
-        """Startup events: status startingRuntime, sessionCreated (single only), slotNotification(start), discovery,
-        readyForContinue."""
+        """Startup events: status bundleReady and startingRuntime, sessionCreated (single only),
+        slotNotification(start), discovery, readyForContinue."""
         sim = self.sim
         if not created_via_parent:
+            await self.emit(wire.status("bundleReady"))
             await self.emit(wire.status("startingRuntime"))
             if sim.create_delay_ms:
                 await asyncio.sleep(sim.create_delay_ms / 1000)
@@ -240,6 +242,7 @@ class SimSession:
     def begin(self, coro: Any) -> None:
         """Mark the session busy (synchronously: a second continue is then refused) and run ``coro``."""
         self.state = BUSY
+        self.continues_started += 1
         self.task = asyncio.ensure_future(self._guard(coro))
         self.sim._track(self.task)
 
@@ -381,7 +384,8 @@ class SimSession:
         await self.end_subscriptions()
 
     async def end_subscriptions(self) -> None:
-        """Data-plane end of stream (PROTOCOL §9.5): a null notification per subscription, then close 1000."""
+        """Data-plane end of stream (PROTOCOL §9.5): a ``subscriptionComplete`` (or, in the ``null`` dialect, a null
+        notification) per subscription, then close 1000."""
         subs, self.subs = self.subs, []
         by_conn: Dict[int, Tuple["SubConn", List[Subscription]]] = {}
         for sub in subs:
@@ -488,10 +492,11 @@ class ParallelControl:
             self.subs.append(sub)
             early = sim.early_session_events
             if early:
-                await sub.emit(wire.status("startingRuntime"))
+                await sub.emit(wire.status("bundleReady"))
             await self.send_bare(wire.session_created("sessionCreated", sub.id, sub.task_id))
             if not early:
-                await sub.emit(wire.status("startingRuntime"))
+                await sub.emit(wire.status("bundleReady"))
+            await sub.emit(wire.status("startingRuntime"))
             await sub.startup(created_via_parent=True)
         params: Dict[str, Any] = {"control_session_id": self.id, "session_ids": [s.id for s in self.subs],
                                   "task_ids": [s.task_id for s in self.subs]}

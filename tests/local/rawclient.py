@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Dict, List, Optional
 
 import requests
@@ -105,7 +106,7 @@ def drain_subscription(ws: websocket.WebSocket) -> Dict[str, Any]:
         if "id" in msg:            # a (late) subscribe ack or error
             acks.append(msg)
             continue
-        if msg["params"]["result"] is None:
+        if msg.get("method") == "subscriptionComplete" or msg["params"]["result"] is None:  # §9.5, either dialect
             ends.append(msg["params"]["subscription"])
         else:
             notes.append(msg)
@@ -124,4 +125,22 @@ def slot_frames(chain: Any, start: int, end: int, modified: bool = False) -> Lis
         out.append('{"method":"status","params":{"status":"readyToExecuteUserTransactions"}}')
         out.append('{"method":"status","params":{"status":"executedBlockTransactions"}}')
         out.append('{"method":"slotNotification","params":%d}' % s)
+    return out
+
+
+_ID = re.compile(r"(?:backtest|parallel)_[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def without_ids(frames: List[str]) -> List[str]:
+    """``frames`` with every session id replaced by ``<idN>`` (N by first appearance), and the task ids derived from
+    them by ``<task>``: ids are fresh uuid v7s on every run, the rest of a stream is deterministic."""
+    names: Dict[str, str] = {}
+
+    def name(m: "re.Match[str]") -> str:
+        return names.setdefault(m.group(0), f"<id{len(names) + 1}>")
+
+    out = []
+    for f in frames:
+        f = _ID.sub(name, f)
+        out.append(re.sub(r'"task-[0-9a-f]{12}"', '"<task>"', f))
     return out

@@ -44,7 +44,8 @@ def test_layout_skips_and_ranges() -> None:
     assert len(ranges) == 100
     assert ranges[0] == {"bundle_start_slot": FIRST, "bundle_start_slot_utc": "2026-01-15T12:00:00Z",
                          "max_bundle_end_slot": FIRST + 99, "max_bundle_end_slot_utc": "2026-01-15T12:00:39Z",
-                         "max_bundle_size": 100, "kind": None, "scope": None}
+                         "max_bundle_size": 100, "kind": "blocks", "scope": "global",
+                         "snapshot_slot": None, "snapshot_slot_utc": None}
     assert [r["bundle_start_slot"] for r in ranges] == list(range(FIRST, FIRST + 10_000, 100))
     skipped = next(s for s in range(FIRST, FIRST + 1000) if not chain.is_produced(s))
     assert chain.block(skipped) is None and chain.transactions(skipped, skipped) == []

@@ -15,6 +15,7 @@ def test_single_session_exact_frames(sim) -> None:
         frames = create(ws, startSlot=start, endSlot=end, sendSummary=True)
         sid = session_id_of(frames)
         assert frames == [
+            '{"method":"status","params":{"status":"bundleReady"}}',
             '{"method":"status","params":{"status":"startingRuntime"}}',
             '{"method":"sessionCreated","params":{"session_id":"%s","rpc_endpoint":"/backtest/%s","task_id":"%s"}}'
             % (sid, sid, sim.session(sid).task_id),
@@ -64,7 +65,7 @@ def test_sequenced_session_numbers_every_frame(sim) -> None:
         assert [m["seqId"] for m in msgs] == list(range(1, len(msgs) + 1))
         assert frames[0].startswith('{"seqId":1,"method":"status"')
         assert msgs[-1] == {"seqId": len(msgs), "method": "success"}
-        bare = ['{' + f.split(",", 1)[1] for f in frames[4:-2]]
+        bare = ['{' + f.split(",", 1)[1] for f in frames[5:-2]]
         assert bare == slot_frames(sim.chain, start, start + 3)
     finally:
         ws.close()
@@ -112,8 +113,8 @@ def test_discovery_batches_feed_continue_to(sim) -> None:
     try:
         frames = create(ws, startSlot=start, endSlot=end, discoveries=[{"programExecuted": pid}])
         msgs = [json.loads(f) for f in frames]
-        assert [m["method"] for m in msgs] == ["status", "sessionCreated", "slotNotification", "discoveryBatch",
-                                               "readyForContinue"]
+        assert [m["method"] for m in msgs] == ["status", "status", "sessionCreated", "slotNotification",
+                                               "discoveryBatch", "readyForContinue"]
         while True:
             disc = [m for m in msgs if m["method"] == "discoveryBatch"]
             if not disc:

@@ -17,7 +17,8 @@ import requests
 from simclient.local import LocalSimulator
 from simclient.local.server import THREAD_NAME
 
-from .rawclient import control, create, data_ws, drain_subscription, recv_until, send, session_id_of, subscribe
+from .rawclient import (control, create, data_ws, drain_subscription, recv_until, send, session_id_of, subscribe,
+                        without_ids)
 
 
 def _script(sim) -> List[str]:
@@ -58,9 +59,34 @@ def test_fixed_seed_gives_byte_identical_streams(make_sim) -> None:
     a = _script(make_sim(seed=42))
     b = _script(make_sim(seed=42))
     assert len(a) > 100
-    assert a == b
+    assert without_ids(a) == without_ids(b)  # the chain is deterministic...
+    assert a != b  # ...the ids are not: fresh uuid v7s, so a restarted server never reissues an old id
     c = _script(make_sim(seed=43))
-    assert a != c
+    assert without_ids(a) != without_ids(c)
+
+
+def test_ids_are_prefixed_uuid7_unique_across_restarts_unless_forced(make_sim) -> None:
+    import uuid
+
+    ids = []
+    for _ in range(2):
+        sim = make_sim()
+        ws = control(sim)
+        try:
+            ids.append(session_id_of(create(ws, startSlot=sim.first_slot, endSlot=sim.first_slot + 3)))
+        finally:
+            ws.close()
+        sim.stop()
+    assert ids[0] != ids[1]
+    for sid in ids:
+        assert sid.startswith("backtest_") and uuid.UUID(sid[len("backtest_"):]).version == 7
+    assert ids[0] < ids[1]  # v7: ordered by creation time
+    forced = make_sim(session_id_factory=lambda kind: f"{kind}-fixed")
+    ws = control(forced)
+    try:
+        assert session_id_of(create(ws, startSlot=forced.first_slot, endSlot=forced.first_slot + 3)) == "session-fixed"
+    finally:
+        ws.close()
 
 
 def test_start_stop_threads_and_urls() -> None:
@@ -106,14 +132,14 @@ def test_stop_is_quick_with_busy_sessions_and_open_sockets() -> None:
 def test_python_dash_m_serves_until_interrupted() -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "simclient.local", "--port", "0", "--seed", "3",
-                             "--bundle-size", "50", "--api-key", "k"],
+                             "--bundle-size", "50", "--api-key", "k", "--dialect", "nested-snake"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True)
     try:
         line = proc.stderr.readline()
         m = re.search(r"ws://127\.0\.0\.1:(\d+)/backtest", line)
         assert m, line
         ranges = requests.get(f"http://127.0.0.1:{m.group(1)}/available-ranges", timeout=5).json()
-        assert ranges[0]["max_bundle_size"] == 50
+        assert ranges[0]["max_bundle_size"] == 50 and "dialect nested-snake" in line  # the dialect's casing
         r = requests.get(f"http://127.0.0.1:{m.group(1)}/backtest", headers={"X-API-Key": "nope"}, timeout=5)
         assert r.status_code == 401
         proc.send_signal(signal.SIGINT)

@@ -57,12 +57,12 @@ def test_inject_control_frame_without_a_socket_returns_false(sim) -> None:
 
 
 def test_fault_plan_inject_control_counts_frames(make_sim) -> None:
-    sim = make_sim(faults=FaultPlan().inject_control('{"method":"bogus"}', after_frames=2))
+    sim = make_sim(faults=FaultPlan().inject_control('{"method":"bogus"}', after_frames=3))
     ws = control(sim)
     try:
         frames = create(ws, startSlot=sim.first_slot, endSlot=sim.first_slot + 5)
-        assert frames[2] == '{"method":"bogus"}'
-        assert [json.loads(t)["method"] for t in frames[:2]] == ["status", "sessionCreated"]
+        assert frames[3] == '{"method":"bogus"}'
+        assert [json.loads(t)["method"] for t in frames[:3]] == ["status", "status", "sessionCreated"]
         assert sim.stats["injected_control_frames"] == 1 and not sim.faults.active
     finally:
         ws.close()
@@ -104,7 +104,7 @@ def test_subscription_injection_now_and_counted(make_sim) -> None:
         while True:
             text = recv_text(sub)
             texts.append(text)
-            if '"result":null' in text:
+            if '"subscriptionComplete"' in text:
                 break
         assert texts[1] == '{"x":1}' and '"transactionNotification"' in texts[0]
         assert sim.stats["injected_subscription_frames"] == 2

@@ -50,7 +50,7 @@ def test_parallel_run_over_five_bundles(sim) -> None:
                 nxt = msgs[i + 1]
                 assert nxt["method"] == "sessionEventV2"
                 assert nxt["params"] == {"session_id": m["params"]["session_id"], "seq_id": 1,
-                                         "event": {"method": "status", "params": {"status": "startingRuntime"}}}
+                                         "event": {"method": "status", "params": {"status": "bundleReady"}}}
         # drive every sub-session with a different (lenient) V1 form
         forms = [
             lambda sid: {"sessionId": sid, "request": {"advanceCount": 10, "transactions": [],
@@ -68,7 +68,8 @@ def test_parallel_run_over_five_bundles(sim) -> None:
             evs = events[sid]
             assert [e["seq_id"] for e in evs] == list(range(1, len(evs) + 1))
             kinds = [json.dumps(e["event"], separators=(",", ":")) for e in evs]
-            assert kinds == ['{"method":"status","params":{"status":"startingRuntime"}}',
+            assert kinds == ['{"method":"status","params":{"status":"bundleReady"}}',
+                             '{"method":"status","params":{"status":"startingRuntime"}}',
                              '{"method":"slotNotification","params":%d}' % b0,
                              '{"method":"readyForContinue"}'] + slot_frames(sim.chain, b0, b1) + [
                 '{"method":"completed","params":{"summary":null}}']

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from .rawclient import control, create, recv_until, rpc, send, session_id_of, until_method
+from .rawclient import control, create, recv_text, recv_until, rpc, send, session_id_of, until_method
 
 
 @pytest.fixture
@@ -25,8 +25,37 @@ def running(sim):
 def test_available_ranges(sim) -> None:
     r = requests.get(f"{sim.http_url}/available-ranges", timeout=5)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
-    assert r.json() == sim.chain.available_ranges()
-    assert len(r.json()) == 20 and r.json()[1]["bundle_start_slot"] == sim.first_slot + 10
+    body = r.json()
+    assert len(body) == 20 and body[1]["bundleStartSlot"] == sim.first_slot + 10
+    truth = sim.chain.available_ranges()[0]
+    assert body[0] == {"bundleStartSlot": truth["bundle_start_slot"], "bundleStartSlotUtc": truth["bundle_start_slot_utc"],
+                       "maxBundleEndSlot": truth["max_bundle_end_slot"],
+                       "maxBundleEndSlotUtc": truth["max_bundle_end_slot_utc"], "maxBundleSize": sim.bundle_size,
+                       "kind": "blocks", "scope": "global"}
+
+
+def test_available_ranges_in_the_snake_case_dialect(sim) -> None:
+    sim.dialect = "nested-snake"
+    body = requests.get(f"{sim.http_url}/available-ranges", timeout=5).json()
+    assert body[0] == {k: v for k, v in sim.chain.available_ranges()[0].items() if not k.startswith("snapshot")}
+
+
+def test_health_and_ready_and_draining_refuses_creates(sim) -> None:
+    r = requests.get(f"{sim.http_url}/health", timeout=5)
+    assert (r.status_code, r.text) == (200, "ok")
+    assert requests.get(f"{sim.http_url}/ready", timeout=5).status_code == 200
+    sim.draining = True
+    assert requests.get(f"{sim.http_url}/ready", timeout=5).status_code == 503
+    ws = control(sim)
+    try:
+        send(ws, "createBacktestSession", {"startSlot": sim.first_slot, "endSlot": sim.first_slot + 5})
+        reply = json.loads(recv_text(ws))
+        assert reply["method"] == "error" and "draining" in reply["params"]["invalidRequest"]["error"]
+        assert sim.stats["creates_refused_draining"] == 1 and sim.stats["sessions_created"] == 0
+    finally:
+        ws.close()
+    sim.draining = False
+    assert requests.get(f"{sim.http_url}/ready", timeout=5).status_code == 200
 
 
 def test_read_methods(running) -> None:

@@ -202,7 +202,7 @@ def test_dropped_subscription_resumes_with_replay(make_sim) -> None:
                         sub.shutdown()
                         break
                     msg = json.loads(frame.data)
-                    if msg["params"]["result"] is None:
+                    if msg["method"] == "subscriptionComplete" or msg["params"]["result"] is None:
                         continue
                     v = msg["params"]["result"]["value"]
                     seen.setdefault(v["transaction"]["signatures"][0], v)    # dedup by signature

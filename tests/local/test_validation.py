@@ -136,6 +136,7 @@ def test_continue_before_ready_is_busy(make_sim) -> None:
     ws = control(sim)
     try:
         send(ws, "createBacktestSession", {"startSlot": sim.first_slot, "endSlot": sim.first_slot + 3})
+        assert json.loads(recv_text(ws))["params"] == {"status": "bundleReady"}
         assert json.loads(recv_text(ws))["params"] == {"status": "startingRuntime"}
         send(ws, "continue", {})
         got = recv_until(ws, until_method("readyForContinue"))

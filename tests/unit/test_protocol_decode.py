@@ -384,6 +384,14 @@ def test_error_message_names_variant_and_detail():
     assert str(protocol.decode_error({"sessionOwnershipBusy": {"reason": "deploy"}})) == "SessionOwnershipBusy: deploy"
 
 
+def test_bundle_ready_is_a_known_startup_status_and_unknown_ones_pass_through():
+    status = protocol.decode_response('{"method":"status","params":{"status":"bundleReady"}}').message
+    assert status == ev.Status("bundleReady") and status.known
+    assert ev.STARTUP_STATUSES.index("bundleReady") == ev.STARTUP_STATUSES.index("startingRuntime") - 1
+    other = protocol.decode_response('{"method":"status","params":{"status":"warmingCaches"}}').message
+    assert other == ev.Status("warmingCaches") and not other.known
+
+
 # -------------------------------------------------------------------------------------- §1.3 ranges
 
 
@@ -394,6 +402,24 @@ def test_available_ranges_example_decodes():
     assert protocol.decode_available_ranges(body) == [AvailableRange(
         bundle_start_slot=400000000, bundle_start_slot_utc="2026-01-15T12:00:00Z", max_bundle_end_slot=400049999,
         max_bundle_end_slot_utc="2026-01-15T17:30:00Z", max_bundle_size=50000, kind=None, scope=None)]
+
+
+def test_available_ranges_camel_case_of_the_docs_listing_decodes_with_snapshot_fields():
+    body = json.loads('[{"bundleStartSlot":400000000,"bundleStartSlotUtc":"2026-01-15T12:00:00Z",'
+                      '"maxBundleEndSlot":400049999,"maxBundleEndSlotUtc":"2026-01-15T17:30:00Z",'
+                      '"maxBundleSize":50000,"kind":"blocks","scope":"global",'
+                      '"snapshotSlot":399999999,"snapshotSlotUtc":"2026-01-15T11:59:59Z","newKey":1}]')
+    assert protocol.decode_available_ranges(body) == [AvailableRange(
+        bundle_start_slot=400000000, bundle_start_slot_utc="2026-01-15T12:00:00Z", max_bundle_end_slot=400049999,
+        max_bundle_end_slot_utc="2026-01-15T17:30:00Z", max_bundle_size=50000, kind="blocks", scope="global",
+        snapshot_slot=399999999, snapshot_slot_utc="2026-01-15T11:59:59Z")]
+
+
+def test_available_ranges_pass_unknown_kind_and_scope_through():
+    [r] = protocol.decode_available_ranges([{"bundleStartSlot": 1, "kind": "account_state", "scope": "team"}])
+    assert (r.kind, r.scope, r.snapshot_slot) == ("account_state", "team", None)
+    [r] = protocol.decode_available_ranges([{"bundle_start_slot": 1, "kind": "user", "snapshot_slot": 0}])
+    assert (r.kind, r.snapshot_slot) == ("user", 0)
 
 
 @pytest.mark.parametrize("body", [{}, None, [{"bundle_start_slot": "1"}], [{}], [5]])

@@ -208,33 +208,87 @@ def test_attach_parallel_with_no_cursors_sends_empty_map():
                 '{"method":"attachParallelControlSessionV2","params":{"control_session_id":"c","last_sequences":{}}}')
 
 
-def test_continue_v1():
+def test_continue_v1_superset_form_of_section_3_5():
     assert_wire(protocol.encode_continue_v1("<sub-id>", Continue()),
-                '{"method":"continueSessionV1","params":{"sessionId":"<sub-id>","request":{"advanceCount":1,'
-                '"transactions":[],"modifyAccountStates":{}}}}')
+                '{"method":"continueSessionV1","params":{"session_id":"<sub-id>","sessionId":"<sub-id>",'
+                '"request":{"advanceCount":1,"transactions":[],"modifyAccountStates":{}},'
+                '"advanceCount":1,"transactions":[],"modifyAccountStates":{}}}')
 
 
 def test_continue_v1_section_8_example():
-    assert_wire(protocol.encode_continue_v1("s-B", Continue(advance_count=50000)),
-                '{"method":"continueSessionV1","params":{"sessionId":"s-B","request":{"advanceCount":50000,'
-                '"transactions":[],"modifyAccountStates":{}}}}')
+    assert_wire(protocol.encode_continue_v1("backtest_01b", Continue(advance_count=50000)),
+                '{"method":"continueSessionV1","params":{"session_id":"backtest_01b","sessionId":"backtest_01b",'
+                '"request":{"advanceCount":50000,"transactions":[],"modifyAccountStates":{}},'
+                '"advanceCount":50000,"transactions":[],"modifyAccountStates":{}}}')
 
 
-def test_continue_v1_nests_the_full_continue_params():
+def test_continue_v1_nests_and_flattens_the_full_continue_params():
     cont = Continue(advance_count=3, transactions=[TX_B64]).modify_account(ADDR, AccountData(lamports=5))
+    inner = protocol.encode_continue(cont)["params"]
     assert protocol.encode_continue_v1("s", cont) == {
         "method": "continueSessionV1",
-        "params": {"sessionId": "s", "request": protocol.encode_continue(cont)["params"]}}
+        "params": {"session_id": "s", "sessionId": "s", "request": inner, **inner}}
 
 
 def test_continue_to_v1():
     assert_wire(protocol.encode_continue_to_v1("<sub-id>", 417811172, 3),
-                '{"method":"continueToSessionV1","params":{"sessionId":"<sub-id>","request":{"slot":417811172,'
-                '"batchIndex":3}}}')
+                '{"method":"continueToSessionV1","params":{"session_id":"<sub-id>","sessionId":"<sub-id>",'
+                '"request":{"slot":417811172,"batchIndex":3},"slot":417811172,"batchIndex":3}}')
+
+
+def test_continue_to_extra_fields_pass_through_in_every_form():
+    assert protocol.encode_continue_to(5, 1, {"after": True})["params"] == {"slot": 5, "batchIndex": 1, "after": True}
+    v1 = protocol.encode_continue_to_v1("s", 5, 1, {"after": True})["params"]
+    assert v1["request"] == {"slot": 5, "batchIndex": 1, "after": True} and v1["after"] is True
+    assert protocol.minimal_v1(protocol.encode_continue_to_v1("s", 5, 1, {"after": True}))["params"] == {
+        "session_id": "s", "request": {"slot": 5, "batchIndex": 1, "after": True}}
 
 
 def test_close_v1():
-    assert_wire(protocol.encode_close_v1("<sub-id>"), '{"method":"closeSessionV1","params":{"sessionId":"<sub-id>"}}')
+    assert_wire(protocol.encode_close_v1("<sub-id>"),
+                '{"method":"closeSessionV1","params":{"session_id":"<sub-id>","sessionId":"<sub-id>"}}')
+
+
+def test_minimal_form_is_snake_id_plus_nested_request():
+    assert protocol.minimal_v1(protocol.encode_continue_v1("s", Continue(advance_count=7))) == {
+        "method": "continueSessionV1",
+        "params": {"session_id": "s", "request": {"advanceCount": 7, "transactions": [], "modifyAccountStates": {}}}}
+    assert protocol.minimal_v1(protocol.encode_close_v1("s")) == {"method": "closeSessionV1",
+                                                                  "params": {"session_id": "s"}}
+
+
+def _dup(text="duplicate field `session_id`"):
+    return protocol.BacktestError("InvalidRequest", {"error": text})
+
+
+def test_v1_form_superset_until_duplicate_field_then_minimal_for_good():
+    form = protocol.V1Form()
+    req = protocol.encode_continue_v1("a", Continue())
+    assert form.shape(req, gen=1) is req
+    assert form.shape(protocol.encode_continue_v1("b", Continue()), gen=1)["params"]["sessionId"] == "b"
+    assert form.shape(protocol.encode_continue(Continue()), gen=1)["method"] == "continue"  # not V1: untouched
+    assert form.on_error(_dup(), gen=1) is True  # the switch
+    assert form.fallbacks == 1 and form.minimal
+    assert form.on_error(_dup(), gen=1) is False  # the echo answering the second superset request
+    assert form.on_error(_dup(), gen=1) is None  # one more: the minimal form was refused too
+    assert form.shape(req, gen=1) == protocol.minimal_v1(req)
+    assert form.shape(req, gen=2) == protocol.minimal_v1(req)  # kept across reconnects
+    assert form.fallbacks == 1
+
+
+def test_v1_form_ignores_other_errors_and_errors_without_a_superset_request():
+    form = protocol.V1Form()
+    assert form.on_error(_dup(), gen=1) is None  # nothing V1 sent: not ours
+    form.shape(protocol.encode_close_v1("a"), gen=1)
+    assert form.on_error(protocol.BacktestError("InvalidRequest", {"error": "continue while busy"}), gen=1) is None
+    assert form.on_error(protocol.BacktestError("SessionNotFound", {"session_id": "a"}), gen=1) is None
+    assert form.on_error(_dup(), gen=2) is None  # sent on another socket: never answered here
+    assert not form.minimal
+
+
+def test_is_duplicate_field():
+    assert protocol.is_duplicate_field(_dup("Duplicate field `sessionId` at line 1 column 80"))
+    assert not protocol.is_duplicate_field(protocol.BacktestError("Internal", {"error": "duplicate field"}))
 
 
 # ------------------------------------------------------------------------------- §9 subscriptions

@@ -181,6 +181,27 @@ def test_end_of_stream_null_result():
     assert frame.result is None
 
 
+@pytest.mark.parametrize("raw, expected", [
+    ('{"jsonrpc":"2.0","method":"subscriptionComplete","params":{"subscription":4}}', (4, None)),
+    ('{"jsonrpc":"2.0","method":"subscriptionComplete","params":{"subscription":4,"result":{"n":0}}}', (4, {"n": 0})),
+    ('{"jsonrpc":"2.0","method":"subscriptionComplete","params":{}}', (None, None)),
+    ('{"jsonrpc":"2.0","method":"subscriptionComplete"}', (None, None)),
+    ('{"jsonrpc":"2.0","method":"subscriptionComplete","params":{"subscription":"x"}}', (None, None)),
+])
+def test_subscription_complete_with_or_without_its_subscription_id(raw, expected):
+    frame = protocol.decode_subscription_frame(raw)
+    assert frame == protocol.SubscriptionComplete(*expected)
+
+
+@pytest.mark.parametrize("completed, continue_sent, early", [
+    (False, False, True),   # no continue yet: no slot can have run
+    (False, True, False),   # after a continue: the real end
+    (True, False, False),   # the session completed: always the end
+])
+def test_is_early_complete(completed, continue_sent, early):
+    assert protocol.is_early_complete(completed, continue_sent) is early
+
+
 def test_non_notification_method_is_unknown():
     frame = protocol.decode_subscription_frame('{"jsonrpc":"2.0","method":"somethingElse","params":{"a":1}}')
     assert frame == Unknown("somethingElse", {"a": 1})
