@@ -10,7 +10,8 @@ slot are kept: a replay starts at that slot, so older keys can never repeat.
 
 End of stream (§9.5): a ``subscriptionComplete`` for every subscription id (or one without an id: the whole
 socket), a ``null`` result for every subscription id (older servers), a normal close (1000) once the session
-completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected.
+completed, or ``config.eos_silence`` seconds without a notification once the session completed while connected (only
+against a server not yet seen sending an end-of-stream marker: see ``_MARKER_SERVERS``).
 A ``subscriptionComplete`` that cannot be the end (:func:`protocol.is_early_complete`: the subscription was made
 before the session's data plane was up) is answered by re-subscribing from the same cursor after a backoff, as one
 failed attempt of the subscription's :class:`~simclient.reconnect.ReconnectSupervisor` (budget, backoff and
@@ -32,6 +33,7 @@ import logging
 import queue
 import threading
 import time
+from urllib.parse import urlsplit
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -52,6 +54,12 @@ from .transport import OPCODE_BINARY, OPCODE_PONG, OPCODE_TEXT, Closed, Transpor
 from .urls import http_to_ws_url
 
 log = logging.getLogger("simclient.subscriptions")
+
+#: Servers (``host:port``) seen ending a stream with an explicit marker (``subscriptionComplete`` or a ``null``
+#: result). Against them silence after ``completed`` is never taken as the end of stream: a server that sends
+#: markers sends one, and a stall must not cut the tail off a capture (the drain's own deadline,
+#: ``completion_drain_timeout``, still bounds the wait, loudly). Process-wide: learnt once, kept for the process.
+_MARKER_SERVERS: Set[str] = set()
 
 TRANSACTIONS = "transaction"
 ACCOUNT_DIFFS = "accountDiff"
@@ -163,6 +171,7 @@ class Subscription:
         self.kind = kind
         self.program_ids = programs
         self.url = http_to_ws_url(rpc_endpoint)
+        self._server = urlsplit(self.url).netloc  # for _MARKER_SERVERS
         self.sink = sink
         self.config = config
         self.completed = completed
@@ -510,7 +519,8 @@ class Subscription:
                 else:
                     if completed_at is None and self.completed.is_set():
                         completed_at = now  # silence counts from when we learnt of completion
-                    if completed_at is not None and now - max(last_note, completed_at) >= cfg.eos_silence:
+                    if completed_at is not None and now - max(last_note, completed_at) >= cfg.eos_silence \
+                            and self._server not in _MARKER_SERVERS:
                         log.info("%s subscription of %s: end of stream by silence (no end-of-stream marker from the server)", self.kind, self.session_id)
                         return True
                     if now - last_inbound > cfg.keepalive_deadline:
@@ -563,6 +573,7 @@ class Subscription:
             ended.clear()
             raise _EarlyComplete()
         ended.update(now_ended)
+        _MARKER_SERVERS.add(self._server)
         log.debug("%s subscription of %s: subscriptionComplete (%d/%d ids ended)", self.kind, self.session_id,
                   len(ended & set(ids)), len(ids))
         return len(ended & set(ids)) >= len(ids)
@@ -577,6 +588,7 @@ class Subscription:
         if result is None:
             log.debug("%s subscription of %s: end-of-stream marker for id %s", self.kind, self.session_id, sub_id)
             ended.add(sub_id)
+            _MARKER_SERVERS.add(self._server)
             return len(ended) >= len(ids)
         try:
             event = self._convert(result)
