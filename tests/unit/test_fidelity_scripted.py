@@ -193,6 +193,8 @@ def _drain(sink) -> List[Any]:
     out = []
     while True:
         item = sink.get(timeout=WAIT)
+        if isinstance(item, subs_mod.SlotMark):  # the streamed writer's bookkeeping, not an event
+            continue
         out.append(item)
         if isinstance(item, (subs_mod.EndOfStream, Exception)):
             return out
