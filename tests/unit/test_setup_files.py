@@ -18,11 +18,14 @@ needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 
 def _dry_run(target: str, venv: str, virtual_env: Optional[str]) -> List[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS")}
+    # (under `make test BASE_PYTHON=... VENV=...` those variables reach us through the environment: drop them)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKELEVEL", "BASE_PYTHON", "VENV",
+                        "PYTHON")}
     if virtual_env is not None:
         env["VIRTUAL_ENV"] = virtual_env
-    r = subprocess.run(["make", "-n", "-C", REPO, target, f"VENV={venv}"], capture_output=True, text=True,
-                       timeout=30, env=env)
+    r = subprocess.run(["make", "-n", "-C", REPO, target, f"VENV={venv}", "BASE_PYTHON=python3"],
+                       capture_output=True, text=True, timeout=30, env=env)
     assert r.returncode == 0, r.stderr
     return [line.strip() for line in r.stdout.splitlines() if line.strip() and not line.startswith("make")]
 
