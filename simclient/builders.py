@@ -159,7 +159,7 @@ def _transaction_to_b64(tx: Any) -> str:
 _SOLDERS_TRANSACTIONS = frozenset({"Transaction", "VersionedTransaction"})
 
 
-def _is_solders(obj: Any, names: frozenset) -> bool:
+def _is_solders(obj: Any, names: frozenset[str]) -> bool:
     cls = type(obj)
     return (cls.__module__ or "").startswith("solders") and cls.__name__ in names
 

@@ -67,7 +67,7 @@ def print_summary(outcome: RunOutcome, names: Dict[str, str], output_file: str, 
     covered = sum(s["end_slot"] - s["start_slot"] + 1 for s in sessions)
     lo = min((s["start_slot"] for s in sessions), default=meta["start_slot"])
     hi = max((s["end_slot"] for s in sessions), default=meta["end_slot"])
-    programs: Counter = outcome.programs   # counted while the records were streamed to the file
+    programs: Counter[str] = outcome.programs   # counted while the records were streamed to the file
     diffs = outcome.account_diffs
     known = summary["successes"] + summary["failures"]
     rate = f"{summary['successes'] / known:.1%}" if known else "n/a"

@@ -135,14 +135,14 @@ class Transaction(Event):
         return (self.value.get("meta") or {}).get("err")
 
     @property
-    def logs(self) -> list:
+    def logs(self) -> list[str]:
         return list((self.value.get("meta") or {}).get("logMessages") or [])
 
     @property
     def signature_obj(self) -> Any:
         """A ``solders.signature.Signature`` when the ``solana`` extra is installed, else the base58 string."""
         try:
-            from solders.signature import Signature  # type: ignore[import-not-found]
+            from solders.signature import Signature  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
             return self.signature
         return Signature.from_string(self.signature)
@@ -179,7 +179,7 @@ class AccountDiff(Event):
     def account_pubkey(self) -> Any:
         """A ``solders.pubkey.Pubkey`` when the ``solana`` extra is installed, else the base58 string."""
         try:
-            from solders.pubkey import Pubkey  # type: ignore[import-not-found]
+            from solders.pubkey import Pubkey  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
             return self.account
         return Pubkey.from_string(self.account)

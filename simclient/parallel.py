@@ -211,7 +211,7 @@ class ParallelRun:
             tasks = [(drive_group, self._subs[i::workers]) for i in range(workers)]  # type: ignore[misc]
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="simclient-drive")
         try:
-            pending = {pool.submit(fn, arg) for fn, arg in tasks}  # type: ignore[operator]
+            pending = {pool.submit(fn, arg) for fn, arg in tasks}
             while pending:  # short waits keep the caller's thread responsive to Ctrl-C
                 _, pending = wait(pending, timeout=0.2)
         except BaseException:

@@ -38,10 +38,10 @@ class RunSeries:
     path: str
     start: int
     end: int
-    successes: Counter = field(default_factory=Counter)
-    failures: Counter = field(default_factory=Counter)
-    unknown: Counter = field(default_factory=Counter)
-    sol: Dict[str, Counter] = field(default_factory=dict)   # account -> slot -> lamports
+    successes: Counter[int] = field(default_factory=Counter)
+    failures: Counter[int] = field(default_factory=Counter)
+    unknown: Counter[int] = field(default_factory=Counter)
+    sol: Dict[str, Counter[int]] = field(default_factory=dict)   # account -> slot -> lamports
     accounts: List[str] = field(default_factory=list)
     owners: Dict[str, str] = field(default_factory=dict)    # account -> owner program (from its account diffs)
 
@@ -63,7 +63,7 @@ class RunSeries:
 
 
 def _busiest_accounts(path: str, n: int) -> List[str]:
-    touched: Counter = Counter()
+    touched: Counter[str] = Counter()
     for tx in RunStream(path).transactions():
         touched.update((tx.get("sol_changes") or {}).keys())
     return [a for a, _ in touched.most_common(n)]
@@ -116,7 +116,7 @@ def _line_slots(start: int, end: int, width: int, starts: Sequence[int]) -> List
     return list(range(start, end + 1)) if width == 1 else [min(b + width - 1, end) for b in starts]
 
 
-def _binned(counts: Counter, starts: Sequence[int], width: int) -> List[int]:
+def _binned(counts: Counter[int], starts: Sequence[int], width: int) -> List[int]:
     return [sum(counts.get(s + i, 0) for i in range(width)) for s in starts]
 
 

@@ -47,7 +47,7 @@ _FORCE_STDLIB_JSON = os.environ.get("SIMCLIENT_JSON", "").strip().lower() in ("j
 _orjson: Any = None
 if not _FORCE_STDLIB_JSON:
     try:  # optional speed-up (extra ``fast``)
-        import orjson as _orjson  # type: ignore[import-not-found,no-redef]
+        import orjson as _orjson  # type: ignore[import-not-found, no-redef, unused-ignore]
     except ImportError:  # pragma: no cover - depends on the environment
         _orjson = None
 
@@ -80,7 +80,8 @@ def loads(text: Union[str, bytes]) -> Any:
 
 def dumps(obj: Any) -> str:
     if _orjson is not None:
-        return _orjson.dumps(obj).decode()
+        text: str = _orjson.dumps(obj).decode()
+        return text
     return json.dumps(obj, separators=(",", ":"))
 
 
@@ -168,7 +169,7 @@ def _obj(value: Any, what: str) -> Dict[str, Any]:
     return value
 
 
-def _list(value: Any, what: str) -> list:
+def _list(value: Any, what: str) -> List[Any]:
     if not isinstance(value, list):
         raise _Bad(f"{what}: expected an array, got {type(value).__name__}")
     return value
@@ -380,8 +381,8 @@ class AccountData:
     def to_solders(self) -> Any:
         """To a ``solders.account.Account`` (needs the ``solana`` extra). ``space`` is implied by ``len(data)`` and
         ``rent_epoch`` is left at solders' default (0)."""
-        from solders.account import Account  # type: ignore[import-not-found]
-        from solders.pubkey import Pubkey  # type: ignore[import-not-found]
+        from solders.account import Account  # type: ignore[import-not-found, unused-ignore]
+        from solders.pubkey import Pubkey  # type: ignore[import-not-found, unused-ignore]
 
         return Account(lamports=self.lamports, data=bytes(self.data), owner=Pubkey.from_string(self.owner),
                        executable=self.executable)

@@ -423,8 +423,10 @@ class Comparison:
                     or self.error_changes or self.balances or self.log_changes)
 
     def as_dict(self, section: Optional[str] = None) -> Dict[str, Any]:
-        pair = lambda items: [{"signature": b["signature"], "slot": b.get("slot"),  # noqa: E731
-                               "baseline": _outcome(b), "experiment": _outcome(e)} for b, e in items]
+        def pair(items: List[Tuple[Dict[str, Any], Dict[str, Any]]]) -> List[Dict[str, Any]]:
+            return [{"signature": b["signature"], "slot": b.get("slot"),
+                     "baseline": _outcome(b), "experiment": _outcome(e)} for b, e in items]
+
         bal = [{"signature": b["signature"], "slot": b.get("slot"),
                 "sol_changes": {"baseline": b.get("sol_changes") or {}, "experiment": e.get("sol_changes") or {}},
                 "token_changes": {"baseline": b.get("token_changes") or {},
@@ -550,11 +552,11 @@ class SummaryAccumulator:
     def __init__(self, accounts: Sequence[str] = ()):
         self.accounts = list(accounts)
         self.total = self.successes = self.failures = 0
-        self.slots: set = set()
+        self.slots: set[int] = set()
         self.first_slot: Optional[int] = None
         self.last_slot: Optional[int] = None
-        self.programs: Counter = Counter()
-        self.errors: Counter = Counter()
+        self.programs: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
         self.diffs = 0
         self.per: Dict[str, Dict[str, Any]] = {
             a: {"transactions": 0, "sol_change": 0, "token_changes": Counter(), "writes": 0,

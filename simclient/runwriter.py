@@ -34,7 +34,7 @@ from .runfile import _SessionInfo, check_output_path, run_metadata, target_mode,
 try:  # Protocol is 3.8+; keep the import cheap and optional for type checkers only
     from typing import Protocol
 except ImportError:  # pragma: no cover
-    Protocol = object  # type: ignore[assignment,misc]
+    Protocol = object  # type: ignore[assignment]
 
 log = logging.getLogger("simclient.runwriter")
 
@@ -230,7 +230,7 @@ class StreamingRunRecorder:
         self.total = self.successes = self.failures = 0
         self.diff_count = 0           # account diffs received
         self.attributed_diffs = 0     # account diffs in written records
-        self.programs: Counter = Counter()
+        self.programs: Counter[str] = Counter()
         self.late_events = 0          # events for a slot already written (a server breaking slot order)
         self.pending_dropped = 0      # records still in a window at an interrupt
 

@@ -84,11 +84,11 @@ class _BaseSession:
         self._closed = False
         self._close_lock = threading.Lock()
         self._drain: Optional[List[Any]] = None
-        self._ended: set = set()  # subscriptions whose EndOfStream marker was read from the queue
+        self._ended: set[Any] = set()  # subscriptions whose EndOfStream marker was read from the queue
         self._barrier: Optional[_StepBarrier] = None  # a step-ending event waiting for its barrier
         self._ready: Deque[Any] = deque()  # events released by a barrier, delivered before anything else
         self._requeue: Deque[Any] = deque()  # queue items read during a barrier that belong after its event
-        self._marks: dict = {}  # subscription -> slot of its newest SlotMark read from the queue
+        self._marks: Dict[Any, int] = {}  # subscription -> slot of its newest SlotMark read from the queue
         self._through: Optional[int] = None  # cached delivered_through (None: recompute)
         self._flow = FlowControl(config.max_buffered_events, config.buffered_events_low_water)
 
@@ -449,7 +449,8 @@ class _BaseSession:
             self._drain = []
             self._finished = True
         self._route.stats.events_delivered += 1
-        return item
+        event: ev.Event = item
+        return event
 
     def run(self, advance_count: Optional[int] = None, on_event: Optional[Callable[[ev.Event], Any]] = None,
             timeout: Optional[float] = None) -> ev.Completed:

@@ -49,7 +49,7 @@ def solana_client(session_or_url: Union[str, Any], timeout: Optional[float] = No
     _require("solders")
     _require("solana")
     try:
-        from solana.rpc.api import Client as SolanaClient  # type: ignore[import-not-found]
+        from solana.rpc.api import Client as SolanaClient  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         raise ImportError(
             f"solana {_version('solana')} has no synchronous solana.rpc.api.Client (solana-py removed it in 0.40): "
@@ -60,7 +60,7 @@ def solana_client(session_or_url: Union[str, Any], timeout: Optional[float] = No
     return _closable(SolanaClient)(endpoint, **kwargs)
 
 
-_CLOSABLE: dict = {}
+_CLOSABLE: dict[type, type] = {}
 
 
 def _closable(base: Any) -> Any:
@@ -90,7 +90,7 @@ def async_solana_client(session_or_url: Union[str, Any], timeout: Optional[float
     endpoint = http_endpoint(session_or_url)
     _require("solders")
     _require("solana")
-    from solana.rpc.async_api import AsyncClient  # type: ignore[import-not-found]
+    from solana.rpc.async_api import AsyncClient  # type: ignore[import-not-found, unused-ignore]
 
     if timeout is not None:
         kwargs["timeout"] = timeout

@@ -43,7 +43,7 @@ class SessionStats:
     def reconnects(self) -> int:
         return self.control_reconnects + self.subscription_reconnects
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["reconnects"] = self.reconnects
         return out

@@ -52,7 +52,7 @@ class RunOutcome:
     slots_announced: int = 0
     written: Optional[str] = None
     closed_cleanly: bool = True     # False: an interrupted run was still closing when the file was written
-    programs: Counter = field(default_factory=Counter)   # top-level program id -> transactions written
+    programs: Counter[str] = field(default_factory=Counter)   # top-level program id -> transactions written
     account_diffs: int = 0          # account diffs in the written records
 
 

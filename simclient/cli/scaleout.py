@@ -28,7 +28,7 @@ def _executor(args: argparse.Namespace) -> Any:
             from distributed import Client as DaskClient
         except ImportError:
             raise UsageError("--scheduler needs Dask: pip install 'simclient[dask]'") from None
-        return DaskClient(args.scheduler)
+        return DaskClient(args.scheduler)  # type: ignore[no-untyped-call, unused-ignore]
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"))
