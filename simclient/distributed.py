@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -371,55 +370,35 @@ def merge_run_files(paths: Sequence[str], out_path: str) -> str:
     concatenated, ``slices`` lists each input's range."""
     if not paths:
         raise ValueError("merge_run_files: no run files given")
-    directory = os.path.dirname(os.path.abspath(out_path)) or "."
-    mode = _existing_mode(out_path)
-    fd, tmp = tempfile.mkstemp(prefix=".simclient-merge-", suffix=".json", dir=directory)
+    from .runfile import atomic_text_file
+
     summary = {"total": 0, "successes": 0, "failures": 0}
     meta: Dict[str, Any] = {}
     unattributed: List[Any] = []
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write('{"transactions":[')
-            first = True
-            for p in paths:
-                with open(p, encoding="utf-8") as fh:
-                    doc = json.load(fh)
-                for record in doc.get("transactions", []):
-                    if not first:
-                        out.write(",")
-                    out.write(json.dumps(record, separators=(",", ":")))
-                    first = False
-                for k in summary:
-                    summary[k] += int(doc.get("summary", {}).get(k, 0))
-                unattributed.extend(doc.get("unattributed_account_diffs", []))
-                _merge_metadata(meta, doc.get("metadata", {}), p)
-            out.write('],"summary":')
-            out.write(json.dumps(summary))
-            if unattributed:
-                out.write(',"unattributed_account_diffs":')
-                out.write(json.dumps(unattributed, separators=(",", ":")))
-            out.write(',"metadata":')
-            out.write(json.dumps(meta, separators=(",", ":")))
-            out.write("}")
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, out_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_text_file(out_path, prefix=".simclient-merge-") as out:
+        out.write('{"transactions":[')
+        first = True
+        for p in paths:
+            with open(p, encoding="utf-8") as fh:
+                doc = json.load(fh)
+            for record in doc.get("transactions", []):
+                if not first:
+                    out.write(",")
+                out.write(json.dumps(record, separators=(",", ":")))
+                first = False
+            for k in summary:
+                summary[k] += int(doc.get("summary", {}).get(k, 0))
+            unattributed.extend(doc.get("unattributed_account_diffs", []))
+            _merge_metadata(meta, doc.get("metadata", {}), p)
+        out.write('],"summary":')
+        out.write(json.dumps(summary))
+        if unattributed:
+            out.write(',"unattributed_account_diffs":')
+            out.write(json.dumps(unattributed, separators=(",", ":")))
+        out.write(',"metadata":')
+        out.write(json.dumps(meta, separators=(",", ":")))
+        out.write("}")
     return out_path
-
-
-def _existing_mode(path: str) -> Optional[int]:
-    try:
-        return os.stat(path).st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def _merge_metadata(meta: Dict[str, Any], part: Dict[str, Any], path: str) -> None:

@@ -25,6 +25,7 @@ while the run goes on (:mod:`simclient.runwriter`), and ``compare`` / ``summariz
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -33,7 +34,7 @@ import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
 
@@ -359,16 +360,17 @@ def target_mode(path: str) -> int:
         return 0o666 & ~_umask()
 
 
-def write_run(path: str, doc: Mapping[str, Any]) -> None:
-    """Write ``doc`` to ``path`` atomically (a temp file in the same directory, then ``os.replace``); an existing
-    target's mode is kept (mkstemp makes 0600 files)."""
+@contextlib.contextmanager
+def atomic_text_file(path: str, prefix: str = ".simclient-run-", suffix: str = ".json") -> Iterator[IO[str]]:
+    """A text file that becomes ``path`` only when the block ends without an exception: a temp file in the same
+    directory, then ``os.replace``, keeping an existing target's mode (mkstemp makes 0600 files); on an exception
+    the temp file is removed and ``path`` is untouched. The one place for writing a whole output file."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     mode = target_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=".simclient-run-", suffix=".json", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
-            fh.write("\n")
+            yield fh
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -377,6 +379,13 @@ def write_run(path: str, doc: Mapping[str, Any]) -> None:
         except OSError:
             pass
         raise
+
+
+def write_run(path: str, doc: Mapping[str, Any]) -> None:
+    """Write ``doc`` to ``path`` atomically (:func:`atomic_text_file`)."""
+    with atomic_text_file(path) as fh:
+        json.dump(doc, fh, separators=(",", ":"))
+        fh.write("\n")
 
 
 def load_run(path: str) -> Dict[str, Any]:

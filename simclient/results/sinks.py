@@ -331,20 +331,11 @@ def _file_mode() -> int:
 
 
 def _write_json_atomic(path: str, doc: Mapping[str, Any]) -> None:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".simclient-meta-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from ..runfile import atomic_text_file
+
+    with atomic_text_file(path, prefix=".simclient-meta-") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")
 
 
 class ParquetSpoolSink:
