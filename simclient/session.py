@@ -361,12 +361,10 @@ class _BaseSession:
                 if want is not None and want and item.generation >= want:
                     del waiting[item.subscription]
             elif kind is EndOfStream:
-                self._ended.add(item.subscription)
-                self._through = None
                 waiting.pop(item.subscription, None)
-            elif kind is SlotMark:  # bookkeeping, never an event: applied now (a late mark only lags, never lies)
-                self._marks[item.subscription] = item.slot
-                self._through = None
+                barrier.before.append(item)  # applied when served: ``delivered_through`` must not pass the
+            elif kind is SlotMark:  # data read in this wait before the consumer has returned it
+                barrier.before.append(item)
             elif kind in _DATA_EVENTS:
                 barrier.before.append(item)
             else:
@@ -381,9 +379,22 @@ class _BaseSession:
         self._requeue.extendleft(reversed(barrier.after))
 
     def _serve_ready(self) -> ev.Event:
-        item = self._ready.popleft()
-        self._route.stats.events_delivered += 1
-        return item  # type: ignore[no-any-return]
+        """The next event a barrier released. Markers read during the barrier (SlotMark, EndOfStream) are applied
+        in their place in the stream, so ``delivered_through`` never runs ahead of what was returned (the held
+        event is always last, so an event follows)."""
+        while True:
+            item = self._ready.popleft()
+            kind = type(item)
+            if kind is SlotMark:
+                self._marks[item.subscription] = item.slot
+                self._through = None
+                continue
+            if kind is EndOfStream:
+                self._ended.add(item.subscription)
+                self._through = None
+                continue
+            self._route.stats.events_delivered += 1
+            return item  # type: ignore[no-any-return]
 
     def _start_drain(self, completed: ev.Completed) -> Optional[ev.Event]:
         """``completed`` arrived: collect trailing notifications until every subscription ended."""
