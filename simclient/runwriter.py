@@ -388,10 +388,10 @@ class StreamingRunRecorder:
             sessions = sorted(self._sessions.values(), key=lambda s: (s.start_slot, s.session_id))
             extra_meta = dict(self.extra_metadata)
             extra_meta.update(extra or {})
-            if self.late_events:
+            if self.late_events:  # the file lacks events the stream delivered: never call it complete
                 extra_meta["late_events_dropped"] = self.late_events
             metadata = run_metadata(self.start_slot, self.end_slot, self.program_ids, sessions, self._failures,
-                                    complete, interrupted, extra_meta)
+                                    complete and not self.late_events, interrupted, extra_meta)
             summary = self.summary
             if self.sink is not None:
                 if write:

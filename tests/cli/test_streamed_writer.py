@@ -112,6 +112,7 @@ def test_an_event_for_a_written_slot_is_counted_not_duplicated(tmp_path):
     doc = _load(target)
     assert [t["signature"] for t in doc["transactions"]] == ["a"]
     assert doc["metadata"]["late_events_dropped"] == 1
+    assert doc["metadata"]["complete"] is False  # an event the stream delivered is not in the file
 
 
 def test_abort_leaves_no_file(tmp_path):
