@@ -253,6 +253,11 @@ class Connection:
                 raise _fatal(RedirectRefusedError(_redirect_message(url, int(status), response))) from None
             reason = redact(f"{type(exc).__name__}: {exc}", api_key)
             raise TransportError(f"connect to {url} failed: {reason}") from None
+        response = getattr(ws, "handshake_response", None)
+        status = getattr(response, "status", 101)
+        if status in _REDIRECT_STATUSES:  # websocket-client < 1.9.2 returns from connect() on an unfollowed 3xx
+            ws.shutdown()
+            raise _fatal(RedirectRefusedError(_redirect_message(url, int(status), response)))
         ws.settimeout(send_timeout)  # the socket's own timeout bounds writes; reads wait in _read_ahead
         try:  # keep latency low for small frames
             ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
