@@ -282,13 +282,7 @@ class _BaseSession:
                     return self._serve_ready()
                 self._route.stats.events_delivered += 1
                 return item
-            if kind is SlotMark:
-                self._marks[item.subscription] = item.slot
-                self._through = None
-                continue
-            if kind is EndOfStream:
-                self._ended.add(item.subscription)
-                self._through = None
+            if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
                 continue
             if kind is BarrierPassed:
                 continue  # of a barrier that already ended (the subscription's end or an error released it)
@@ -385,16 +379,19 @@ class _BaseSession:
         while True:
             item = self._ready.popleft()
             kind = type(item)
-            if kind is SlotMark:
-                self._marks[item.subscription] = item.slot
-                self._through = None
-                continue
-            if kind is EndOfStream:
-                self._ended.add(item.subscription)
-                self._through = None
+            if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
                 continue
             self._route.stats.events_delivered += 1
             return item  # type: ignore[no-any-return]
+
+    def _apply_marker(self, item: Any) -> bool:
+        """A subscription's SlotMark or EndOfStream, read in stream order: what ``delivered_through`` is made of."""
+        if type(item) is SlotMark:
+            self._marks[item.subscription] = item.slot
+        else:
+            self._ended.add(item.subscription)
+        self._through = None
+        return True
 
     def _start_drain(self, completed: ev.Completed) -> Optional[ev.Event]:
         """``completed`` arrived: collect trailing notifications until every subscription ended."""
