@@ -29,6 +29,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
+from ._base58 import is_pubkey
 from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
@@ -167,6 +168,9 @@ class _BaseSession:
         programs = list(dict.fromkeys(str(p) for p in program_ids))
         if not programs:
             raise ValueError("subscribe_logs: program_ids must name at least one address")
+        bad = [p for p in programs if not is_pubkey(p)]
+        if bad:  # the server would refuse the subscribe (-32602); say so before anything is sent
+            raise ValueError(f"subscribe_logs: program_ids: {bad[0]!r:.60} is not a base58 address")
         for program in programs:
             self._add_subscription(LOGS, [program])
 

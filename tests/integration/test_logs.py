@@ -167,9 +167,30 @@ def test_subscribe_logs_one_socket_per_address_and_bad_input():
         with client.start_session(CreateSession(start_slot=sim.first_slot, slot_count=3)) as session:
             with pytest.raises(ValueError, match="program_ids"):
                 session.subscribe_logs([])
+            with pytest.raises(ValueError, match="'nope' is not a base58 address"):
+                session.subscribe_logs([sim.program_ids[0], "nope"])
             p = sim.program_ids[0]
             session.subscribe_logs([p, p, sim.program_ids[1]])  # a repeat is one subscription
             names = sorted(t.name for t in session._threads())
             assert len(names) == 2 and all("-logs-" in n for n in names)
             session.run()
         assert sim.stats["subscriptions"] == 2
+
+
+def test_early_subscription_complete_is_survived():
+    """A logs subscribe made before the data plane is up is answered with an immediate subscriptionComplete
+    (§9.5): the worker re-subscribes and nothing is lost."""
+    with LocalSimulator(port=0, faults=FaultPlan().early_complete_subscribes(2)) as sim:
+        watch = sim.program_ids[:2]
+        events, stats, create = run_logs(sim, watch, advance_count=200, slots=150)
+        assert sim.stats["early_completes_sent"] == 2
+        check(sim, events, watch, create.start_slot, create.resolved_end_slot)
+    assert stats.subscription_reconnects >= 2
+
+
+def test_replay_window_exceeded_fails_the_logs_subscription_loudly():
+    from simclient import SubscriptionError
+
+    with LocalSimulator(port=0, replay_window=1, faults=FaultPlan().drop_subscriptions_every(30)) as sim:
+        with pytest.raises(SubscriptionError, match="cannot resume from slot"):
+            run_logs(sim, sim.program_ids[:1], advance_count=50, slots=400)
