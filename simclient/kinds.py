@@ -12,10 +12,11 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from . import protocol as wire
 
-__all__ = ["SubscriptionKind", "KINDS", "register", "kind", "TRANSACTIONS", "ACCOUNT_DIFFS"]
+__all__ = ["SubscriptionKind", "KINDS", "register", "kind", "TRANSACTIONS", "ACCOUNT_DIFFS", "ACTIONS"]
 
 TRANSACTIONS = "transaction"
 ACCOUNT_DIFFS = "accountDiff"
+ACTIONS = "action"
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,9 @@ register(SubscriptionKind(
     # one accountDiffSubscribe per program on the socket (§9.2: the filter names one address)
     lambda programs: [(wire.account_diff_filter(p), p) for p in programs],
     wire.account_diff_from_result, "key"))
+
+register(SubscriptionKind(
+    ACTIONS, lambda programs: "action",
+    # keyless (§9.2.1): one actionSubscribe with an empty filter carries every action's results
+    lambda programs: [(wire.action_filter(), "actions")],
+    wire.action_result_from_result, "key", needs_programs=False))

@@ -36,7 +36,7 @@ from .errors import CompletionDrainStalled, SessionClosedError, SessionError, Si
 from .flow import FlowControl
 from .rpc import RpcClient
 from .stats import SessionStats
-from .kinds import ACCOUNT_DIFFS, TRANSACTIONS
+from .kinds import ACCOUNT_DIFFS, ACTIONS, TRANSACTIONS
 from .subscriptions import (
     BarrierPassed,
     EndOfStream,
@@ -50,7 +50,7 @@ log = logging.getLogger("simclient.session")
 _CLOSED = object()  # queue sentinel put by close()
 _DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
 #: Events the subscription workers queue (everything else in the queue comes from the control reader).
-_DATA_EVENTS = (ev.Transaction, ev.AccountDiff)
+_DATA_EVENTS = (ev.Transaction, ev.AccountDiff, ev.ActionResult)
 
 
 class _StepBarrier:
@@ -152,6 +152,14 @@ class _BaseSession:
             program_ids = [program_ids]
         for program in dict.fromkeys(str(p) for p in program_ids):
             self._add_subscription(ACCOUNT_DIFFS, [program])
+
+    def subscribe_actions(self) -> None:
+        """Stream the results of the session's scheduled actions (``CreateSession(actions=...)``) as
+        :class:`events.ActionResult`. Keyless (§9.2.1): one stream carries every action, told apart by
+        ``action_index`` / ``label``. A second call does nothing (a second stream would only repeat the first)."""
+        if any(s.kind == ACTIONS for s in self._subscriptions):
+            return
+        self._add_subscription(ACTIONS, [])
 
     def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
         if isinstance(program_ids, str):
