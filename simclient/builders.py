@@ -135,8 +135,8 @@ class CreateSession:
 
 
 def _check_actions(actions: Any, replay_account_state: bool) -> Tuple[Any, ...]:
-    """``CreateSession.actions``: ScheduledAction instances; a ``send`` one is refused with ``replay_account_state``
-    (§3.1.1: the server rejects that combination)."""
+    """``CreateSession.actions``: ScheduledAction instances (or raw wire dicts, sent as given); a ``send`` one is
+    refused with ``replay_account_state`` (§3.1.1: the server rejects that combination)."""
     from .actions import ScheduledAction  # actions.py builds on this module
 
     if actions is None:
@@ -145,12 +145,16 @@ def _check_actions(actions: Any, replay_account_state: bool) -> Tuple[Any, ...]:
         actions = [actions]
     elif isinstance(actions, (str, bytes, Mapping)) or not isinstance(actions, Iterable):
         raise ValueError(f"actions must be a sequence of ScheduledAction, got {type(actions).__name__}")
-    out = tuple(actions)
+    out = tuple(dict(a) if isinstance(a, Mapping) else a for a in actions)
     for i, action in enumerate(out):
-        if not isinstance(action, ScheduledAction):
-            raise ValueError(f"actions[{i}] must be a simclient.ScheduledAction, got {type(action).__name__} "
-                             "(raw wire actions can go in CreateSession(extra={'actions': [...]}))")
-        if action.kind == "send" and replay_account_state:
+        if isinstance(action, dict):  # a raw wire action, sent as given (fields newer than this SDK)
+            kind = action.get("kind")
+        elif isinstance(action, ScheduledAction):
+            kind = action.kind
+        else:
+            raise ValueError(f"actions[{i}] must be a simclient.ScheduledAction (or a raw wire action dict), got "
+                             f"{type(action).__name__}")
+        if kind == "send" and replay_account_state:
             raise ValueError(f"actions[{i}]: a 'send' action commits state, which replay_account_state=True "
                              "forbids (the server rejects it); use kind='simulate' or turn replay_account_state off")
     return out

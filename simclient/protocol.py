@@ -722,7 +722,8 @@ def encode_create(create: Any, parallel: bool = False) -> Dict[str, Any]:
     if create.discoveries:
         params["discoveries"] = [dict(d) for d in create.discoveries]
     if create.actions:
-        params["actions"] = [encode_scheduled_action(a) for a in create.actions]
+        params["actions"] = [dict(a) if isinstance(a, Mapping) else encode_scheduled_action(a)
+                             for a in create.actions]
     if getattr(create, "replay_account_state", False):
         params["replayAccountState"] = True
     if create.account_overrides:
