@@ -183,7 +183,7 @@ class ScheduledAction:
             raise ValueError("transactions must hold at least one transaction")
         object.__setattr__(self, "transactions", tuple(encoded))
         if self.anchor.is_slot_anchor and len(self.anchor.slots) != len(encoded):
-            raise ValueError(f"transactions: a {self.anchor.variant} anchor fires transactions[i] at slots[i], so "
+            raise ValueError(f"transactions: the {self.anchor.variant} anchor fires transactions[i] at slots[i], so "
                              f"the two must have the same length (slots: {len(self.anchor.slots)}, "
                              f"transactions: {len(encoded)})")
         if self.kind not in ACTION_KINDS:
