@@ -350,3 +350,28 @@ def test_local_simulator_refuses_bad_actions(actions, replay):
 
     with pytest.raises(local_wire.RequestError):
         _local_parse(actions, replay)
+
+
+# ------------------------------------------------------------------------------------------ run files
+
+
+def test_run_recorders_take_action_results():
+    from simclient.runfile import RunRecorder
+    from simclient.runwriter import StreamingRunRecorder
+
+    late = protocol.action_result_from_result(dict(CAMEL, slot=400000011))
+    rec = RunRecorder(400000000, 400000020)
+    rec.add_event(late)
+    rec.add_event(EXPECTED)
+    doc = rec.document(complete=True)
+    json.dumps(doc)
+    assert [a["slot"] for a in doc["actions"]] == [400000010, 400000011]
+    first = doc["actions"][0]
+    assert (first["action_index"], first["label"], first["committed"], first["units_consumed"]) == (1, "probe", True,
+                                                                                                    1234)
+    assert first["accounts"][0]["lamports"] == 42 and first["accounts"][1] is None
+    assert "actions" not in RunRecorder(1, 2).document(complete=True)
+    streamed = StreamingRunRecorder(400000000, 400000020)
+    streamed.add_session("s", 400000000, 400000020)
+    streamed.add_event("s", EXPECTED)  # ignored by the streamed writer, without error
+    assert streamed.total == 0
