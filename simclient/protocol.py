@@ -1178,7 +1178,8 @@ def action_result_from_result(result: Any) -> ev.ActionResult:
         ctx = value.get("context")
         if isinstance(ctx, dict) and ctx.get("slot") is not None:
             ctx_slot = ctx.get("slot")
-        slot = _u64(_get(value, "slot", ctx_slot), "action.slot")
+        slot = _get(value, "slot")
+        slot = _u64(ctx_slot if slot is None else slot, "action.slot")
         action_index = _u64(_require(value, "action_index", "actionNotification"), "action.actionIndex")
         batch_index = _opt_u64(_get(value, "batch_index"), "action.batchIndex")
         label = _opt_str(_get(value, "label"), "action.label")

@@ -285,3 +285,17 @@ def test_parallel_sub_sessions_get_the_firings_of_their_own_range():
                           if lo <= s <= hi and chain.is_produced(s)]
         # the phase of every-7 is the whole range's, not the sub-session's
         assert all((r.slot - start) % 7 == 0 for r in got[sid] if r.label == "every")
+
+
+def test_the_zstd_transaction_form_is_one_switch_away(monkeypatch):
+    """Flipping the one documented default (``protocol.ACTION_TRANSACTIONS_ENCODING``) sends zstd frames; the local
+    simulator decodes them to the same transactions, so the results do not change."""
+    pytest.importorskip("zstandard")
+    with LocalSimulator(port=0) as sim:
+        create = CreateSession(start_slot=sim.first_slot, slot_count=30, actions=dense_actions(sim))
+        plain = predicted(sim.chain, create)
+        monkeypatch.setattr(protocol, "ACTION_TRANSACTIONS_ENCODING", "zstd")
+        blob = protocol.encode_create(create)["params"]["actions"][0]["transactions"][0]
+        assert blob != create.actions[0].transactions[0]  # really the other form on the wire
+        events, _stats = run(sim, create, advance_count=10)
+    assert results_of(events) == plain
