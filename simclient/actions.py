@@ -43,6 +43,7 @@ _SLOT_ANCHORS = {"before_slot": "beforeSlot", "after_slot": "afterSlot"}
 _EVERY_ANCHORS = {"before_every_slot": "beforeEverySlot", "after_every_slot": "afterEverySlot"}
 _MATCH_ANCHORS = {"before_match": "beforeMatch", "after_match": "afterMatch"}
 _WIRE_TAGS = {**_SLOT_ANCHORS, **_EVERY_ANCHORS, **_MATCH_ANCHORS}
+_FROM_WIRE = {tag: name for name, tag in _WIRE_TAGS.items()}
 
 
 def _discovery_filter(value: Any, field: str) -> Dict[str, Any]:
@@ -84,6 +85,9 @@ class ActionAnchor:
     filter: Optional[Dict[str, Any]] = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
+        snake = _FROM_WIRE.get(self.variant) if isinstance(self.variant, str) else None
+        if snake is not None:  # the wire (camelCase) name is accepted too
+            object.__setattr__(self, "variant", snake)
         if self.variant in _SLOT_ANCHORS:
             if isinstance(self.slots, (str, bytes)) or not isinstance(self.slots, (list, tuple)):
                 raise ValueError(f"{self.variant}.slots must be a list of slot numbers, got {self.slots!r}")

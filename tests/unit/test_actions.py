@@ -375,3 +375,12 @@ def test_run_recorders_take_action_results():
     streamed.add_session("s", 400000000, 400000020)
     streamed.add_event("s", EXPECTED)  # ignored by the streamed writer, without error
     assert streamed.total == 0
+
+
+def test_anchor_accepts_its_wire_name_and_refuses_unknown_variants():
+    from simclient import ActionAnchor
+
+    assert ActionAnchor("afterEverySlot", every_n_slots=2) == after_every_slot(2)
+    assert ActionAnchor.before_match(JUP) == before_match(program_executed(JUP))
+    with pytest.raises(ValueError, match="variant"):
+        ActionAnchor("sometimes")
