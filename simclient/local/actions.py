@@ -13,7 +13,8 @@ action, its anchor position and the synthetic state, which a test predicts with 
   keep the phase of the whole range, and the first slot of the range fires).
 * ``beforeMatch{filter}`` / ``afterMatch{filter}``: every transaction, immediately before / after every batch that
   matches the discovery filter (§5.4, the same matching as ``discoveries``). A session paused (``continueTo``) at
-  ``(s, b)`` has not yet run batch ``b``'s ``beforeMatch`` actions: they fire when the batch runs.
+  ``(s, b)`` has not yet run batch ``b``'s ``beforeMatch`` actions: they fire when the batch runs (nor, at ``(s, 0)``,
+  the slot's ``beforeSlot`` ones).
 
 Skipped slots fire nothing. A sub-session of a parallel run fires the anchors that fall in its own range, with its
 own state (sub-sessions do not see each other's commits). Within one anchor point actions fire in ``actions`` order.

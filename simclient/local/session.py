@@ -365,7 +365,7 @@ class SimSession:
             await self.emit(wire.status("readyToExecuteUserTransactions"))
         engine = self.action_engine
         if engine is not None and start_batch == 0 and self._actions_begun != s:
-            self._actions_begun = s  # once: a pause at (s, 0) comes after the slot's before-slot actions
+            self._actions_begun = s  # once per slot, however often its batch 0 is (re)entered
             await self._emit_actions(engine.before_slot(s))
         n = chain.tx_count(s)
         end_batch = n if stop_batch is None else min(stop_batch, n)
