@@ -299,3 +299,41 @@ def test_the_zstd_transaction_form_is_one_switch_away(monkeypatch):
         assert blob != create.actions[0].transactions[0]  # really the other form on the wire
         events, _stats = run(sim, create, advance_count=10)
     assert results_of(events) == plain
+
+
+def test_continue_to_discoveries_splits_slots_without_changing_the_results():
+    """Pausing before every discovery batch (continueTo): the match actions of the batches before the pause were
+    delivered before ``Paused``, the matched batch's own ``before_match`` fires only once it runs, and the whole
+    stream equals the ground truth of an unpaused run."""
+    with LocalSimulator(port=0, faults=FaultPlan().delay_subscriptions_ms(2)) as sim:
+        prog = sim.program_ids[1]
+        create = CreateSession(start_slot=sim.first_slot, slot_count=15, discoveries=[prog], actions=[
+            ScheduledAction(before_match(prog), [tx(b"b")], label="before"),
+            ScheduledAction(after_match(prog), [tx(b"a")], label="after"),
+            ScheduledAction(after_every_slot(2), [tx(b"e")], label="every")])
+        client = Client(sim.url, sim.api_key, fast_config())
+        results: List[ev.ActionResult] = []
+        pauses = 0
+        with client.start_session(create) as session:
+            session.subscribe_actions()
+            pending: Optional[ev.DiscoveryBatch] = None
+            for event in session.events(timeout=15):
+                if isinstance(event, ev.ActionResult):
+                    results.append(event)
+                elif isinstance(event, ev.DiscoveryBatch):
+                    pending = event
+                elif isinstance(event, ev.Paused):
+                    pauses += 1
+                    here = (event.slot, event.batch_index)
+                    done = [(r.slot, r.batch_index) for r in results if r.label == "after"]
+                    assert done == [p for p in match_positions(sim.chain, program_executed(prog), create.start_slot,
+                                                               event.slot) if p < here]
+                    assert here not in [(r.slot, r.batch_index) for r in results if r.label == "before"]
+                if isinstance(event, (ev.ReadyForContinue, ev.Paused)):
+                    if pending is not None:  # the next match (the server searches from after a pause)
+                        session.send_continue_to(pending.slot, pending.batch_index)
+                    else:
+                        session.send_continue(advance_count=100)
+                    pending = None
+        assert pauses >= 2
+        assert results == predicted(sim.chain, create)
