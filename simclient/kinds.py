@@ -13,11 +13,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import protocol as wire
 
-__all__ = ["SubscriptionKind", "KINDS", "register", "kind", "TRANSACTIONS", "ACCOUNT_DIFFS", "LOGS"]
+__all__ = ["SubscriptionKind", "KINDS", "register", "kind", "TRANSACTIONS", "ACCOUNT_DIFFS", "LOGS", "ACTIONS"]
 
 TRANSACTIONS = "transaction"
 ACCOUNT_DIFFS = "accountDiff"
 LOGS = "logs"
+ACTIONS = "action"
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,9 @@ register(SubscriptionKind(
     wire.logs_from_result, "signature",
     bind=lambda programs: functools.partial(wire.logs_from_result,
                                             program_id=programs[0] if len(programs) == 1 else None)))
+
+register(SubscriptionKind(
+    ACTIONS, lambda programs: "action",
+    # keyless (§9.2.1): one actionSubscribe with an empty filter carries every action's results
+    lambda programs: [(wire.action_filter(), "actions")],
+    wire.action_result_from_result, "key", needs_programs=False))

@@ -37,7 +37,7 @@ from .errors import CompletionDrainStalled, SessionClosedError, SessionError, Si
 from .flow import FlowControl
 from .rpc import RpcClient
 from .stats import SessionStats
-from .kinds import ACCOUNT_DIFFS, LOGS, TRANSACTIONS
+from .kinds import ACCOUNT_DIFFS, ACTIONS, LOGS, TRANSACTIONS
 from .subscriptions import (
     BarrierPassed,
     EndOfStream,
@@ -51,7 +51,7 @@ log = logging.getLogger("simclient.session")
 _CLOSED = object()  # queue sentinel put by close()
 _DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
 #: Events the subscription workers queue (everything else in the queue comes from the control reader).
-_DATA_EVENTS = (ev.Transaction, ev.AccountDiff, ev.Logs)
+_DATA_EVENTS = (ev.Transaction, ev.AccountDiff, ev.Logs, ev.ActionResult)
 
 
 class _StepBarrier:
@@ -173,6 +173,14 @@ class _BaseSession:
             raise ValueError(f"subscribe_logs: program_ids: {bad[0]!r:.60} is not a base58 address")
         for program in programs:
             self._add_subscription(LOGS, [program])
+
+    def subscribe_actions(self) -> None:
+        """Stream the results of the session's scheduled actions (``CreateSession(actions=...)``) as
+        :class:`events.ActionResult`. Keyless (§9.2.1): one stream carries every action, told apart by
+        ``action_index`` / ``label``. A second call does nothing (a second stream would only repeat the first)."""
+        if any(s.kind == ACTIONS for s in self._subscriptions):
+            return
+        self._add_subscription(ACTIONS, [])
 
     def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
         if isinstance(program_ids, str):

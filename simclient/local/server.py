@@ -1128,6 +1128,8 @@ class LocalSimulator:
         sess = conn.session
         filt = params[0] if params else None
         cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        if method == "actionSubscribe" and len(params) == 1 and isinstance(filt, dict):
+            cfg = filt  # keyless: ``params: [<config>]`` is the config alone (§9.2.1)
         if filt is None:
             filt = {}
         make = SUBSCRIBE_FILTERS[method[:-len("Subscribe")]](conn, filt)
@@ -1228,6 +1230,11 @@ def _logs_filter(conn: SubConn, filt: Any) -> Union[str, SubscriptionFactory]:
     return lambda sub_id: Subscription(sub_id, "logs", conn, {mentions[0]})
 
 
+def _action_filter(conn: SubConn, filt: Any) -> Union[str, SubscriptionFactory]:
+    """``actionSubscribe`` (§9.2.1): keyless; any filter object (usually ``{}``) is accepted and ignored."""
+    return lambda sub_id: Subscription(sub_id, "action", conn)
+
+
 #: The data-plane kinds served: ``<kind>Subscribe``'s filter parser, which returns the subscription's factory (called
 #: with its id) or the text of an ``Invalid params`` error. A new kind is one entry here and one in
 #: :data:`simclient.local.session.NOTIFICATION_TEXTS`.
@@ -1235,6 +1242,7 @@ SUBSCRIBE_FILTERS: Dict[str, Callable[[SubConn, Any], Union[str, SubscriptionFac
     "transaction": _transaction_filter,
     "accountDiff": _account_diff_filter,
     "logs": _logs_filter,
+    "action": _action_filter,
 }
 
 

@@ -38,6 +38,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
+from . import actions as _actions
 from . import wire
 from .chain import TxRecord
 
@@ -108,6 +109,7 @@ NOTIFICATION_TEXTS: Dict[str, Callable[[Subscription, TxRecord], List[str]]] = {
     "transaction": _transaction_texts,
     "accountDiff": _account_diff_texts,
     "logs": _logs_texts,
+    "action": lambda sub, tx: [],  # not per transaction: SimSession._emit_actions, at the actions' anchors
 }
 
 
@@ -153,6 +155,12 @@ class SimSession:
         self.expiry: Optional[asyncio.TimerHandle] = None
         self.ended = threading.Event()     # set once the session is removed (closed, torn down, expired)
         self.announced = False              # single: sessionCreated has been emitted (drop faults apply after it)
+        # scheduled actions (PROTOCOL §3.1.1, simclient.local.actions): the engine, and the results sent per
+        # retained slot (replayed as sent: a replay must not fire the actions again)
+        self.action_engine = (_actions.ActionEngine(sim.chain, req.actions, req.start_slot)
+                              if req.actions else None)
+        self.action_notes: Dict[int, List[str]] = {}
+        self._actions_begun: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"<SimSession {self.id} [{self.start_slot}, {self.end_slot}] {self.state} pos={self.pos}>"
@@ -358,29 +366,41 @@ class SimSession:
                 self.retained.append(s)
                 while len(self.retained) > sim.replay_window:
                     self.evicted_max = self.retained.popleft()
+                    self.action_notes.pop(self.evicted_max, None)
             self.pos = (s, 0)
             await self.emit(wire.status("decodedTransactions"))
             if self.mods_pending:
                 self.mods_pending = False
                 await self.emit(wire.status("appliedAccountModifications"))
             await self.emit(wire.status("readyToExecuteUserTransactions"))
+        engine = self.action_engine
+        if engine is not None and start_batch == 0 and self._actions_begun != s:
+            self._actions_begun = s  # once per slot, however often its batch 0 is (re)entered
+            await self._emit_actions(engine.before_slot(s))
         n = chain.tx_count(s)
         end_batch = n if stop_batch is None else min(stop_batch, n)
-        if self.subs and end_batch > start_batch:
+        if (self.subs or engine is not None) and end_batch > start_batch:
             blk = chain.block(s)
             assert blk is not None
             for i in range(start_batch, end_batch):
+                if engine is not None:
+                    await self._emit_actions(engine.before_batch(s, i))
                 self.pos = (s, i + 1)
                 tx = blk.txs[i]
                 for sub in list(self.subs):
                     for text in sub.texts_for(tx):
                         await sim.deliver(sub, text)
+                if engine is not None:
+                    await self._emit_actions(engine.after_batch(s, i))
         ntx, nfail = chain.tx_summary(s, start_batch, end_batch)
         self.executed_txs += ntx
         self.failed_txs += nfail
         if stop_batch is not None:
             self.pos = (s, end_batch)
             return True
+        if engine is not None:
+            self.pos = (s, end_batch)
+            await self._emit_actions(engine.after_slot(s))
         self.pos = (s + 1, 0)
         self.current_slot = s
         await self.emit(wire.status("executedBlockTransactions"))
@@ -389,6 +409,19 @@ class SimSession:
             await self.emit(wire.status("executedUserTransactions"))
         await self.emit(wire.slot_notification(s))
         return True
+
+    async def _emit_actions(self, firings: List["_actions.Firing"]) -> None:
+        """Send scheduled-action results to the action subscriptions, keep them for replay, and apply what a
+        committed ``send`` wrote to the session's state (RPC sees it like an account override)."""
+        style = self.sim.dialect.actions
+        for firing in firings:
+            note = wire.dumps(_actions.render_result(firing.result, style))
+            self.action_notes.setdefault(firing.slot, []).append(note)
+            for addr, (pos, acct) in firing.commits.items():
+                self.overrides[addr] = (pos, acct)
+            for sub in list(self.subs):
+                if sub.kind == "action":
+                    await self.sim.deliver(sub, _actions.notification_text(sub.id, note))
 
     def summary(self) -> Dict[str, Any]:
         return {"correctSimulation": self.executed_txs, "incorrectSimulation": 0, "executionErrors": 0,
@@ -431,6 +464,9 @@ class SimSession:
         """Retained notifications of slots >= from_slot that ``sub`` matches, as sent live so far."""
         chain = self.sim.chain
         out: List[str] = []
+        if sub.kind == "action":  # kept as sent (scheduled actions fire once)
+            return [_actions.notification_text(sub.id, note) for s in self.retained if s >= from_slot
+                    for note in self.action_notes.get(s, ())]
         for s in self.retained:
             if s < from_slot:
                 continue
