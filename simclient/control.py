@@ -202,6 +202,10 @@ class ControlConnection:
         self.url = url
         #: ``factory(url, api_key, timeout)``: the control and the session's subscriptions connect through it.
         self.connection_factory: ConnectionFactory = connection_factory or connection_factory_for(config)
+        if config.log_frames:  # ClientConfig.log_frames: every socket opened through the factory logs its frames
+            from .framelog import frame_logging_factory
+
+            self.connection_factory = frame_logging_factory(self.connection_factory, api_key)
         self._api_key = api_key
         self.config = config
         self.parallel = parallel
