@@ -13,6 +13,7 @@ from .parallel import Failure, ParallelResult, ParallelRun
 from .session import Session, SubSession
 from .builders import Continue, CreateSession, oracle_update, program_executed
 from .config import ClientConfig
+from .create_progress import CreateStatus, SessionCreatedInfo
 from .errors import (
     AuthenticationError,
     BadUrlError,
@@ -46,4 +47,5 @@ __all__ = [
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
     "HttpStatusError", "HttpConnectionError", "ServerTooOldError", "Timeout", "InternalError", "BadUrlError",
     "RedirectRefusedError", "TlsVerificationError",
+    "SessionCreatedInfo", "CreateStatus",
 ]
