@@ -3,8 +3,6 @@ shows the server's latest startup status (issue 13 item 7). The simulator holds 
 read while the create is provably unfinished."""
 from __future__ import annotations
 
-import subprocess
-
 from .helpers import popen_cli, wait_for_line
 
 
