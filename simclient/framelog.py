@@ -8,7 +8,7 @@ reconnects) is logged at DEBUG on the one logger ``simclient.frames``, so it can
     client = Client(url, key, ClientConfig(log_frames=True))
 
 One record per frame: ``"> control#1 text 183B {...}"`` (``>`` sent, ``<`` received, ``*`` opened/closed), with the
-socket's kind and number. Text frames are logged up to :data:`MAX_TEXT_CHARS` characters (the rest is counted, not
+socket's kind and number (sockets are numbered in opening order, process-wide). Text frames are logged up to :data:`MAX_TEXT_CHARS` characters (the rest is counted, not
 shown); binary frames as their length and a hex prefix of :data:`BINARY_PREFIX_BYTES` bytes (a caller that
 decompresses one may log the result with :func:`log_decoded`); pings and pongs as their length. The API key never
 appears: every logged payload goes through :func:`simclient.transport.secret_scrubber`, the same redaction the
@@ -44,6 +44,8 @@ _DEBUG = logging.DEBUG
 _OPCODES = {OPCODE_TEXT: "text", OPCODE_BINARY: "binary", OPCODE_PING: "ping", OPCODE_PONG: "pong"}
 
 Scrub = Callable[[bytes], bytes]
+
+_NUMBERS = itertools.count(1)  # the socket numbers of the labels (next() on a count is atomic under the GIL)
 
 
 def _no_scrub(payload: bytes) -> bytes:
@@ -148,11 +150,12 @@ def frame_logging_factory(factory: Callable[[str, Optional[str], float], Any], s
                           ) -> Callable[[str, Optional[str], float], Any]:
     """``factory`` with every connection it opens wrapped in a :class:`FrameLoggingConnection` that redacts
     ``secret`` (the API key). A connection opened with a key is the control socket, one without a subscription
-    socket (the convention of :func:`simclient.reconnect.default_connection_factory`); each gets a number."""
+    socket (the convention of :func:`simclient.reconnect.default_connection_factory`). Sockets are numbered in
+    the order they are opened, across every client of the process, so a label names one socket."""
     if getattr(factory, "_simclient_frame_logging", False):
         return factory
     scrub = secret_scrubber(secret) if secret else _no_scrub
-    numbers = itertools.count(1)
+    numbers = _NUMBERS
 
     def open_logged(url: str, api_key: Optional[str], timeout: float) -> Any:
         kind = "control" if api_key is not None else "subscription"

@@ -67,7 +67,7 @@ def test_frames_of_control_and_subscription_sockets_are_logged_both_ways(caplog)
     assert transactions
     # every delivered transaction's signature is in some inbound subscription frame
     assert all(any(t.signature in x for x in got_sub) for t in transactions)
-    assert any(x.startswith("* control#1 open ws://127.0.0.1:") for x in lines)
+    assert len([x for x in lines if x.startswith("* control#") and " open ws://127.0.0.1:" in x]) == 1
     assert any(x.startswith("* subscription#") and "/backtest/" in x for x in lines)
     # the step barrier's pings and their pongs are frames too
     assert any(" ping " in x for x in sent_sub) and any(" pong " in x for x in got_sub)
@@ -98,3 +98,19 @@ def test_off_no_frame_records(caplog) -> None:
     assert any(isinstance(e, ev.Completed) for e in seen)
     assert _frame_lines(caplog) == []
     assert any(r.name.startswith("simclient.") for r in caplog.records)  # DEBUG was on: other loggers spoke
+
+
+def test_sockets_opened_by_reconnects_log_too(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger=FRAMES_LOGGER)
+    with LocalSimulator(port=0) as sim:
+        sim.faults.drop_control_every(40, times=1).drop_subscriptions_every(150)
+        seen = _run(sim, sim.api_key, log_frames=True)
+        drops = sim.stats["control_drops"]
+    assert drops == 1 and any(isinstance(e, ev.Completed) for e in seen)
+    lines = _frame_lines(caplog)
+    opened = [x.split()[1] for x in lines if x.startswith("* ") and " open " in x]
+    assert len(set(opened)) == len(opened)  # one label per socket
+    assert len([x for x in opened if x.startswith("control#")]) == 2  # the first one and the re-attach
+    assert len([x for x in opened if x.startswith("subscription#")]) >= 2  # the data plane reconnected too
+    assert any(x.startswith("> control#") and "attachBacktestSession" in x for x in lines)
+    assert any(x.startswith("> subscription#") and "replayFromSlot" in x for x in lines)

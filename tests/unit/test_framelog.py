@@ -77,10 +77,12 @@ def test_each_direction_is_logged_and_send_json_serialises_once(caplog) -> None:
     assert conn.recv(0.1) is not None and conn.recv(0.1) is None
     conn.ping(b"t")
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["* subscription#1 open ws://h:1/backtest/abc",
-                     f'> subscription#1 text {len(inner.sent[0])}B {{"method":"x","key":"***"}}',
-                     f'< subscription#1 text {28 + len(KEY) + 2}B {{"method":"success","echo":"***"}}',
-                     "> subscription#1 ping 1B"]
+    label = conn.label
+    assert label.startswith("subscription#")
+    assert lines == [f"* {label} open ws://h:1/backtest/abc",
+                     f'> {label} text {len(inner.sent[0])}B {{"method":"x","key":"***"}}',
+                     f'< {label} text {28 + len(KEY) + 2}B {{"method":"success","echo":"***"}}',
+                     f"> {label} ping 1B"]
 
 
 def test_logger_not_at_debug_formats_nothing(caplog, monkeypatch) -> None:
