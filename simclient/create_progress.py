@@ -17,7 +17,9 @@ the create is read to its end so that every sub-session it made can be closed, a
 the run and raises that exception. A failing create raises its own error instead (the callback's is logged).
 
 ``sessionCreated`` carries no range (PROTOCOL §4): the ranges are the server's ``sessionsCreatedV2`` split, on the
-returned run's sub-sessions. When a connection drops mid-create the client sends the create again (the server tears
+returned run's sub-sessions. A sub-session announced but then not listed by ``sessionsCreatedV2`` (a creation that
+failed, PROTOCOL §8 step 3) is not part of the run, so the last ``count`` can exceed the run's sub-sessions; one
+listed but never announced gets no callback. When a connection drops mid-create the client sends the create again (the server tears
 the half-made run down): ``attempt`` then grows and ``count`` starts again from 1.
 """
 from __future__ import annotations
