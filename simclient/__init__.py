@@ -23,6 +23,7 @@ from .actions import (
     before_slot,
 )
 from .config import ClientConfig
+from .create_progress import CreateStatus, SessionCreatedInfo
 from .errors import (
     AuthenticationError,
     BadUrlError,
@@ -58,4 +59,5 @@ __all__ = [
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
     "HttpStatusError", "HttpConnectionError", "ServerTooOldError", "Timeout", "InternalError", "BadUrlError",
     "RedirectRefusedError", "TlsVerificationError",
+    "SessionCreatedInfo", "CreateStatus",
 ]

@@ -42,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             from ..local import LocalSimulator
         except ImportError as exc:
             raise UsageError(f"--local needs the 'local' extra (pip install 'simclient[local]'): {exc}") from None
-        sim = LocalSimulator(port=0, seed=args.local_seed, slot_pace_ms=args.local_slot_pace_ms).start()
+        sim = LocalSimulator(port=0, seed=args.local_seed, slot_pace_ms=args.local_slot_pace_ms,
+                             create_delay_ms=args.local_create_delay_ms).start()
     try:
         start = args.start_slot
         if start is None:
@@ -150,6 +151,7 @@ def add_parser(sub: Any) -> None:
                      help="start an in-process local simulator and run against it (default program ids: its own)")
     run.add_argument("--local-seed", type=int, default=0, metavar="N", help="--local: chain seed (default 0)")
     run.add_argument("--local-slot-pace-ms", type=float, default=0, metavar="MS", help=argparse.SUPPRESS)
+    run.add_argument("--local-create-delay-ms", type=float, default=0, metavar="MS", help=argparse.SUPPRESS)
     run.add_argument("--progress", choices=("auto", "bars", "lines", "none"), default="auto",
                      help="progress display on stderr (default auto: bars on a terminal, else lines)")
     run.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",

@@ -199,7 +199,9 @@ class RunEngine:
 
     def _run_parallel(self) -> None:
         self.model.set_phase("creating parallel sessions")
-        run = self.client.start_parallel(self._create_request())
+        model = self.model  # "created k sub-sessions" and the server's status while the create streams
+        run = self.client.start_parallel(self._create_request(), on_session_created=model.on_session_created,
+                                         on_status=model.on_create_status)
         self.created = True
         if not self._adopt(run):
             return

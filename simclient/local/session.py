@@ -549,6 +549,7 @@ class ParallelControl:
                 await asyncio.sleep(sim.create_delay_ms / 1000)
             sub = sim._new_session(self.request, start, end, parent=self)
             self.subs.append(sub)
+            hold = sim.faults.take_create_hold(len(self.subs))  # FaultPlan.hold_parallel_create: held from now on
             early = sim.early_session_events
             if early:
                 await sub.emit(wire.status("bundleReady"))
@@ -557,6 +558,9 @@ class ParallelControl:
                 await sub.emit(wire.status("bundleReady"))
             await sub.emit(wire.status("startingRuntime"))
             await sub.startup(created_via_parent=True)
+            if hold:  # the rest of the create waits for FaultPlan.release_parallel_create
+                while sim.faults.create_hold_waiting() and not self.closed:
+                    await asyncio.sleep(0.005)
         params: Dict[str, Any] = {"control_session_id": self.id, "session_ids": [s.id for s in self.subs],
                                   "task_ids": [s.task_id for s in self.subs]}
         if not sim.omit_parallel_ranges:
