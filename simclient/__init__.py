@@ -17,6 +17,7 @@ from .errors import (
     AuthenticationError,
     BadUrlError,
     CompletionDrainStalled,
+    CompressionUnavailableError,
     ConnectionLostError,
     HttpConnectionError,
     HttpStatusError,
@@ -46,4 +47,5 @@ __all__ = [
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
     "HttpStatusError", "HttpConnectionError", "ServerTooOldError", "Timeout", "InternalError", "BadUrlError",
     "RedirectRefusedError", "TlsVerificationError",
+    "CompressionUnavailableError",
 ]

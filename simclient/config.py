@@ -65,6 +65,11 @@ class ClientConfig:
             ``buffered_events_low_water`` events are queued. Bounds a slow consumer's memory per (sub-)session;
             the windows' ReadyForContinue events are hidden. 0: off (one wire continue per ``send_continue``).
         buffered_events_low_water: see ``max_buffered_events``; 0 means half of it.
+        compression: the data-plane compression every ``subscribe_*`` asks for unless it passes its own
+            ``compression=`` (PROTOCOL §9.4): None (plain Text frames, the default) or ``"zstd"`` (Binary frames
+            from one streaming compressor per connection; needs ``pip install 'simclient[zstd]'``, checked when a
+            subscription is made). Fewer bytes on the wire, more client CPU per notification: see
+            docs/performance.md (zstd) and :mod:`simclient.compression`.
     """
 
     connect_timeout: float = 30.0
@@ -89,12 +94,17 @@ class ClientConfig:
     max_buffered_events: int = 5000
     buffered_events_low_water: int = 0
     reconnect_max_total: float = 600.0  # last: positional construction of the older fields keeps working
+    compression: Optional[str] = None  # keyword only in practice (after reconnect_max_total)
 
     def __post_init__(self) -> None:
         if self.ca_bundle is not None and not isinstance(self.ca_bundle, (str, os.PathLike)):
             raise ValueError(f"ClientConfig.ca_bundle must be a path or None, got {self.ca_bundle!r}")
+        if self.compression is not None:
+            from .compression import check_compression  # (no zstandard import: that waits for a subscription)
+
+            object.__setattr__(self, "compression", check_compression(self.compression, "ClientConfig.compression"))
         for f in fields(self):
-            if f.name == "ca_bundle":
+            if f.name in ("ca_bundle", "compression"):
                 continue
             value = getattr(self, f.name)
             if f.name in _BOOL_FIELDS:

@@ -110,14 +110,15 @@ class ParallelRun:
         """Counters of the shared control connection (reconnects, discarded frames, the §3.5 form fallback)."""
         return self._control.stats
 
-    def subscribe_transactions(self, program_ids: Any) -> None:
-        """Subscribe every sub-session to transactions of ``program_ids``."""
+    def subscribe_transactions(self, program_ids: Any, compression: Optional[str] = None) -> None:
+        """Subscribe every sub-session to transactions of ``program_ids`` (``compression``: as for
+        :meth:`Session.subscribe_transactions`)."""
         for sub in self._subs:
-            sub.subscribe_transactions(program_ids)
+            sub.subscribe_transactions(program_ids, compression=compression)
 
-    def subscribe_account_diffs(self, program_ids: Any) -> None:
+    def subscribe_account_diffs(self, program_ids: Any, compression: Optional[str] = None) -> None:
         for sub in self._subs:
-            sub.subscribe_account_diffs(program_ids)
+            sub.subscribe_account_diffs(program_ids, compression=compression)
 
     def drive(self, on_event: Optional[Callable[[SubSession, ev.Event], Any]] = None,
               advance_count: Optional[int] = None, max_workers: Optional[int] = None,

@@ -30,6 +30,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional
 
 from . import events as ev
 from .builders import Continue
+from .compression import resolve_compression
 from .config import ClientConfig
 from .control import ControlConnection, Route
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
@@ -139,30 +140,37 @@ class _BaseSession:
 
     # ------------------------------------------------------------------ subscriptions
 
-    def subscribe_transactions(self, program_ids: Sequence[str]) -> None:
-        """Stream every transaction invoking one of ``program_ids`` as :class:`events.Transaction`."""
-        self._add_subscription(TRANSACTIONS, program_ids)
+    def subscribe_transactions(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
+        """Stream every transaction invoking one of ``program_ids`` as :class:`events.Transaction`.
 
-    def subscribe_account_diffs(self, program_ids: Sequence[str]) -> None:
+        ``compression="zstd"`` asks for zstd-compressed frames (PROTOCOL §9.4; ``pip install 'simclient[zstd]'``),
+        ``"none"`` for plain ones; None (the default) takes ``ClientConfig.compression``. The events are the same
+        either way (see :mod:`simclient.compression`)."""
+        self._add_subscription(TRANSACTIONS, program_ids, compression)
+
+    def subscribe_account_diffs(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         """Stream every write to an account owned by one of ``program_ids`` as :class:`events.AccountDiff`.
 
         The filter names one program (§9.2), so each program gets its own subscription socket: a server may close
-        a socket once its subscription ended, which would cut off siblings sharing it."""
+        a socket once its subscription ended, which would cut off siblings sharing it. ``compression``: as for
+        :meth:`subscribe_transactions`."""
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         for program in dict.fromkeys(str(p) for p in program_ids):
-            self._add_subscription(ACCOUNT_DIFFS, [program])
+            self._add_subscription(ACCOUNT_DIFFS, [program], compression)
 
-    def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
+    def _add_subscription(self, kind: str, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         if self._closed:
             raise SessionClosedError("session is closed")
+        # checked here, on the caller's thread: a bad value or a missing zstandard fails the subscribe_* call
+        compression = resolve_compression(compression, self._config.compression)
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator, self._route.range,
                            connection_factory=self._control.connection_factory,
-                           continue_sent=lambda: self._route.continues_sent > 0)
+                           continue_sent=lambda: self._route.continues_sent > 0, compression=compression)
         self._subscriptions.append(sub)
         self._through = None
         sub.start()
