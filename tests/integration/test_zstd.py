@@ -90,6 +90,16 @@ def test_every_reading_of_the_open_points(ack, eos, base):
     assert stats.decompress_failures == 0
 
 
+def test_a_lagging_data_plane_keeps_the_compressed_order():
+    """Delayed writes (FaultPlan.delay_subscriptions_ms) are compressed when they are written, in wire order."""
+    faults = FaultPlan().delay_subscriptions_ms(2).drop_subscriptions_every(150)
+    with LocalSimulator(port=0, faults=faults, replay_window=1000) as sim:
+        cap, stats, span = run(sim, advance_count=50)
+        assert sim.stats["zstd_frames_sent"] > 0
+        check_truth(sim, cap, span)
+    assert stats.decompress_failures == 0
+
+
 def test_early_complete_on_a_compressed_subscription_resubscribes():
     """§9.5's "subscribed before the data plane was up" answer arrives on the compressed stream (ack, then a
     compressed end marker); the re-subscribe is a new socket with a new compressor."""
