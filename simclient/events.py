@@ -23,6 +23,7 @@ __all__ = [
     "DiscoveryBatch",
     "Transaction",
     "AccountDiff",
+    "Logs",
     "Completed",
     "ServerError",
     "SessionSummary",
@@ -183,3 +184,28 @@ class AccountDiff(Event):
         except ImportError:
             return self.account
         return Pubkey.from_string(self.account)
+
+
+@dataclass(frozen=True)
+class Logs(Event):
+    """One transaction's log messages from ``logsSubscribe`` (``{"mentions": [program_id]}``, PROTOCOL §9.2.2).
+
+    ``err`` is the transaction's error (None when it succeeded), ``logs`` its log messages. ``program_id`` is the
+    address of the subscription that delivered it (standard Solana pushes a transaction once per subscription whose
+    address it mentions, so one mentioning two subscribed programs arrives once for each); it is not part of the
+    notification, the SDK fills it in (None when a converter is used on its own)."""
+
+    slot: int
+    signature: str
+    err: Any = field(default=None, hash=False)
+    logs: Tuple[str, ...] = ()
+    program_id: Optional[str] = None
+
+    @property
+    def success(self) -> bool:
+        return self.err is None
+
+    @property
+    def key(self) -> Tuple[Optional[str], str]:
+        """What the SDK delivers at most once: ``(program_id, signature)``."""
+        return (self.program_id, self.signature)

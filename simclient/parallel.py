@@ -120,6 +120,12 @@ class ParallelRun:
         for sub in self._subs:
             sub.subscribe_account_diffs(program_ids, compression=compression)
 
+    def subscribe_logs(self, program_ids: Any, compression: Optional[str] = None) -> None:
+        """Subscribe every sub-session to the logs of transactions mentioning ``program_ids``
+        (:meth:`Session.subscribe_logs`)."""
+        for sub in self._subs:
+            sub.subscribe_logs(program_ids, compression=compression)
+
     def drive(self, on_event: Optional[Callable[[SubSession, ev.Event], Any]] = None,
               advance_count: Optional[int] = None, max_workers: Optional[int] = None,
               consumers: Optional[int] = None) -> ParallelResult:

@@ -880,6 +880,8 @@ def encode_subscribe(request_id: int, kind: str, filter_: Any, replay_from_slot:
     config: Dict[str, Any] = {}
     if kind == "transaction":
         config.update({"commitment": "confirmed", "encoding": "json", "maxSupportedTransactionVersion": 0})
+    elif kind == "logs":
+        config["commitment"] = "confirmed"  # §9.2.2, the standard Solana logsSubscribe config
     if replay_from_slot is not None:
         config["replayFromSlot"] = replay_from_slot
     if compression:
@@ -893,6 +895,11 @@ def transaction_filter(program_ids: Sequence[str]) -> Dict[str, Any]:
 
 def account_diff_filter(program_id: str) -> Dict[str, Any]:
     return {"address": program_id, "address_type": "program"}
+
+
+def logs_filter(address: str) -> Dict[str, Any]:
+    """``logsSubscribe``'s filter (§9.2.2): standard Solana PubSub takes exactly one address in ``mentions``."""
+    return {"mentions": [address]}
 
 
 @dataclass(frozen=True)
@@ -1075,3 +1082,29 @@ def account_diff_from_result(result: Any) -> ev.AccountDiff:
     d["pre"] = pre
     d["post"] = post
     return event
+
+
+def logs_from_result(result: Any, program_id: Optional[str] = None) -> ev.Logs:
+    """A ``logsNotification`` result → :class:`events.Logs` (§9.2.2; ``program_id``: the subscription's address).
+
+    Reads ``{context: {slot}, value: {signature, err, logs}}`` (standard Solana) and, by L5, a bare
+    ``{slot, signature, err, logs}``; the slot may sit in ``context`` or in the value. ``logs: null`` (a node that
+    records no logs) is an empty list. Anything else is a :class:`ProtocolError`."""
+    try:
+        value = _obj(result, "logsNotification.result")
+        ctx_slot = None
+        if "value" in value:
+            ctx = value.get("context")
+            ctx_slot = ctx.get("slot") if isinstance(ctx, dict) else None
+            value = _obj(value["value"], "logsNotification.value")
+        slot = _u64(ctx_slot if ctx_slot is not None else value.get("slot"), "logs.slot")
+        signature = _str(_require(value, "signature", "logsNotification"), "logs.signature")
+        raw_logs = value.get("logs")
+        logs = () if raw_logs is None else tuple(_list(raw_logs, "logs.logs"))
+        for line in logs:
+            if not isinstance(line, str):
+                raise _Bad(f"logs.logs: expected strings, got {type(line).__name__}")
+        err = value.get("err")
+    except _Bad as exc:
+        raise ProtocolError(str(exc), _raw(result)) from None
+    return ev.Logs(slot=slot, signature=signature, err=err, logs=logs, program_id=program_id)

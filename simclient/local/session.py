@@ -106,10 +106,20 @@ def _account_diff_texts(sub: Subscription, tx: TxRecord) -> List[str]:
     return out
 
 
+def _logs_texts(sub: Subscription, tx: TxRecord) -> List[str]:
+    """``logsSubscribe`` (§9.2.2): the transaction's logs when it mentions the subscription's address (``programs``
+    None: the ``"all"`` / ``"allWithVotes"`` filters; the synthetic chain has no vote transactions)."""
+    if sub.programs is None or not sub.programs.isdisjoint(tx.mentions):
+        return ['{"jsonrpc":"2.0","method":"logsNotification","params":{"subscription":%d,'
+                '"result":{"context":{"slot":%d},"value":%s}}}' % (sub.id, tx.slot, wire.dumps(tx.logs_value))]
+    return []
+
+
 #: Per kind: the notification frames a subscription of that kind gets for one executed transaction.
 NOTIFICATION_TEXTS: Dict[str, Callable[[Subscription, TxRecord], List[str]]] = {
     "transaction": _transaction_texts,
     "accountDiff": _account_diff_texts,
+    "logs": _logs_texts,
 }
 
 

@@ -193,3 +193,30 @@ def test_parallel_run_with_zstd_and_drops():
             assert cap.signatures == truth_signatures(sim.chain, start, end, sim.program_ids)
             assert cap.diff_keys() == truth_diff_keys(sim.chain, start, end, sim.program_ids)
     assert failures == 0
+
+
+def test_logs_with_zstd_and_drops_match_the_chain():
+    """A kind added beside transactions and diffs (logsSubscribe) goes through the same compressed path."""
+    from simclient import events as ev
+
+    with LocalSimulator(port=0, faults=_faults(), replay_window=1000) as sim:
+        watch = [sim.program_ids[0], sim.chain.accounts_of(sim.program_ids[0])[0]]
+        client = Client(sim.url, sim.api_key, fast_config(compression="zstd"))
+        create = CreateSession(start_slot=sim.first_slot, slot_count=SLOTS - 1)
+        events = []
+        with client.start_session(create) as session:
+            session.subscribe_logs(watch)
+            for event in session.events(timeout=15):
+                events.append(event)
+                if isinstance(event, ev.ReadyForContinue):
+                    session.send_continue(advance_count=10)
+            stats = session.stats
+        assert sim.stats["subscription_drops"] > 0 and sim.stats["zstd_frames_sent"] > 0
+        start, end = create.start_slot, create.resolved_end_slot
+        for address in watch:
+            mine = [(e.slot, e.signature, e.err, e.logs) for e in events
+                    if isinstance(e, ev.Logs) and e.program_id == address]
+            assert mine == [(r["slot"], r["signature"], r["err"], tuple(r["logs"]))
+                            for r in sim.chain.logs(start, end, [address])] and mine
+    assert isinstance(events[-1], ev.Completed)
+    assert stats.decompress_failures == 0
