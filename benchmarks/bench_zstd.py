@@ -174,7 +174,26 @@ def serve(slots: int) -> None:
 
 # ---------------------------------------------------------------------------------------------- the client
 
-def one_run(port: int, kind: str, compression: Optional[str]) -> Dict[str, float]:
+class _BatchingSink:
+    """``--batched-queue`` (an experiment, not what the SDK does): the worker's events reach the queue 64 at a time
+    (and at the end of stream), so the consumer is woken once per batch instead of once per event."""
+
+    def __init__(self, target: "queue.SimpleQueue[Any]", size: int = 64):
+        self.target = target
+        self.size = size
+        self.buf: List[Any] = []
+
+    def put(self, item: Any) -> None:
+        from simclient.subscriptions import EndOfStream
+
+        self.buf.append(item)
+        if len(self.buf) >= self.size or isinstance(item, (EndOfStream, BaseException)):
+            for x in self.buf:
+                self.target.put(x)
+            self.buf = []
+
+
+def one_run(port: int, kind: str, compression: Optional[str], batched: bool = False) -> Dict[str, float]:
     """One subscription through the SDK's worker to its end of stream: events, wall s, CPU s (this process)."""
     from simclient import events as ev
     from simclient.config import ClientConfig
@@ -185,7 +204,8 @@ def one_run(port: int, kind: str, compression: Optional[str]) -> Dict[str, float
     completed = threading.Event()
     completed.set()
     stats = SessionStats()
-    sub = Subscription(kind, ["all"], f"http://127.0.0.1:{port}/backtest/bench", sink, ClientConfig(), completed,
+    target: Any = _BatchingSink(sink) if batched else sink
+    sub = Subscription(kind, ["all"], f"http://127.0.0.1:{port}/backtest/bench", target, ClientConfig(), completed,
                        FIRST_SLOT, "bench", stats, compression=compression)
     events = 0
     x0 = _ctx_switches()
@@ -246,6 +266,9 @@ def main() -> None:
     ap.add_argument("--slots", type=int, default=2000)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--batched-queue", action="store_true",
+                    help="experiment: the worker's events reach the consumer's queue 64 at a time (not the SDK's "
+                         "behaviour; measures what batching the hand-off would save)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -263,8 +286,10 @@ def main() -> None:
         port, info = banner["port"], banner["info"]
         backend = wire.JSON_BACKEND
         print(f"bench_zstd: {args.slots} slots, {args.reps} alternating repetitions; JSON backend: {backend}; "
-              "server: separate process (pre-framed blobs); client: the SDK's subscription worker in this process")
-        results: Dict[str, Any] = {"slots": args.slots, "reps": args.reps, "json_backend": backend, "streams": {}}
+              "server: separate process (pre-framed blobs); client: the SDK's subscription worker in this process"
+              + ("; EXPERIMENT: events queued 64 at a time" if args.batched_queue else ""))
+        results: Dict[str, Any] = {"slots": args.slots, "reps": args.reps, "json_backend": backend,
+                                   "batched_queue": args.batched_queue, "streams": {}}
         for kind in STREAMS:
             one_run(port, kind, None)  # warm-up (imports, the decompressor's first use)
             one_run(port, kind, "zstd")
@@ -272,7 +297,7 @@ def main() -> None:
             for rep in range(args.reps):
                 order = ("plain", "zstd") if rep % 2 == 0 else ("zstd", "plain")
                 for mode in order:
-                    runs[mode].append(one_run(port, kind, "zstd" if mode == "zstd" else None))
+                    runs[mode].append(one_run(port, kind, "zstd" if mode == "zstd" else None, args.batched_queue))
             n = info[kind]["messages"]
             assert all(r["events"] == n for rs in runs.values() for r in rs), "an incomplete stream"
             med = {m: {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "switches")}
