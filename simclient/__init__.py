@@ -28,6 +28,7 @@ from .errors import (
     AuthenticationError,
     BadUrlError,
     CompletionDrainStalled,
+    CompressionUnavailableError,
     ConnectionLostError,
     HttpConnectionError,
     HttpStatusError,
@@ -59,5 +60,5 @@ __all__ = [
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
     "HttpStatusError", "HttpConnectionError", "ServerTooOldError", "Timeout", "InternalError", "BadUrlError",
     "RedirectRefusedError", "TlsVerificationError",
-    "SessionCreatedInfo", "CreateStatus",
+    "SessionCreatedInfo", "CreateStatus", "CompressionUnavailableError",
 ]

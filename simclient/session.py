@@ -31,6 +31,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional
 from . import events as ev
 from ._base58 import is_pubkey
 from .builders import Continue
+from .compression import resolve_compression
 from .config import ClientConfig
 from .control import ControlConnection, Route
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
@@ -140,21 +141,26 @@ class _BaseSession:
 
     # ------------------------------------------------------------------ subscriptions
 
-    def subscribe_transactions(self, program_ids: Sequence[str]) -> None:
-        """Stream every transaction invoking one of ``program_ids`` as :class:`events.Transaction`."""
-        self._add_subscription(TRANSACTIONS, program_ids)
+    def subscribe_transactions(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
+        """Stream every transaction invoking one of ``program_ids`` as :class:`events.Transaction`.
 
-    def subscribe_account_diffs(self, program_ids: Sequence[str]) -> None:
+        ``compression="zstd"`` asks for zstd-compressed frames (PROTOCOL §9.4; ``pip install 'simclient[zstd]'``),
+        ``"none"`` for plain ones; None (the default) takes ``ClientConfig.compression``. The events are the same
+        either way (see :mod:`simclient.compression`)."""
+        self._add_subscription(TRANSACTIONS, program_ids, compression)
+
+    def subscribe_account_diffs(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         """Stream every write to an account owned by one of ``program_ids`` as :class:`events.AccountDiff`.
 
         The filter names one program (§9.2), so each program gets its own subscription socket: a server may close
-        a socket once its subscription ended, which would cut off siblings sharing it."""
+        a socket once its subscription ended, which would cut off siblings sharing it. ``compression``: as for
+        :meth:`subscribe_transactions`."""
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         for program in dict.fromkeys(str(p) for p in program_ids):
-            self._add_subscription(ACCOUNT_DIFFS, [program])
+            self._add_subscription(ACCOUNT_DIFFS, [program], compression)
 
-    def subscribe_logs(self, program_ids: Sequence[str]) -> None:
+    def subscribe_logs(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         """Stream the log messages of every transaction that mentions one of ``program_ids`` (any address: a program
         or an account) as :class:`events.Logs` (standard ``logsSubscribe`` with ``{"mentions": [address]}``).
 
@@ -162,7 +168,8 @@ class _BaseSession:
         account diffs, its own socket (a resubscribe replays each subscription from the cursor in turn, which on
         one socket would break the worker's slot order). A transaction that mentions two of the addresses is
         delivered once per address (as standard Solana and the Rust ``subscribe_program_logs`` do), each
-        :class:`~events.Logs` naming its ``program_id``; each address's stream is deduplicated by signature."""
+        :class:`~events.Logs` naming its ``program_id``; each address's stream is deduplicated by signature.
+        ``compression``: as for :meth:`subscribe_transactions`."""
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         programs = list(dict.fromkeys(str(p) for p in program_ids))
@@ -172,26 +179,28 @@ class _BaseSession:
         if bad:  # the server would refuse the subscribe (-32602); say so before anything is sent
             raise ValueError(f"subscribe_logs: program_ids: {bad[0]!r:.60} is not a base58 address")
         for program in programs:
-            self._add_subscription(LOGS, [program])
+            self._add_subscription(LOGS, [program], compression)
 
-    def subscribe_actions(self) -> None:
+    def subscribe_actions(self, compression: Optional[str] = None) -> None:
         """Stream the results of the session's scheduled actions (``CreateSession(actions=...)``) as
         :class:`events.ActionResult`. Keyless (§9.2.1): one stream carries every action, told apart by
         ``action_index`` / ``label``. A second call does nothing (a second stream would only repeat the first)."""
         if any(s.kind == ACTIONS for s in self._subscriptions):
             return
-        self._add_subscription(ACTIONS, [])
+        self._add_subscription(ACTIONS, [], compression)
 
-    def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
+    def _add_subscription(self, kind: str, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         if self._closed:
             raise SessionClosedError("session is closed")
+        # checked here, on the caller's thread: a bad value or a missing zstandard fails the subscribe_* call
+        compression = resolve_compression(compression, self._config.compression)
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator, self._route.range,
                            connection_factory=self._control.connection_factory,
-                           continue_sent=lambda: self._route.continues_sent > 0)
+                           continue_sent=lambda: self._route.continues_sent > 0, compression=compression)
         self._subscriptions.append(sub)
         self._through = None
         sub.start()

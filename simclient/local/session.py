@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tu
 from . import actions as _actions
 from . import wire
 from .chain import TxRecord
+from .zstd import Compressed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import ControlConn, LocalSimulator, SubConn
@@ -64,6 +65,7 @@ class Subscription:
         self.address = address            # accountDiff filter
         self.address_type = address_type
         self.ended = False
+        self.compressed = False           # asked for "compression":"zstd" (and zstandard is here): see .zstd
 
     def texts_for(self, tx: TxRecord) -> List[str]:
         """The notification frames this subscription gets for one executed transaction."""
@@ -72,6 +74,16 @@ class Subscription:
     def end_text(self) -> str:
         """The end-of-stream frame in the simulator's dialect (PROTOCOL §9.5)."""
         return self.conn.sim.dialect.end_text(self.kind, self.id)
+
+    def frame(self, text: str) -> Any:
+        """A notification as this subscription gets it: compressed on its socket's stream when it asked (§9.4)."""
+        return Compressed(text) if self.compressed else text
+
+    def end_frame(self, text: Optional[str] = None) -> Any:
+        """The end-of-stream frame (``text``, else :meth:`end_text`), compressed when it asked for zstd and the
+        dialect's ``zstd_eos`` reading compresses it."""
+        text = self.end_text() if text is None else text
+        return Compressed(text) if self.compressed and self.conn.sim.dialect.zstd_eos == "zstd" else text
 
 
 def _transaction_texts(sub: Subscription, tx: TxRecord) -> List[str]:
@@ -451,9 +463,9 @@ class SimSession:
             for sub in conn_subs:
                 sub.ended = True
                 if lagging:
-                    conn.send_later("raw", sub.end_text(), 0.0)
+                    conn.send_later("raw", sub.end_frame(), 0.0)
                 else:
-                    await conn.send(sub.end_text())
+                    await conn.send(sub.end_frame())
             # the close handshake runs on its own: a client slow to answer must not hold up the session
             if lagging:
                 conn.send_later("close", None, 0.0)
