@@ -39,6 +39,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tu
 
 from . import protocol as wire
 from .compression import new_inflater
+from .framelog import logging_inflater
 from .config import ClientConfig
 from .errors import ConnectionLostError, InternalError, ProtocolError, SimclientError, SubscriptionError
 from .reconnect import (
@@ -385,6 +386,8 @@ class Subscription:
             conn = self._connect(self.url, None, self.config.connect_timeout)
             self._conn = conn
             self._inflate = new_inflater(self.compression)  # never the previous connection's (§9.4)
+            if self._inflate is not None and self.config.log_frames:
+                self._inflate = logging_inflater(self._inflate, conn)
             if self._stop.is_set():
                 raise _Stopped()
             try:
