@@ -34,13 +34,14 @@ from .errors import (
     TlsVerificationError,
 )
 from .protocol import AccountData, AvailableRange, BacktestError
+from .programs import modify_program
 
 _logging.getLogger("simclient").addHandler(_logging.NullHandler())
 
 __all__ = [
     "__version__", "errors", "events", "Client", "Session", "SubSession", "ParallelRun", "ParallelResult",
     "Failure",
-    "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update",
+    "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update", "modify_program",
     "AccountData", "AvailableRange", "BacktestError",
     "SimclientError", "AuthenticationError", "InvalidRequestError", "SessionError", "ConnectionLostError",
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",

@@ -34,6 +34,7 @@ from .config import ClientConfig
 from .control import ControlConnection, Route
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
 from .flow import FlowControl
+from .protocol import AccountData
 from .rpc import RpcClient
 from .stats import SessionStats
 from .subscriptions import (
@@ -137,6 +138,36 @@ class _BaseSession:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, range={self._route.range})"
+
+    def modify_program(self, program_id: Any, elf: bytes, *, slot: Optional[int] = None,
+                       check_elf: bool = True) -> Dict[str, AccountData]:
+        """:func:`simclient.modify_program` shaped after the program as this session sees it (like the Rust
+        ``BacktestSession::modify_program``): reads ``program_id`` through :attr:`rpc` and, when it is an
+        upgradeable program, keeps its ProgramData address, upgrade authority and (unless ``slot`` is given) its
+        ProgramData slot; a program that does not exist yet gets the derived layout. Put the result into
+        ``Continue(modify_account_states=...)``. Raises ValueError when the account exists but is not an upgradeable
+        program (another loader's code cannot be replaced this way)."""
+        from .programs import BPF_LOADER_UPGRADEABLE, modify_program, parse_upgradeable_state
+
+        pid = str(program_id)
+        current = self.rpc.get_account(pid)
+        if current is None:
+            return modify_program(pid, elf, slot=0 if slot is None else slot, check_elf=check_elf)
+        if current.owner != BPF_LOADER_UPGRADEABLE:
+            raise ValueError(f"program_id {pid} is owned by {current.owner}, not the upgradeable loader "
+                             f"{BPF_LOADER_UPGRADEABLE}: only upgradeable programs can be replaced")
+        state = parse_upgradeable_state(current.data)
+        if state["state"] != "program":
+            raise ValueError(f"program_id {pid} holds an upgradeable-loader {state['state']} account, not a program")
+        pda = state["programdata_address"]
+        authority, last_slot = None, 0
+        existing = self.rpc.get_account(pda)
+        if existing is not None and existing.owner == BPF_LOADER_UPGRADEABLE:
+            header = parse_upgradeable_state(existing.data)
+            if header["state"] == "programdata":
+                authority, last_slot = header["upgrade_authority"], header["slot"]
+        return modify_program(pid, elf, slot=last_slot if slot is None else slot, upgrade_authority=authority,
+                              programdata=pda, check_elf=check_elf)
 
     # ------------------------------------------------------------------ subscriptions
 

@@ -26,8 +26,11 @@ Everything in this module runs on the simulator's event loop thread. Inferred pr
   that session's events and sequenced.
 * **Retained window**: the last ``replay_window`` produced slots a session has (at least partly) executed. Replay
   notifications are regenerated from the deterministic chain, so replay is exact.
-* **Account overrides** (``modifyAccountStates``, RPC ``modifyAccounts``) overlay the RPC state until the chain
-  itself next writes the account; they never change the data-plane notifications.
+* **Account overrides** (``modifyAccountStates``, RPC ``modifyAccounts``, and the create's ``accountOverrides``
+  ``{"<slot>": {address: AccountData}}``, applied as that slot starts, or at startup when it is at or before
+  ``startSlot``) overlay the RPC state until the chain itself next writes the account; they never change the
+  data-plane notifications. Program and ProgramData accounts are never written by the chain, so a program override
+  (``simclient.modify_program``) stays visible for the rest of the session.
 """
 from __future__ import annotations
 
@@ -117,6 +120,7 @@ class SimSession:
         self.subs: List[Subscription] = []
         self._next_sub = 0
         self.overrides: Dict[str, Tuple[Tuple[int, int], Dict[str, Any]]] = {}
+        self.create_overrides = sorted(req.account_overrides.items())  # (slot, accounts) not applied yet
         self.continues_started = 0                      # continues acted upon (the data plane is up after one)
         self.received_transactions: List[bytes] = []    # continue batches and RPC sendTransaction, in arrival order
         self.continue_transactions: List[bytes] = []
@@ -199,6 +203,7 @@ class SimSession:
                 await asyncio.sleep(sim.create_delay_ms / 1000)
             await self.emit(wire.session_created("sessionCreated", self.id, self.task_id))
             self.announced = True
+        self.apply_create_overrides(self.start_slot)
         await self.emit(wire.slot_notification(self.start_slot))
         await self._become_idle(IDLE)
 
@@ -275,6 +280,15 @@ class SimSession:
         for addr, acct in mods.items():
             self.overrides[addr] = (self.pos, acct)
 
+    def apply_create_overrides(self, slot: int) -> bool:
+        """Apply the create's ``accountOverrides`` due by ``slot`` (called as each slot starts, and at startup for
+        those at or before ``startSlot``); True if any was applied."""
+        applied = False
+        while self.create_overrides and self.create_overrides[0][0] <= slot:
+            self.apply_overrides(self.create_overrides.pop(0)[1])
+            applied = True
+        return applied
+
     def account(self, address: str) -> Optional[Dict[str, Any]]:
         """UiAccount of ``address`` at the session's position, with overrides applied."""
         chain = self.sim.chain
@@ -312,6 +326,10 @@ class SimSession:
         chain = sim.chain
         await sim.stall_gate()
         start_batch = self.pos[1] if self.pos[0] == s else 0
+        if start_batch == 0 and self.create_overrides:
+            self.pos = (s, 0)
+            if self.apply_create_overrides(s):
+                self.mods_pending = True
         if start_batch == 0 and sim.faults.has_slot_failures:
             variant = sim.faults.failure_at(s)
             if variant is not None:

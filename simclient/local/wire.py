@@ -185,6 +185,7 @@ class CreateRequest:
     signer_filter: List[str] = field(default_factory=list)
     discoveries: List[Dict[str, Any]] = field(default_factory=list)
     raw: Dict[str, Any] = field(default_factory=dict)
+    account_overrides: Dict[int, Dict[str, Dict[str, Any]]] = field(default_factory=dict)  # slot -> UiAccounts
 
 
 def _discovery(f: Any) -> Dict[str, Any]:
@@ -223,7 +224,27 @@ def parse_create(params: Any) -> CreateRequest:
         disconnect_timeout_secs=dts, capacity_wait_timeout_secs=_int(p, "capacityWaitTimeoutSecs", default=0,
                                                                      maximum=65535),
         extra_compute_units=_int(p, "extraComputeUnits", maximum=2 ** 32 - 1), signer_filter=list(signers),
-        discoveries=[_discovery(f) for f in _list(p, "discoveries")], raw=p)
+        discoveries=[_discovery(f) for f in _list(p, "discoveries")], raw=p,
+        account_overrides=_create_overrides(get(p, "accountOverrides")))
+
+
+def _create_overrides(raw: Any) -> Dict[int, Dict[str, Dict[str, Any]]]:
+    """``accountOverrides`` of a create (the Rust builder's ``add_override(slot, AccountModifications)``; the
+    wire form is inferred): ``{"<slot>": {"<base58>": AccountData}}``, applied from that slot on."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise invalid("invalid type for `accountOverrides`: expected an object of slot -> accounts")
+    out: Dict[int, Dict[str, Dict[str, Any]]] = {}
+    for key, accounts in raw.items():
+        try:
+            slot = int(key)
+        except (TypeError, ValueError):
+            raise invalid(f"invalid `accountOverrides` slot {key!r}: expected a u64") from None
+        if slot < 0 or not isinstance(accounts, dict):
+            raise invalid(f"invalid `accountOverrides` entry for slot {key!r}")
+        out[slot] = {addr: parse_account_data(addr, acct) for addr, acct in accounts.items()}
+    return out
 
 
 @dataclass
