@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
 from .builders import Continue
@@ -47,12 +47,17 @@ from .subscriptions import (
     Subscription,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .discovery import DiscoveryStep
+
 log = logging.getLogger("simclient.session")
 
 _CLOSED = object()  # queue sentinel put by close()
 _DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
 #: Events the subscription workers queue (everything else in the queue comes from the control reader).
 _DATA_EVENTS = (ev.Transaction, ev.AccountDiff)
+#: Events whose delivery advance_to_discovery tracks (simclient.discovery).
+_DISCOVERY_TRACKED = frozenset({ev.DiscoveryBatch, ev.ReadyForContinue, ev.Paused})
 
 
 class _StepBarrier:
@@ -92,6 +97,12 @@ class _BaseSession:
         self._marks: Dict[Any, int] = {}  # subscription -> slot of its newest SlotMark read from the queue
         self._through: Optional[int] = None  # cached delivered_through (None: recompute)
         self._flow = FlowControl(config.max_buffered_events, config.buffered_events_low_water)
+        # advance_to_discovery bookkeeping (simclient.discovery), kept by next_event and the continue senders
+        self._disc_fresh: List[ev.DiscoveryBatch] = []  # batches delivered since the last continue-type request
+        self._disc_idle: Optional[ev.Event] = None  # the ReadyForContinue/Paused delivered since then
+        self._disc_target: Optional[ev.DiscoveryBatch] = None  # the batch the last continueTo aimed at
+        self._disc_returned: Optional[Tuple[int, int]] = None  # the last pause advance_to_discovery returned
+        self._disc_carry: List[ev.Event] = []  # events a timed-out advance_to_discovery read
 
     # ------------------------------------------------------------------ identity
 
@@ -239,6 +250,7 @@ class _BaseSession:
             raise TypeError(f"send_continue takes a Continue, got {type(cont).__name__}")
         cont = self._flow.split(cont, self._route.stats.events_delivered)  # flow control: maybe a first window
         self._wait_subscriptions_up(timeout)
+        self._disc_sending()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
     def _flow_send(self) -> None:
@@ -251,6 +263,7 @@ class _BaseSession:
             return
         stats.flow_windows = flow.windows
         self._wait_subscriptions_up()
+        self._disc_sending()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
     def send_continue_to(self, slot: int, batch_index: int = 0, extra: Optional[Mapping[str, Any]] = None, *,
@@ -271,7 +284,38 @@ class _BaseSession:
             if clash:
                 raise ValueError(f"extra must not repeat {sorted(clash)}: pass slot/batch_index as arguments")
         self._wait_subscriptions_up(timeout)
+        self._disc_sending()
         self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index, extra))
+
+    def _disc_sending(self) -> None:
+        """A continue-type request is going out: the batches announced so far were for the step that ended (§5.5:
+        the server announces the next one again after every continue)."""
+        self._disc_fresh = []
+        self._disc_idle = None
+        self._disc_target = None
+
+    def _disc_track(self, event: Any) -> None:
+        if type(event) is ev.DiscoveryBatch:
+            self._disc_fresh.append(event)
+        else:
+            self._disc_idle = event
+
+    def advance_to_discovery(self, timeout: Optional[float] = None, *, settle: Optional[float] = None,
+                             extra: Optional[Mapping[str, Any]] = None) -> DiscoveryStep:
+        """Run to immediately before the next batch the session's discovery filters match (``CreateSession(
+        discoveries=[program_executed(pid)])``): consumes events up to the next ``DiscoveryBatch``, sends
+        ``continueTo`` its ``(slot, batch_index)`` and returns a :class:`~simclient.discovery.DiscoveryStep` with the
+        ``Paused`` event and the batch, or with ``Completed`` when no batch is left (the rest of the range is run).
+        Every other event read meanwhile is in the step's ``events``, in order.
+
+        Call it from an idle point or before the first event (it reads up to the idle marker first). ``timeout``
+        bounds the whole call (:class:`~simclient.errors.Timeout`; what was read is kept for the next call);
+        ``settle`` is how long an idle session with nothing to target waits for a late batch (default
+        :data:`~simclient.discovery.DISCOVERY_SETTLE`); ``extra`` goes into each ``continueTo`` (PROTOCOL §3.3).
+        The rules (which batches count, late and repeated announcements) are in :mod:`simclient.discovery`."""
+        from .discovery import advance_to_discovery
+
+        return advance_to_discovery(self, timeout, settle, extra)
 
     def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
         """Yield events until ``Completed`` (inclusive). Raises the session's fatal error, SessionClosedError
@@ -311,6 +355,8 @@ class _BaseSession:
                 if (kind is ev.ReadyForContinue or kind is ev.Paused) and self._begin_barrier(item):
                     self._wait_barrier(timeout)
                     return self._serve_ready()
+                if kind in _DISCOVERY_TRACKED:
+                    self._disc_track(item)
                 self._route.stats.events_delivered += 1
                 return item
             if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
@@ -412,6 +458,8 @@ class _BaseSession:
             kind = type(item)
             if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
                 continue
+            if kind in _DISCOVERY_TRACKED:
+                self._disc_track(item)
             self._route.stats.events_delivered += 1
             return item  # type: ignore[no-any-return]
 

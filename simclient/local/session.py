@@ -16,7 +16,9 @@ Everything in this module runs on the simulator's event loop thread. Inferred pr
 * **Idle markers**: a continue ends with ``readyForContinue``, a continueTo with ``paused``, both preceded by the
   next ``discoveryBatch`` when the session has discovery filters: the first matching batch not yet executed (when
   paused at ``(s, b)``, the search starts at ``(s, b + 1)``, so a client feeding discoveries to ``continueTo``
-  always makes progress). After ``endSlot``: ``completed{summary}``, then the data-plane end of stream.
+  always makes progress). Two other readings of §5.5 can be played: ``LocalSimulator.discovery_after_idle_ms``
+  (a background scan: the batch follows the idle marker after that delay, if the session is still idle) and
+  ``discovery_reannounce_paused`` (the search starts at ``(s, b)``: the batch paused before is announced again). After ``endSlot``: ``completed{summary}``, then the data-plane end of stream.
 * **Sequencing**: a single session created with ``disconnectTimeoutSecs > 0`` wraps every frame it emits with
   ``seqId`` (including ``status startingRuntime`` and ``sessionCreated``), and keeps them all in its replay buffer.
   ``sessionAttached`` (the attach reply) is *not* sequenced: it is a reply on the new connection, not a session
@@ -134,6 +136,7 @@ class SimSession:
         self.expiry: Optional[asyncio.TimerHandle] = None
         self.ended = threading.Event()     # set once the session is removed (closed, torn down, expired)
         self.announced = False              # single: sessionCreated has been emitted (drop faults apply after it)
+        self.idle_gen = 0                   # bumped at every idle marker (a late discoveryBatch checks it)
 
     def __repr__(self) -> str:
         return f"<SimSession {self.id} [{self.start_slot}, {self.end_slot}] {self.state} pos={self.pos}>"
@@ -209,10 +212,12 @@ class SimSession:
 
     async def _become_idle(self, state: str) -> None:
         disc = self._discovery_frame(state)
-        if disc is not None:
+        late = self.sim.discovery_after_idle_ms
+        if disc is not None and late is None:
             await self.emit(disc)
         def idle() -> None:
             self.state = state
+            self.idle_gen += 1
 
         if state == PAUSED:
             assert self.paused_at is not None
@@ -220,13 +225,21 @@ class SimSession:
         else:
             self.paused_at = None
             await self.emit(wire.READY, idle)
+        if disc is not None and late is not None:
+            self.sim._spawn(self._late_discovery(disc, late, self.idle_gen))
+
+    async def _late_discovery(self, text: str, delay_ms: float, gen: int) -> None:
+        """The background-scan reading of §5.5: the batch follows the idle marker (if still idle there)."""
+        await asyncio.sleep(delay_ms / 1000)
+        if self.idle_gen == gen and self.state in (IDLE, PAUSED):
+            await self.emit(text)
 
     def _discovery_frame(self, state: str) -> Optional[str]:
         if not self.discoveries:
             return None
         s, b = self.pos
         if state == PAUSED and self.paused_at is not None:
-            s, b = self.paused_at[0], self.paused_at[1] + 1
+            s, b = self.paused_at[0], self.paused_at[1] + (0 if self.sim.discovery_reannounce_paused else 1)
         found = self.sim.chain.find_match(self.discoveries, s, b, self.end_slot)
         if found is None:
             return None
