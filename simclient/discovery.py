@@ -8,7 +8,8 @@ readings it also works under:
   the next match". So the batches that matter at an idle point are those read since the last continue-type request
   went out (the session tracks them: every ``DiscoveryBatch`` returned by ``next_event``, also to your own
   ``events()`` loop, and every request sent by ``send_continue*``); when paused at ``(s, b)`` only batches after
-  ``(s, b)`` are targets. The earliest one is the target.
+  ``(s, b)`` are targets. The earliest one is the target. Batches announced beyond the target are kept across the
+  ``continueTo`` (they cannot have run once paused before it), for a server that announces several at once.
 * **When they arrive.** The lifecycle (§6) puts them before ``readyForContinue``; the table of §4 calls them a
   background scan. A server may therefore announce a batch *after* the idle marker: when idle with nothing to
   target, the call waits ``settle`` seconds (default :data:`DISCOVERY_SETTLE`) for a late batch before it concludes
@@ -148,6 +149,9 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                 consumed_idle()
                 session.send_continue_to(after[0].slot, after[0].batch_index, extra, timeout=left())
                 session._disc_target = after[0]
+                # batches beyond the target cannot have run once paused before it: kept, for a server that
+                # announces several at once and does not repeat them (a repeat is merged by position)
+                session._disc_fresh.extend(after[1:])
                 continue
             if again is not None:  # the pause already returned, announced again: step over its batch
                 assert position is not None
