@@ -112,7 +112,8 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
     def read(limit: Optional[float] = None) -> ev.Event:
         event = session.next_event(left(limit))
         if event is None:
-            raise SessionClosedError(f"session {session.session_id} ended without Completed")
+            raise SessionClosedError(f"session {session.session_id} has no more events (it completed, failed or "
+                                     "was closed before)")
         return event
 
     try:

@@ -156,8 +156,11 @@ class _BaseSession:
         ``BacktestSession::modify_program``): reads ``program_id`` through :attr:`rpc` and, when it is an
         upgradeable program, keeps its ProgramData address, upgrade authority and (unless ``slot`` is given) its
         ProgramData slot; a program that does not exist yet gets the derived layout. Put the result into
-        ``Continue(modify_account_states=...)``. Raises ValueError when the account exists but is not an upgradeable
-        program (another loader's code cannot be replaced this way)."""
+        ``Continue(modify_account_states=...)`` (or ``rpc.modify_accounts``). Raises ValueError when the account
+        exists but is not an upgradeable program (another loader's code cannot be replaced this way).
+
+        Keeping the slot follows "derives the ProgramData account shape" of the Rust client; pass ``slot=`` if
+        your server needs a new deployment slot to reload the code (it must stay below the slots that run it)."""
         from .programs import BPF_LOADER_UPGRADEABLE, modify_program, parse_upgradeable_state
 
         pid = str(program_id)

@@ -5,6 +5,8 @@ before the override; after it, ``getAccountInfo`` of the ProgramData account mus
 """
 from __future__ import annotations
 
+import pytest
+
 from simclient import Client, Continue, CreateSession, modify_program
 from simclient import events as ev
 from simclient.local import FaultPlan, LocalSimulator
@@ -81,5 +83,14 @@ def test_session_modify_program_of_an_unknown_program_uses_the_derived_layout() 
         with Client(sim.url, sim.api_key, fast_config()).start_session(
                 CreateSession(start_slot=sim.first_slot, slot_count=2)) as session:
             next(e for e in session.events(timeout=20) if isinstance(e, ev.ReadyForContinue))
-            assert session.modify_program(new_program, ELF) == modify_program(new_program, ELF)
+            overrides = session.modify_program(new_program, ELF)
+            assert overrides == modify_program(new_program, ELF)
+            # also through the RPC's modifyAccounts (PROTOCOL §9.6): visible at once
+            session.rpc.modify_accounts(overrides)
+            pda = parse_upgradeable_state(session.rpc.get_account(new_program).data)["programdata_address"]
+            assert parse_upgradeable_state(session.rpc.get_account(pda).data)["elf"] == ELF
+            # an account that is not an upgradeable program cannot be replaced: said, not guessed
+            pool = sim.chain.accounts_of(sim.program_ids[0])[0]
+            with pytest.raises(ValueError, match="not the upgradeable loader"):
+                session.modify_program(pool, ELF)
             _finish(session)
