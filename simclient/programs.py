@@ -167,19 +167,19 @@ def _elf_bytes(elf: Any, check_elf: bool) -> bytes:
     if isinstance(elf, (bytes, bytearray, memoryview)):
         raw = bytes(elf)
     else:
-        raise ValueError(f"elf must be bytes (the program's .so file), got {type(elf).__name__}")
+        raise ValueError(f"elf_bytes must be bytes (the program's .so file), got {type(elf).__name__}")
     if not raw:
-        raise ValueError("elf is empty")
+        raise ValueError("elf_bytes is empty")
     if check_elf and not raw.startswith(ELF_MAGIC):
-        raise ValueError(f"elf does not start with the ELF magic {ELF_MAGIC!r} (got {raw[:4]!r}): not a compiled "
+        raise ValueError(f"elf_bytes does not start with the ELF magic {ELF_MAGIC!r} (got {raw[:4]!r}): not a compiled "
                          "program .so; pass check_elf=False to send these bytes anyway")
     return raw
 
 
-def modify_program(program_id: Any, elf: Union[bytes, bytearray, memoryview], *, slot: int = 0,
+def modify_program(program_id: Any, elf_bytes: Union[bytes, bytearray, memoryview], *, slot: int = 0,
                    upgrade_authority: Optional[Any] = None, programdata: Optional[Any] = None,
                    check_elf: bool = True) -> Dict[str, AccountData]:
-    """The overrides that make ``program_id`` run ``elf`` in a session: ``{program_id: Program account,
+    """The overrides that make ``program_id`` run ``elf_bytes`` (its ``.so``) in a session: ``{program_id: Program account,
     programdata: ProgramData account}`` (layout in the module docstring), for ``Continue(modify_account_states=...)``
     / ``Continue.modify_program`` or ``CreateSession(account_overrides={slot: ...})``.
 
@@ -191,7 +191,7 @@ def modify_program(program_id: Any, elf: Union[bytes, bytearray, memoryview], *,
     """
     pid = str(program_id)
     _key_bytes("program_id", pid)
-    raw = _elf_bytes(elf, check_elf)
+    raw = _elf_bytes(elf_bytes, check_elf)
     pda = programdata_address(pid) if programdata is None else str(programdata)
     _key_bytes("programdata", pda)
     if pda == pid:

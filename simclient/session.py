@@ -150,7 +150,7 @@ class _BaseSession:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, range={self._route.range})"
 
-    def modify_program(self, program_id: Any, elf: bytes, *, slot: Optional[int] = None,
+    def modify_program(self, program_id: Any, elf_bytes: bytes, *, slot: Optional[int] = None,
                        check_elf: bool = True) -> Dict[str, AccountData]:
         """:func:`simclient.modify_program` shaped after the program as this session sees it (like the Rust
         ``BacktestSession::modify_program``): reads ``program_id`` through :attr:`rpc` and, when it is an
@@ -166,7 +166,7 @@ class _BaseSession:
         pid = str(program_id)
         current = self.rpc.get_account(pid)
         if current is None:
-            return modify_program(pid, elf, slot=0 if slot is None else slot, check_elf=check_elf)
+            return modify_program(pid, elf_bytes, slot=0 if slot is None else slot, check_elf=check_elf)
         if current.owner != BPF_LOADER_UPGRADEABLE:
             raise ValueError(f"program_id {pid} is owned by {current.owner}, not the upgradeable loader "
                              f"{BPF_LOADER_UPGRADEABLE}: only upgradeable programs can be replaced")
@@ -180,7 +180,7 @@ class _BaseSession:
             header = parse_upgradeable_state(existing.data)
             if header["state"] == "programdata":
                 authority, last_slot = header["upgrade_authority"], header["slot"]
-        return modify_program(pid, elf, slot=last_slot if slot is None else slot, upgrade_authority=authority,
+        return modify_program(pid, elf_bytes, slot=last_slot if slot is None else slot, upgrade_authority=authority,
                               programdata=pda, check_elf=check_elf)
 
     # ------------------------------------------------------------------ subscriptions

@@ -60,7 +60,7 @@ def _check(sim: LocalSimulator, pid: str, start: int, end: int, pauses, reads, s
 
 @pytest.mark.parametrize("reading", ["before-idle", "after-idle", "reannounce"])
 def test_single_session_pauses_at_exactly_the_matching_batches(reading: str) -> None:
-    faults = FaultPlan(seed=5).drop_control_every(9)
+    faults = FaultPlan(seed=5).drop_control_every(9).drop_subscriptions_every(40)
     with LocalSimulator(port=0, faults=faults) as sim:
         if reading == "after-idle":
             sim.discovery_after_idle_ms = 30.0
@@ -74,7 +74,7 @@ def test_single_session_pauses_at_exactly_the_matching_batches(reading: str) -> 
             session.subscribe_transactions(sim.program_ids)
             pauses, reads, seen = step_through(session, sim, watch)
         _check(sim, pid, start, start + SLOTS - 1, pauses, reads, seen, watch)
-        assert sim.stats["control_drops"] >= 1
+        assert sim.stats["control_drops"] >= 1 and sim.stats["subscription_drops"] >= 1
 
 
 def test_sub_sessions_of_a_parallel_run_step_independently() -> None:

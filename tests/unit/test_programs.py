@@ -65,7 +65,7 @@ def test_usable_in_continue_and_create() -> None:
 
 @pytest.mark.parametrize("args, kwargs, needle", [
     (("not-base58!", ELF), {}, "program_id"),
-    ((JUP, b""), {}, "empty"),
+    ((JUP, b""), {}, "elf_bytes is empty"),
     ((JUP, "elf as str"), {}, "bytes"),
     ((JUP, b"MZ\x90\x00"), {}, "ELF magic"),
     ((JUP, ELF), {"slot": -1}, "slot"),
@@ -77,9 +77,10 @@ def test_bad_input_names_the_field(args, kwargs, needle) -> None:
         modify_program(*args, **kwargs)
 
 
-def test_elf_check_can_be_turned_off() -> None:
+def test_elf_check_can_be_turned_off_and_keywords_follow_design() -> None:
     blob = b"not an elf"
     assert modify_program(JUP, blob, check_elf=False)[JUP_PROGRAMDATA].data[45:] == blob
+    assert modify_program(program_id=JUP, elf_bytes=ELF) == modify_program(JUP, ELF)  # DESIGN.md names
 
 
 def test_on_curve_known_points() -> None:
