@@ -78,10 +78,10 @@ def _key(batch: ev.DiscoveryBatch) -> Tuple[int, int]:
     return (batch.slot, batch.batch_index)
 
 
-def _pause_position(paused: ev.Paused, target: Optional[ev.DiscoveryBatch]) -> Tuple[int, int]:
+def _pause_position(paused: ev.Paused, asked: Optional[Tuple[int, int]]) -> Tuple[int, int]:
     index = paused.batch_index
-    if index is None:  # optional on the wire (§5.3): the target's, when it was this slot's
-        index = target.batch_index if target is not None and target.slot == paused.slot else 0
+    if index is None:  # optional on the wire (§5.3): the one our continueTo asked for, when it was this slot's
+        index = asked[1] if asked is not None and asked[0] == paused.slot else 0
     return (paused.slot, index)
 
 
@@ -137,7 +137,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
             target = session._disc_target
             fresh = sorted({_key(b): b for b in session._disc_fresh}.items())
             if type(idle) is ev.Paused:
-                position = _pause_position(idle, target)
+                position = _pause_position(idle, session._disc_asked)
                 again = next((b for k, b in fresh if k == position), None)  # announced after the pause's request
                 here = target if target is not None and _key(target) == position else again
                 if here is not None and position != session._disc_returned:
@@ -150,6 +150,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                 consumed_idle()
                 session.send_continue_to(after[0].slot, after[0].batch_index, extra, timeout=left())
                 session._disc_target = after[0]
+                session._disc_asked = _key(after[0])
                 # batches beyond the target cannot have run once paused before it: kept, for a server that
                 # announces several at once and does not repeat them (a repeat is merged by position)
                 session._disc_fresh.extend(after[1:])
@@ -158,6 +159,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                 assert position is not None
                 consumed_idle()
                 session.send_continue_to(position[0], position[1] + 1, extra, timeout=left())
+                session._disc_asked = (position[0], position[1] + 1)
                 continue
             # idle and nothing to target: wait for a late batch, then run the rest of the range
             known = len(session._disc_fresh)

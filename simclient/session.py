@@ -101,6 +101,7 @@ class _BaseSession:
         self._disc_fresh: List[ev.DiscoveryBatch] = []  # batches delivered since the last continue-type request
         self._disc_idle: Optional[ev.Event] = None  # the ReadyForContinue/Paused delivered since then
         self._disc_target: Optional[ev.DiscoveryBatch] = None  # the batch the last continueTo aimed at
+        self._disc_asked: Optional[Tuple[int, int]] = None  # (slot, batch) of that continueTo (or a step-over)
         self._disc_returned: Optional[Tuple[int, int]] = None  # the last pause advance_to_discovery returned
         self._disc_carry: List[ev.Event] = []  # events a timed-out advance_to_discovery read
 
@@ -296,6 +297,7 @@ class _BaseSession:
         self._disc_fresh = []
         self._disc_idle = None
         self._disc_target = None
+        self._disc_asked = None
 
     def _disc_track(self, event: Any) -> None:
         if type(event) is ev.DiscoveryBatch:

@@ -88,10 +88,10 @@ def server(matches: List[Any], reannounce: bool = False, late: bool = False, pau
 MATCHES = [(101, 3), (101, 4), (105, 0), (119, 7)]
 
 
-@pytest.mark.parametrize("reading", ["before-idle", "late", "reannounce", "no-batch-index"])
+@pytest.mark.parametrize("reading", ["before-idle", "late", "reannounce", "no-batch-index", "reannounce-no-index"])
 def test_pauses_at_every_match_then_completes(reading: str) -> None:
-    kw = {"late": reading == "late", "reannounce": reading == "reannounce",
-          "paused_index": reading != "no-batch-index"}
+    kw = {"late": reading == "late", "reannounce": reading.startswith("reannounce"),
+          "paused_index": "no-" not in reading}
     first = [batch(*MATCHES[0])]
     startup = [ev.Status("startingRuntime"), ev.Slot(START)] + ([RFC] + first if kw["late"] else first + [RFC])
     s = session(server(MATCHES, **kw), startup)
@@ -107,7 +107,7 @@ def test_pauses_at_every_match_then_completes(reading: str) -> None:
     assert pauses == MATCHES
     sent = targets(s)
     assert sent[-1] == ("continue", END - START + 1)  # no batch left: the rest of the range
-    if reading == "reannounce":  # each re-announced pause was stepped over with continueTo(s, b + 1)
+    if reading.startswith("reannounce"):  # each re-announced pause was stepped over with continueTo(s, b + 1)
         assert (101, 5) in sent and (105, 1) in sent
     else:
         assert sent == MATCHES + [("continue", END - START + 1)]
