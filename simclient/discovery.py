@@ -174,6 +174,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                 seen.append(event)
                 if type(event) is ev.Completed:  # pragma: no cover - an idle session does not complete
                     seen.pop()
+                    consumed_idle()
                     return DiscoveryStep(completed=event, events=tuple(seen))
             if len(session._disc_fresh) != known:
                 continue
