@@ -103,10 +103,12 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
         ends = [t for t in (deadline, limit) if t is not None]
         return None if not ends else max(0.0, min(ends) - time.monotonic())
 
+    idle_at = 0  # where ``idle_read`` belongs in ``seen`` (events may be read after it while idle)
+
     def consumed_idle() -> None:
         nonlocal idle_read
         if idle_read is not None:
-            seen.append(idle_read)
+            seen.insert(idle_at, idle_read)
             idle_read = None
 
     def read(limit: Optional[float] = None) -> ev.Event:
@@ -126,7 +128,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                     return DiscoveryStep(completed=event, events=tuple(seen))  # type: ignore[arg-type]
                 if kind is ev.ReadyForContinue or kind is ev.Paused:
                     consumed_idle()
-                    idle_read = event
+                    idle_read, idle_at = event, len(seen)
                     continue
                 if kind is ev.DiscoveryBatch and finishing:
                     log.warning("session %s: discoveryBatch at %s arrived more than %.1fs after the idle marker, "

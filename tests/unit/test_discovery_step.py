@@ -113,12 +113,17 @@ def test_pauses_at_every_match_then_completes(reading: str) -> None:
         assert sent == MATCHES + [("continue", END - START + 1)]
 
 
-def test_nothing_read_on_the_way_is_dropped() -> None:
-    startup = [ev.Status("startingRuntime"), ev.Slot(START), batch(*MATCHES[0]), RFC]
-    s = session(server(MATCHES), startup)
-    step = s.advance_to_discovery(timeout=5, settle=0.1)
-    assert step.events == (ev.Status("startingRuntime"), ev.Slot(START), batch(*MATCHES[0]), RFC,
-                           ev.Status("decodedTransactions"), ev.Slot(100), batch(*MATCHES[1]))
+@pytest.mark.parametrize("late", [False, True])
+def test_nothing_read_on_the_way_is_dropped_and_order_is_kept(late: bool) -> None:
+    first = [RFC, batch(*MATCHES[0])] if late else [batch(*MATCHES[0]), RFC]
+    startup = [ev.Status("startingRuntime"), ev.Slot(START)] + first
+    s = session(server(MATCHES, late=late), startup)
+    step = s.advance_to_discovery(timeout=5, settle=0.5)
+    assert step.events == (ev.Status("startingRuntime"), ev.Slot(START), *first,
+                           ev.Status("decodedTransactions"), ev.Slot(100)) + (() if late else (batch(*MATCHES[1]),))
+    if late:  # the next batch follows the Paused: read by the next call
+        step = s.advance_to_discovery(timeout=5, settle=0.5)
+        assert step.events[0] == batch(*MATCHES[1])
 
 
 def test_several_batches_announced_at_once_and_never_repeated() -> None:
