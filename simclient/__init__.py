@@ -35,7 +35,7 @@ from .errors import (
 )
 from .protocol import AccountData, AvailableRange, BacktestError
 from .programs import modify_program
-from .discovery import DiscoveryStep
+from .discovery import DiscoveryCompleted, DiscoveryPause, DiscoveryStep
 
 _logging.getLogger("simclient").addHandler(_logging.NullHandler())
 
@@ -43,7 +43,7 @@ __all__ = [
     "__version__", "errors", "events", "Client", "Session", "SubSession", "ParallelRun", "ParallelResult",
     "Failure",
     "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update", "modify_program",
-    "DiscoveryStep",
+    "DiscoveryStep", "DiscoveryPause", "DiscoveryCompleted",
     "AccountData", "AvailableRange", "BacktestError",
     "SimclientError", "AuthenticationError", "InvalidRequestError", "SessionError", "ConnectionLostError",
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",

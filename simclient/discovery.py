@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Tuple
 
 from . import events as ev
@@ -39,39 +39,84 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("simclient.discovery")
 
-__all__ = ["DiscoveryStep", "DISCOVERY_SETTLE"]
+__all__ = ["DiscoveryStep", "DiscoveryPause", "DiscoveryCompleted", "DISCOVERY_SETTLE"]
 
 #: Seconds an idle session with no batch to target waits for a late ``discoveryBatch`` (background-scan reading).
 DISCOVERY_SETTLE = 1.0
 
 
-@dataclass(frozen=True)
 class DiscoveryStep:
-    """What :meth:`Session.advance_to_discovery` returns: ``paused`` + ``batch`` (stopped immediately before that
-    batch; RPC reads show the state before it) or ``completed`` (no batch was left). ``events`` holds every other
-    event read during the call, in order. Rust: ``DiscoveryStepResult::{Paused(DiscoveryPause{discovery, paused}),
-    Completed}``."""
+    """What :meth:`Session.advance_to_discovery` returns: a :class:`DiscoveryPause` (an ``events.Paused``: stopped
+    immediately before ``batch``; RPC reads show the state before it) or a :class:`DiscoveryCompleted` (an
+    ``events.Completed``: no batch was left). So ``isinstance(step, ev.Paused)`` / ``ev.Completed`` work as
+    DESIGN.md promises, and both carry the same attributes: ``paused``, ``batch`` (alias ``discovery``),
+    ``completed``, ``is_completed``, ``event`` and ``events`` (every other event read during the call, in order).
+    Rust: ``DiscoveryStepResult::{Paused(DiscoveryPause{discovery, paused}), Completed}``. Compare positions, not
+    objects: a ``DiscoveryPause`` is not ``==`` a plain ``Paused`` (dataclass equality includes the class)."""
 
-    paused: Optional[ev.Paused] = None
-    batch: Optional[ev.DiscoveryBatch] = None
-    completed: Optional[ev.Completed] = None
-    events: Tuple[ev.Event, ...] = ()
+    __slots__ = ()
 
     @property
     def discovery(self) -> Optional[ev.DiscoveryBatch]:
-        """The batch paused before (the Rust ``DiscoveryPause.discovery``)."""
-        return self.batch
-
-    @property
-    def is_completed(self) -> bool:
-        return self.completed is not None
+        """The batch paused before (the Rust ``DiscoveryPause.discovery``); None once completed."""
+        return getattr(self, "batch", None)
 
     @property
     def event(self) -> ev.Event:
-        """The ``Paused`` or the ``Completed`` event."""
-        out = self.paused if self.paused is not None else self.completed
-        assert out is not None
-        return out
+        """The step itself, as the event it is (``Paused`` or ``Completed``)."""
+        assert isinstance(self, ev.Event)
+        return self
+
+
+@dataclass(frozen=True)
+class DiscoveryPause(ev.Paused, DiscoveryStep):
+    """Paused immediately before ``batch`` (``slot``/``batch_index`` as the server's ``paused`` said)."""
+
+    batch: Optional[ev.DiscoveryBatch] = None
+    events: Tuple[ev.Event, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def paused(self) -> ev.Paused:
+        return self
+
+    @property
+    def completed(self) -> None:
+        return None
+
+    @property
+    def is_completed(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class DiscoveryCompleted(ev.Completed, DiscoveryStep):
+    """No batch was left: the session ran to the end of its range (``summary`` as in ``Completed``)."""
+
+    events: Tuple[ev.Event, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def paused(self) -> None:
+        return None
+
+    @property
+    def batch(self) -> None:
+        return None
+
+    @property
+    def completed(self) -> ev.Completed:
+        return self
+
+    @property
+    def is_completed(self) -> bool:
+        return True
+
+
+def _paused(paused: ev.Paused, batch: ev.DiscoveryBatch, seen: List[ev.Event]) -> DiscoveryPause:
+    return DiscoveryPause(slot=paused.slot, batch_index=paused.batch_index, batch=batch, events=tuple(seen))
+
+
+def _completed(completed: ev.Completed, seen: List[ev.Event]) -> DiscoveryCompleted:
+    return DiscoveryCompleted(summary=completed.summary, events=tuple(seen))
 
 
 def _key(batch: ev.DiscoveryBatch) -> Tuple[int, int]:
@@ -125,7 +170,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                 event = read()
                 kind = type(event)
                 if kind is ev.Completed:
-                    return DiscoveryStep(completed=event, events=tuple(seen))  # type: ignore[arg-type]
+                    return _completed(event, seen)  # type: ignore[arg-type]
                 if kind is ev.ReadyForContinue or kind is ev.Paused:
                     consumed_idle()
                     idle_read, idle_at = event, len(seen)
@@ -144,7 +189,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                 here = target if target is not None and _key(target) == position else again
                 if here is not None and position != session._disc_returned:
                     session._disc_returned = position
-                    return DiscoveryStep(paused=idle, batch=here, events=tuple(seen))
+                    return _paused(idle, here, seen)
                 after = [b for k, b in fresh if k > position]
             else:
                 position, again, after = None, None, [b for _k, b in fresh]
@@ -177,7 +222,7 @@ def advance_to_discovery(session: "_BaseSession", timeout: Optional[float] = Non
                 if type(event) is ev.Completed:  # pragma: no cover - an idle session does not complete
                     seen.pop()
                     consumed_idle()
-                    return DiscoveryStep(completed=event, events=tuple(seen))
+                    return _completed(event, seen)
             if len(session._disc_fresh) != known:
                 continue
             consumed_idle()

@@ -309,9 +309,10 @@ class _BaseSession:
                              extra: Optional[Mapping[str, Any]] = None) -> DiscoveryStep:
         """Run to immediately before the next batch the session's discovery filters match (``CreateSession(
         discoveries=[program_executed(pid)])``): consumes events up to the next ``DiscoveryBatch``, sends
-        ``continueTo`` its ``(slot, batch_index)`` and returns a :class:`~simclient.discovery.DiscoveryStep` with the
-        ``Paused`` event and the batch, or with ``Completed`` when no batch is left (the rest of the range is run).
-        Every other event read meanwhile is in the step's ``events``, in order.
+        ``continueTo`` its ``(slot, batch_index)`` and returns the ``Paused`` event as a
+        :class:`~simclient.discovery.DiscoveryPause` (``.batch``: the batch), or, when no batch is left, the
+        ``Completed`` event as a :class:`~simclient.discovery.DiscoveryCompleted` (the rest of the range is run).
+        Both are :class:`~simclient.discovery.DiscoveryStep`; every other event read meanwhile is in ``.events``.
 
         Call it from an idle point or before the first event (it reads up to the idle marker first). ``timeout``
         bounds the whole call (:class:`~simclient.errors.Timeout`; what was read is kept for the next call);

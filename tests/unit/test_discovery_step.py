@@ -100,7 +100,9 @@ def test_pauses_at_every_match_then_completes(reading: str) -> None:
         step = s.advance_to_discovery(timeout=5, settle=0.2)
         assert isinstance(step, DiscoveryStep)
         if step.completed is not None:
+            assert isinstance(step, ev.Completed) and not isinstance(step, ev.Paused) and step.is_completed
             break
+        assert isinstance(step, ev.Paused) and step.paused is step and step.discovery is step.batch
         assert (step.batch.slot, step.batch.batch_index) == (step.paused.slot, step.paused.batch_index or
                                                              step.batch.batch_index)
         pauses.append((step.batch.slot, step.batch.batch_index))
@@ -165,7 +167,7 @@ def test_a_settle_window_without_a_batch_runs_the_rest_and_timeout_keeps_events(
     assert targets(s) == [("continue", END - START + 1)]
     s._route.sink.put(ev.Completed())
     step = s.advance_to_discovery(timeout=1)
-    assert step.completed == ev.Completed()
+    assert isinstance(step, ev.Completed) and step.completed is step and step.summary is None
     assert step.events == (ev.Status("startingRuntime"), RFC)  # read by the call that timed out
 
 
