@@ -185,9 +185,11 @@ class ControlConn(_Conn):
             self.sim.stats["garbage_sent"] += 1
             if not await super().send_locked(garbage):
                 return False
+        self.sim.stats["frames_sent"] += 1  # before the write: a client that read the frame sees it counted
         ok = await super().send_locked(text)
-        if ok:
-            self.sim.stats["frames_sent"] += 1
+        if not ok:
+            self.sim.stats["frames_sent"] -= 1
+        else:
             if self.flap_on_created and isinstance(text, str) and (
                     '"method":"sessionsCreatedV2"' in text
                     or (self.parallel is None and '"method":"sessionCreated"' in text)):
@@ -322,7 +324,9 @@ class LocalSimulator:
     ``create_delay_ms``, ``slot_pace_ms``, ``replay_window``, ``omit_parallel_ranges`` (``sessionsCreatedV2``
     without ``start_slots``/``end_slots``, like a too-old server), ``mismatched_parallel_ranges``
     (``sessionsCreatedV2.end_slots`` one element shorter than ``session_ids``), ``early_session_events`` (a parallel
-    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``), ``session_ids`` (a list of ids
+    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``), ``discovery_after_idle_ms``
+    (a ``discoveryBatch`` follows the idle marker by that many ms, like a background scan) and
+    ``discovery_reannounce_paused`` (the batch a ``continueTo`` paused before is announced again), ``session_ids`` (a list of ids
     handed out, in order, to the next sessions created instead of generated ones: e.g. to make a restarted simulator
     reuse an id a client still holds); ``dialect`` (a preset name of :data:`~simclient.local.dialect.DIALECTS` or a :class:`~simclient.local.dialect.Dialect`), ``draining``
     (``GET /ready`` answers 503 and creates are refused).
@@ -354,6 +358,8 @@ class LocalSimulator:
         self.omit_parallel_ranges = False
         self.mismatched_parallel_ranges = False
         self.early_session_events = False
+        self.discovery_after_idle_ms: Optional[float] = None  # §5.5 readings, see simclient.local.session
+        self.discovery_reannounce_paused = False
         self.session_ids: List[str] = []
         self._dialect = resolve_dialect(dialect)
         self.draining = False
