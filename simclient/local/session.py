@@ -305,6 +305,7 @@ class SimSession:
         self.state = BUSY
         self.continues_started += 1
         self.task = asyncio.ensure_future(self._guard(coro))
+        self.task.add_done_callback(lambda _: coro.close())  # a task cancelled before it ran never awaited coro
         self.sim._track(self.task)
 
     async def _guard(self, coro: Any) -> None:
