@@ -49,9 +49,9 @@ def main() -> None:
     tx = os.environ.get("SIMULATOR_ACTION_TX") or PLACEHOLDER_TX
     with target() as (client, start, programs, account):
         actions = [
-            ScheduledAction(after_every_slot(10), [tx], kind="simulate", label="probe",
+            ScheduledAction(after_every_slot(10), transactions=[tx], kind="simulate", label="probe",
                             return_accounts=[account] if account else []),
-            ScheduledAction(after_match(program_executed(programs[0])), [tx], kind="simulate", label="after-match"),
+            ScheduledAction(after_match(program_executed(programs[0])), transactions=[tx], kind="simulate", label="after-match"),
         ]
         create = CreateSession(start_slot=start, end_slot=start + SLOTS - 1, actions=actions)
         with client.start_session(create) as session:

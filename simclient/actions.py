@@ -3,7 +3,7 @@ the data plane (``session.subscribe_actions()`` → :class:`simclient.events.Act
 
     from simclient import CreateSession, ScheduledAction, after_slot, before_match, program_executed
 
-    probe = ScheduledAction(after_slot([s + 10]), [tx_bytes], kind="simulate", label="probe",
+    probe = ScheduledAction(after_slot([s + 10]), transactions=[tx_bytes], kind="simulate", label="probe",
                             return_accounts=[vault])
     create = CreateSession(start_slot=s, slot_count=100, actions=[probe])
 
@@ -162,8 +162,8 @@ class ScheduledAction:
     does :attr:`ActionResult.action_index`, the position in ``actions``)."""
 
     anchor: ActionAnchor
-    transactions: Sequence[Any]
     kind: str = "simulate"
+    transactions: Sequence[Any] = ()
     label: Optional[str] = None
     return_accounts: Sequence[str] = ()
     account_overrides: Mapping[str, Any] = field(default_factory=dict, hash=False)
@@ -173,6 +173,9 @@ class ScheduledAction:
         if not isinstance(self.anchor, ActionAnchor):
             raise ValueError(f"anchor must be an ActionAnchor (after_slot([...]), before_match(filter) ...), "
                              f"got {type(self.anchor).__name__}")
+        if not isinstance(self.kind, str):
+            raise ValueError(f"kind must be one of {ACTION_KINDS}, got {type(self.kind).__name__} {self.kind!r:.60} "
+                             "(the second positional field is kind: pass the transactions as transactions=[...])")
         txs: Any = self.transactions
         if txs is None or isinstance(txs, (str, bytes, bytearray, memoryview)) or _is_solders(
                 txs, _SOLDERS_TRANSACTIONS):

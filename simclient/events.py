@@ -224,8 +224,8 @@ class ActionResult(Event):
     notification."""
 
     slot: int
-    action_index: int
-    batch_index: Optional[int] = None
+    batch_index: Optional[int] = None  # field order as in the design contract (positional ``match`` patterns)
+    action_index: int = 0
     label: Optional[str] = None
     committed: bool = False
     err: Any = field(default=None, hash=False)

@@ -78,13 +78,13 @@ def all_anchors(sim: LocalSimulator, start: int) -> List[ScheduledAction]:
     p = sim.program_ids
     acct = sim.chain.accounts_of(p[0])[0]
     return [
-        ScheduledAction(before_slot([start + 3, start + 3, start + 9]), [tx(b"a"), tx(b"b"), tx(b"c")], label="bs",
+        ScheduledAction(before_slot([start + 3, start + 3, start + 9]), transactions=[tx(b"a"), tx(b"b"), tx(b"c")], label="bs",
                         return_accounts=[acct, p[0]]),
-        ScheduledAction(after_slot([start + 4, start + 12]), [tx(b"d"), tx(b"e" + FAIL_MARKER)], label="as"),
-        ScheduledAction(before_every_slot(4), [tx(b"f")], label="bes", kind="send", return_accounts=[acct]),
-        ScheduledAction(after_every_slot(5), [tx(b"g"), tx(b"h")], label="aes", return_accounts=[acct]),
-        ScheduledAction(before_match(program_executed(p[1])), [tx(b"i")], label="bm"),
-        ScheduledAction(after_match(oracle_update([p[2]])), [tx(b"j")], label="am"),
+        ScheduledAction(after_slot([start + 4, start + 12]), transactions=[tx(b"d"), tx(b"e" + FAIL_MARKER)], label="as"),
+        ScheduledAction(before_every_slot(4), transactions=[tx(b"f")], label="bes", kind="send", return_accounts=[acct]),
+        ScheduledAction(after_every_slot(5), transactions=[tx(b"g"), tx(b"h")], label="aes", return_accounts=[acct]),
+        ScheduledAction(before_match(program_executed(p[1])), transactions=[tx(b"i")], label="bm"),
+        ScheduledAction(after_match(oracle_update([p[2]])), transactions=[tx(b"j")], label="am"),
     ]
 
 
@@ -140,9 +140,9 @@ def test_simulate_does_not_commit_and_send_does_visible_through_rpc():
         acct = quiet_account(chain, sim.program_ids[3], start, c + 1)
         before = chain.account_at(acct, start)["lamports"]
         create = CreateSession(start_slot=start, slot_count=30, actions=[
-            ScheduledAction(after_slot([a]), [tx(b"s")], kind="simulate", return_accounts=[acct]),
-            ScheduledAction(after_slot([b, b]), [tx(b"x"), tx(b"y")], kind="send", return_accounts=[acct]),
-            ScheduledAction(after_slot([c]), [tx(b"z")], kind="simulate", return_accounts=[acct]),
+            ScheduledAction(after_slot([a]), transactions=[tx(b"s")], kind="simulate", return_accounts=[acct]),
+            ScheduledAction(after_slot([b, b]), transactions=[tx(b"x"), tx(b"y")], kind="send", return_accounts=[acct]),
+            ScheduledAction(after_slot([c]), transactions=[tx(b"z")], kind="simulate", return_accounts=[acct]),
         ])
         client = Client(sim.url, sim.api_key, fast_config())
         balances: Dict[int, int] = {}
@@ -171,8 +171,8 @@ def test_simulate_does_not_commit_and_send_does_visible_through_rpc():
 
 def dense_actions(sim: LocalSimulator) -> List[ScheduledAction]:
     acct = sim.chain.accounts_of(sim.program_ids[0])[1]
-    return [ScheduledAction(before_every_slot(1), [tx(b"p")], label="each", return_accounts=[acct]),
-            ScheduledAction(after_match(program_executed(sim.program_ids[4])), [tx(b"q")], kind="send",
+    return [ScheduledAction(before_every_slot(1), transactions=[tx(b"p")], label="each", return_accounts=[acct]),
+            ScheduledAction(after_match(program_executed(sim.program_ids[4])), transactions=[tx(b"q")], kind="send",
                             return_accounts=[acct], label="match")]
 
 
@@ -258,9 +258,9 @@ def test_parallel_sub_sessions_get_the_firings_of_their_own_range():
         acct = sim.chain.accounts_of(sim.program_ids[0])[2]
         create = CreateSession(start_slot=start, slot_count=3 * bundle - 1, actions=[
             ScheduledAction(after_slot([start + 5, start + bundle + 5, start + 2 * bundle + 7]),
-                            [tx(b"1"), tx(b"2"), tx(b"3")], label="listed"),
-            ScheduledAction(after_every_slot(7), [tx(b"4")], kind="send", return_accounts=[acct], label="every"),
-            ScheduledAction(before_match(program_executed(sim.program_ids[2])), [tx(b"5")], label="match"),
+                            transactions=[tx(b"1"), tx(b"2"), tx(b"3")], label="listed"),
+            ScheduledAction(after_every_slot(7), transactions=[tx(b"4")], kind="send", return_accounts=[acct], label="every"),
+            ScheduledAction(before_match(program_executed(sim.program_ids[2])), transactions=[tx(b"5")], label="match"),
         ])
         client = Client(sim.url, sim.api_key, fast_config())
         got: Dict[str, List[ev.ActionResult]] = {}
@@ -308,9 +308,9 @@ def test_continue_to_discoveries_splits_slots_without_changing_the_results():
     with LocalSimulator(port=0, faults=FaultPlan().delay_subscriptions_ms(2)) as sim:
         prog = sim.program_ids[1]
         create = CreateSession(start_slot=sim.first_slot, slot_count=15, discoveries=[prog], actions=[
-            ScheduledAction(before_match(prog), [tx(b"b")], label="before"),
-            ScheduledAction(after_match(prog), [tx(b"a")], label="after"),
-            ScheduledAction(after_every_slot(2), [tx(b"e")], label="every")])
+            ScheduledAction(before_match(prog), transactions=[tx(b"b")], label="before"),
+            ScheduledAction(after_match(prog), transactions=[tx(b"a")], label="after"),
+            ScheduledAction(after_every_slot(2), transactions=[tx(b"e")], label="every")])
         client = Client(sim.url, sim.api_key, fast_config())
         results: List[ev.ActionResult] = []
         pauses = 0

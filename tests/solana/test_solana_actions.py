@@ -33,7 +33,7 @@ def test_solders_values_in_an_action_arrive_as_given():
     with LocalSimulator(port=0) as sim:
         start = sim.first_slot
         s1, s2 = sim.chain.produced_slots(start, start + 10)[:2]
-        action = ScheduledAction(after_slot([s1, s2]), [v0, legacy], return_accounts=[watched],
+        action = ScheduledAction(after_slot([s1, s2]), transactions=[v0, legacy], return_accounts=[watched],
                                  account_overrides={watched: override})
         client = Client(sim.url, sim.api_key, fast_config())
         results = []
@@ -50,4 +50,4 @@ def test_solders_values_in_an_action_arrive_as_given():
     assert [r.slot for r in results] == [s1, s2]
     assert results[0].accounts[0].data == b"xyz"  # the override, seen by the action
     with pytest.raises(ValueError, match=r"transactions\[0\]"):
-        ScheduledAction(after_slot([s1]), [payer])  # a Keypair's bytes are its secret: never sent
+        ScheduledAction(after_slot([s1]), transactions=[payer])  # a Keypair's bytes are its secret: never sent

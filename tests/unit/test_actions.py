@@ -63,12 +63,12 @@ def action(**kw: Any) -> ScheduledAction:
 ])
 def test_every_anchor_encodes_externally_tagged_camel_case(anchor, wire):
     n = len(anchor.slots) or 1
-    a = ScheduledAction(anchor, [TX] * n)
+    a = ScheduledAction(anchor, transactions=[TX] * n)
     assert protocol.encode_scheduled_action(a)["anchor"] == wire
 
 
 def test_full_action_wire_shape():
-    a = ScheduledAction(after_slot([400000010]), [TX], kind="send", label="probe", return_accounts=[TOKEN],
+    a = ScheduledAction(after_slot([400000010]), transactions=[TX], kind="send", label="probe", return_accounts=[TOKEN],
                         account_overrides={TOKEN: AccountData(lamports=7, data=b"ab", owner=SYSTEM)},
                         feeds_reroute=True)
     create = CreateSession(start_slot=400000000, slot_count=20, actions=[a])
@@ -83,7 +83,7 @@ def test_full_action_wire_shape():
 
 
 def test_defaults_and_transaction_forms():
-    a = ScheduledAction(before_every_slot(2), [TX, TX_B64, bytearray(TX)])
+    a = ScheduledAction(before_every_slot(2), transactions=[TX, TX_B64, bytearray(TX)])
     assert a.kind == "simulate" and a.label is None and a.feeds_reroute is False
     assert a.transactions == (TX_B64,) * 3
     wire = protocol.encode_scheduled_action(a)
@@ -318,7 +318,7 @@ def _local_parse(actions: Any, replay: bool = False) -> Any:
 
 
 def test_local_simulator_parses_what_the_sdk_sends():
-    a = ScheduledAction(before_slot([1, 2]), [TX, TX + b"x"], kind="send", label="l", return_accounts=[TOKEN],
+    a = ScheduledAction(before_slot([1, 2]), transactions=[TX, TX + b"x"], kind="send", label="l", return_accounts=[TOKEN],
                         account_overrides={TOKEN: AccountData(lamports=3)})
     req = _local_parse([protocol.encode_scheduled_action(a)])
     (p,) = req.actions
@@ -384,3 +384,14 @@ def test_anchor_accepts_its_wire_name_and_refuses_unknown_variants():
     assert ActionAnchor.before_match(JUP) == before_match(program_executed(JUP))
     with pytest.raises(ValueError, match="variant"):
         ActionAnchor("sometimes")
+
+
+def test_field_order_follows_the_design_contract():
+    # DESIGN.md: ScheduledAction(anchor, kind="simulate", transactions=(), ...); ActionResult(slot, batch_index,
+    # action_index, ...): positional construction and ``match`` patterns depend on it
+    a = ScheduledAction(after_slot([7]), "send", [TX])
+    assert a.kind == "send" and a.transactions == (TX_B64,)
+    with pytest.raises(ValueError, match=r"kind must be one of .*transactions=\[\.\.\.\]"):
+        ScheduledAction(after_slot([7]), [TX])  # the transactions where kind goes
+    assert ev.ActionResult.__match_args__[:3] == ("slot", "batch_index", "action_index")
+    assert ev.ActionResult(5, 2, 1).key == (5, 1, 2)
