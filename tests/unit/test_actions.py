@@ -393,5 +393,7 @@ def test_field_order_follows_the_design_contract():
     assert a.kind == "send" and a.transactions == (TX_B64,)
     with pytest.raises(ValueError, match=r"kind must be one of .*transactions=\[\.\.\.\]"):
         ScheduledAction(after_slot([7]), [TX])  # the transactions where kind goes
-    assert ev.ActionResult.__match_args__[:3] == ("slot", "batch_index", "action_index")
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(ev.ActionResult)][:3] == ["slot", "batch_index", "action_index"]
     assert ev.ActionResult(5, 2, 1).key == (5, 1, 2)
