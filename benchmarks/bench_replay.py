@@ -858,16 +858,17 @@ def _pace(runs: Sequence[Dict[str, Any]]) -> str:
     return f"{who} (client {cu:.2f} / server {su:.2f} CPU s per s)"
 
 
-def run_clients(server: ReplayProcess, reps: int, only: Sequence[str] = CLIENTS) -> Dict[str, Any]:
+def run_clients(server: ReplayProcess, reps: int, only: Sequence[str] = CLIENTS,
+                streams: Sequence[str] = STREAMS) -> Dict[str, Any]:
     print(f"[replay A] the SDK beside raw loops on the same recorded stream (median of {reps} alternating runs, "
           f"range in brackets); replay server: its own process; every client: its own process")
     workers = _workers(server, only)
     result: Dict[str, Any] = {}
     try:
         for w in workers:  # warm-up: imports, first connections, caches
-            for stream in STREAMS:
+            for stream in streams:
                 w.run(stream)
-        for stream in STREAMS:
+        for stream in streams:
             runs = _alternate(server, workers, stream, reps)
             result[stream] = runs
             _print_stream(stream, runs)
@@ -1084,12 +1085,13 @@ def run_toggles(server: ReplayProcess, reps: int, toggles: Sequence[str] = tuple
 
 
 def run(reps: int = 5, only: Sequence[str] = ("clients", "barrier", "fanout", "toggles", "hotpath"),
-        toggle_reps: Optional[int] = None) -> Dict[str, Any]:
+        toggle_reps: Optional[int] = None, clients: Sequence[str] = CLIENTS,
+        streams: Sequence[str] = STREAMS) -> Dict[str, Any]:
     result: Dict[str, Any] = {}
     with ReplayProcess() as server:
         print(f"    {server.banner}")
         if "clients" in only:
-            result["clients"] = run_clients(server, reps)
+            result["clients"] = run_clients(server, reps, clients, streams)
             print()
         if "barrier" in only:
             result["barrier"] = run_barrier(server, reps)
@@ -1119,13 +1121,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--hotpath-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", default="clients,barrier,fanout,toggles,hotpath")
+    ap.add_argument("--clients", default=",".join(CLIENTS), help="part A's clients (null must stay for the check)")
+    ap.add_argument("--streams", default=",".join(STREAMS), help="part A's streams")
     args = ap.parse_args(argv)
     if args.hotpath_worker:
         hotpath_worker(args.reps)
     elif args.worker:
         worker(args)
     else:
-        run(args.reps, args.only.split(","))
+        run(args.reps, args.only.split(","), clients=args.clients.split(","), streams=args.streams.split(","))
 
 
 if __name__ == "__main__":
