@@ -36,9 +36,8 @@ from .errors import CompletionDrainStalled, SessionClosedError, SessionError, Si
 from .flow import FlowControl
 from .rpc import RpcClient
 from .stats import SessionStats
+from .kinds import ACCOUNT_DIFFS, TRANSACTIONS
 from .subscriptions import (
-    ACCOUNT_DIFFS,
-    TRANSACTIONS,
     BarrierPassed,
     EndOfStream,
     ReconnectCoordinator,

@@ -61,8 +61,9 @@ log = logging.getLogger("simclient.subscriptions")
 #: ``completion_drain_timeout``, still bounds the wait, loudly). Process-wide: learnt once, kept for the process.
 _MARKER_SERVERS: Set[str] = set()
 
-TRANSACTIONS = "transaction"
-ACCOUNT_DIFFS = "accountDiff"
+from .kinds import ACCOUNT_DIFFS as ACCOUNT_DIFFS  # noqa: E402 - re-exported (older imports)
+from .kinds import TRANSACTIONS as TRANSACTIONS  # noqa: E402
+from .kinds import kind as _kind  # noqa: E402
 
 #: Ping payload prefix of a step barrier; the generation number follows in ASCII.
 BARRIER_PREFIX = b"simclient-step-"
@@ -169,12 +170,12 @@ class Subscription:
                  slot_range: Optional[Tuple[int, int]] = None,
                  connection_factory: Optional[ConnectionFactory] = None,
                  continue_sent: Optional[Callable[[], bool]] = None):
-        if kind not in (TRANSACTIONS, ACCOUNT_DIFFS):
-            raise ValueError(f"unknown subscription kind {kind!r}")
+        spec = _kind(kind)
         programs = [str(p) for p in program_ids]
-        if not programs:
+        if spec.needs_programs and not programs:
             raise ValueError("program_ids must name at least one program")
         self.kind = kind
+        self.spec = spec
         self.program_ids = programs
         self.url = http_to_ws_url(rpc_endpoint)
         self._server = urlsplit(self.url).netloc  # for _MARKER_SERVERS
@@ -207,17 +208,15 @@ class Subscription:
         self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
                                         logger=log)
         self._lost_reason = "connection lost"
-        self._convert: Callable[[Any], Any] = (
-            wire.transaction_from_result if kind == TRANSACTIONS else wire.account_diff_from_result)
-        self._by_signature = kind == TRANSACTIONS  # dedup key: signature, else (slot, account, signature)
+        self._convert: Callable[[Any], Any] = spec.convert
+        self._key_attr = spec.key_attr  # the event attribute that identifies it within its slot (dedup)
         # step barrier: generation requested (consumer thread) / passed (worker thread); the lock pairs the
         # request with ``up`` so that either the consumer or the worker sends the ping of a new generation
         self._barrier_lock = threading.Lock()
         self._barrier_wanted = 0
         self._barrier_passed = 0
         self._barrier_sent_at = 0.0
-        tag = "tx" if kind == TRANSACTIONS else f"diff-{programs[0][:6]}"
-        name = f"simclient-sub-{session_id[-8:]}-{tag}"
+        name = f"simclient-sub-{session_id[-8:]}-{spec.tag(programs)}"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # ------------------------------------------------------------------ caller side
@@ -415,13 +414,9 @@ class Subscription:
         """Send the subscribe request(s) and wait for every ack. Returns {subscription id: label}."""
         replay = self._replay_from(first)
         requests: Dict[int, str] = {}
-        if self.kind == TRANSACTIONS:
-            conn.send_json(wire.encode_subscribe(1, TRANSACTIONS, wire.transaction_filter(self.program_ids), replay))
-            requests[1] = "programs"
-        else:
-            for i, program in enumerate(self.program_ids, start=1):
-                conn.send_json(wire.encode_subscribe(i, ACCOUNT_DIFFS, wire.account_diff_filter(program), replay))
-                requests[i] = program
+        for i, (filter_, label) in enumerate(self.spec.requests(self.program_ids), start=1):
+            conn.send_json(wire.encode_subscribe(i, self.kind, filter_, replay))
+            requests[i] = label
         ids: Dict[int, str] = {}
         early: List[Any] = []
         # Before the session's first continue, a server whose data plane is not up yet answers the subscribe with
@@ -624,7 +619,7 @@ class Subscription:
                 f"{self.kind} subscription of session {self.session_id}: the server sent a notification for slot "
                 f"{slot}, outside the session's range {list(rng)}; this is not the session this client created (a "
                 "restarted server that reused the id?), so nothing of it is delivered")
-        key = event.signature if self._by_signature else event.key
+        key = getattr(event, self._key_attr)
         last = self.last_slot
         out = self._out
         if last is not None and slot <= last:

@@ -1103,13 +1103,14 @@ class LocalSimulator:
         def err(code: int, message: str) -> str:
             return wire.dumps({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
 
-        if method in ("transactionSubscribe", "accountDiffSubscribe"):
+        method = method if isinstance(method, str) else ""
+        if method.endswith("Subscribe") and method[:-len("Subscribe")] in SUBSCRIBE_FILTERS:
             if self._faults.take_ignored_subscribe():
                 log.info("fault: ignoring a subscribe (never acked)")
                 return
             await self._subscribe(conn, rid, method, params, err)
-        elif method in ("transactionUnsubscribe", "accountDiffUnsubscribe"):
-            kind = "transaction" if method.startswith("transaction") else "accountDiff"
+        elif method.endswith("Unsubscribe") and method[:-len("Unsubscribe")] in SUBSCRIBE_FILTERS:
+            kind = method[:-len("Unsubscribe")]
             sub_id = params[0] if params else None
             sess = conn.session
             found = [s for s in sess.subs if s.conn is conn and s.id == sub_id and s.kind == kind]
@@ -1119,8 +1120,8 @@ class LocalSimulator:
             sess.subs = [s for s in sess.subs if s not in found]
             await conn.send(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": True}))
         else:
-            await conn.send(err(-32601, f"Method not found: {method} (the local simulator serves "
-                                        "transactionSubscribe and accountDiffSubscribe)"))
+            served = ", ".join(f"{k}Subscribe" for k in sorted(SUBSCRIBE_FILTERS))
+            await conn.send(err(-32601, f"Method not found: {method} (the local simulator serves {served})"))
 
     async def _subscribe(self, conn: SubConn, rid: Any, method: str, params: List[Any], err: Any) -> None:
         sess = conn.session
@@ -1128,30 +1129,10 @@ class LocalSimulator:
         cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
         if filt is None:
             filt = {}
-        if method == "transactionSubscribe":
-            if isinstance(filt, list):
-                filt = {"programs": filt}
-            if not isinstance(filt, dict):
-                await conn.send(err(-32602, "Invalid params: filter must be an object {\"programs\": [...]}"))
-                return
-            programs = wire.get(filt, "programs", None)
-            if programs is None:
-                programs = wire.get(filt, "programIds", None)
-            if programs is not None and (not isinstance(programs, list)
-                                         or not all(isinstance(p, str) for p in programs)):
-                await conn.send(err(-32602, "Invalid params: `programs` must be an array of base58 ids"))
-                return
-            make = lambda sub_id: Subscription(sub_id, "transaction", conn, set(programs) if programs else None)  # noqa: E731
-        else:
-            if isinstance(filt, str):
-                filt = {"address": filt, "address_type": "account"}
-            address = wire.get(filt, "address") if isinstance(filt, dict) else None
-            atype = wire.get(filt, "addressType", "account") if isinstance(filt, dict) else None
-            if not isinstance(address, str) or atype not in ("program", "account"):
-                await conn.send(err(-32602, "Invalid params: expected {\"address\": <base58>, "
-                                            "\"address_type\": \"program\"|\"account\"}"))
-                return
-            make = lambda sub_id: Subscription(sub_id, "accountDiff", conn, None, address, atype)  # noqa: E731
+        make = SUBSCRIBE_FILTERS[method[:-len("Subscribe")]](conn, filt)
+        if isinstance(make, str):
+            await conn.send(err(-32602, f"Invalid params: {make}"))
+            return
         replay = wire.get(cfg, "replayFromSlot", None)
         if replay is not None and (not isinstance(replay, int) or isinstance(replay, bool)):
             replay = None   # malformed options default to off (PROTOCOL §9.3)
@@ -1190,6 +1171,44 @@ class LocalSimulator:
             await conn.close(code=1011)
         elif finished:
             await conn.close()
+
+
+SubscriptionFactory = Callable[[int], Subscription]
+
+
+def _transaction_filter(conn: SubConn, filt: Any) -> Union[str, SubscriptionFactory]:
+    """``transactionSubscribe``'s filter (§9.1): ``{"programs": [...]}`` (or a bare list; none: every program)."""
+    if isinstance(filt, list):
+        filt = {"programs": filt}
+    if not isinstance(filt, dict):
+        return "filter must be an object {\"programs\": [...]}"
+    programs = wire.get(filt, "programs", None)
+    if programs is None:
+        programs = wire.get(filt, "programIds", None)
+    if programs is not None and (not isinstance(programs, list) or not all(isinstance(p, str) for p in programs)):
+        return "`programs` must be an array of base58 ids"
+    chosen = set(programs) if programs else None
+    return lambda sub_id: Subscription(sub_id, "transaction", conn, chosen)
+
+
+def _account_diff_filter(conn: SubConn, filt: Any) -> Union[str, SubscriptionFactory]:
+    """``accountDiffSubscribe``'s filter (§9.2): ``{"address": .., "address_type": "program"|"account"}``."""
+    if isinstance(filt, str):
+        filt = {"address": filt, "address_type": "account"}
+    address = wire.get(filt, "address") if isinstance(filt, dict) else None
+    atype = wire.get(filt, "addressType", "account") if isinstance(filt, dict) else None
+    if not isinstance(address, str) or atype not in ("program", "account"):
+        return "expected {\"address\": <base58>, \"address_type\": \"program\"|\"account\"}"
+    return lambda sub_id: Subscription(sub_id, "accountDiff", conn, None, address, atype)
+
+
+#: The data-plane kinds served: ``<kind>Subscribe``'s filter parser, which returns the subscription's factory (called
+#: with its id) or the text of an ``Invalid params`` error. A new kind is one entry here and one in
+#: :data:`simclient.local.session.NOTIFICATION_TEXTS`.
+SUBSCRIBE_FILTERS: Dict[str, Callable[[SubConn, Any], Union[str, SubscriptionFactory]]] = {
+    "transaction": _transaction_filter,
+    "accountDiff": _account_diff_filter,
+}
 
 
 def _raw_frame(text: Any) -> Union[str, bytes]:

@@ -66,26 +66,39 @@ class Subscription:
 
     def texts_for(self, tx: TxRecord) -> List[str]:
         """The notification frames this subscription gets for one executed transaction."""
-        if self.kind == "transaction":
-            if self.programs is None or tx.program_id in self.programs:
-                return ['{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":%d,'
-                        '"result":{"context":{"slot":%d},"value":%s}}}' % (self.id, tx.slot, tx.value_json)]
-            return []
-        out = []
-        if self.address is None or (self.address_type == "program" and tx.program_id == self.address):
-            for dj in tx.diff_json:
-                out.append('{"jsonrpc":"2.0","method":"accountDiffNotification","params":{"subscription":%d,'
-                           '"result":%s}}' % (self.id, dj))
-        elif self.address_type != "program":
-            for d, dj in zip(tx.diffs, tx.diff_json):
-                if d["account"] == self.address:
-                    out.append('{"jsonrpc":"2.0","method":"accountDiffNotification","params":{"subscription":%d,'
-                               '"result":%s}}' % (self.id, dj))
-        return out
+        return NOTIFICATION_TEXTS[self.kind](self, tx)
 
     def end_text(self) -> str:
         """The end-of-stream frame in the simulator's dialect (PROTOCOL §9.5)."""
         return self.conn.sim.dialect.end_text(self.kind, self.id)
+
+
+def _transaction_texts(sub: Subscription, tx: TxRecord) -> List[str]:
+    if sub.programs is None or tx.program_id in sub.programs:
+        return ['{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":%d,'
+                '"result":{"context":{"slot":%d},"value":%s}}}' % (sub.id, tx.slot, tx.value_json)]
+    return []
+
+
+def _account_diff_texts(sub: Subscription, tx: TxRecord) -> List[str]:
+    out = []
+    if sub.address is None or (sub.address_type == "program" and tx.program_id == sub.address):
+        for dj in tx.diff_json:
+            out.append('{"jsonrpc":"2.0","method":"accountDiffNotification","params":{"subscription":%d,'
+                       '"result":%s}}' % (sub.id, dj))
+    elif sub.address_type != "program":
+        for d, dj in zip(tx.diffs, tx.diff_json):
+            if d["account"] == sub.address:
+                out.append('{"jsonrpc":"2.0","method":"accountDiffNotification","params":{"subscription":%d,'
+                           '"result":%s}}' % (sub.id, dj))
+    return out
+
+
+#: Per kind: the notification frames a subscription of that kind gets for one executed transaction.
+NOTIFICATION_TEXTS: Dict[str, Callable[[Subscription, TxRecord], List[str]]] = {
+    "transaction": _transaction_texts,
+    "accountDiff": _account_diff_texts,
+}
 
 
 class SimSession:

@@ -1,0 +1,68 @@
+"""Data-plane subscription kinds: one table entry per kind, the single place that says how a kind subscribes, what
+its notifications become, and what identifies a notification for deduplication.
+
+A :class:`~simclient.subscriptions.Subscription` worker is the same for every kind (connect, subscribe, stream,
+reconnect with ``replayFromSlot``, dedup, end of stream); what differs is only what this table holds. A new kind is
+one :class:`SubscriptionKind` registered with :func:`register`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+from . import protocol as wire
+
+__all__ = ["SubscriptionKind", "KINDS", "register", "kind", "TRANSACTIONS", "ACCOUNT_DIFFS"]
+
+TRANSACTIONS = "transaction"
+ACCOUNT_DIFFS = "accountDiff"
+
+
+@dataclass(frozen=True)
+class SubscriptionKind:
+    """How one kind of subscription is made and read.
+
+    ``name`` is the wire prefix (``<name>Subscribe`` / ``<name>Notification``). ``requests(program_ids)`` gives the
+    subscribe filters to send on one socket, each with a label for logs. ``convert(result)`` turns a notification's
+    ``result`` into an event (raising :class:`~simclient.errors.ProtocolError` for a malformed one). The event's
+    ``key_attr`` attribute identifies it within its slot: the server replays the cursor's slot inclusively, so a
+    notification of the newest slot whose key was already delivered is a duplicate. ``tag(program_ids)`` names the
+    worker thread (``simclient-sub-<session>-<tag>``).
+    ``needs_programs``: the kind is filtered by program ids (False for a keyless kind).
+    """
+
+    name: str
+    tag: Callable[[Sequence[str]], str]
+    requests: Callable[[Sequence[str]], List[Tuple[Any, str]]]
+    convert: Callable[[Any], Any]
+    key_attr: str
+    needs_programs: bool = True
+
+
+KINDS: Dict[str, SubscriptionKind] = {}
+
+
+def register(spec: SubscriptionKind) -> SubscriptionKind:
+    KINDS[spec.name] = spec
+    return spec
+
+
+def kind(name: str) -> SubscriptionKind:
+    """The registered kind ``name``; ``ValueError`` naming the known ones otherwise."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown subscription kind {name!r} (known: {', '.join(sorted(KINDS))})") from None
+
+
+register(SubscriptionKind(
+    TRANSACTIONS, lambda programs: "tx",
+    # one transactionSubscribe names every program (§9.1)
+    lambda programs: [(wire.transaction_filter(programs), "programs")],
+    wire.transaction_from_result, "signature"))
+
+register(SubscriptionKind(
+    ACCOUNT_DIFFS, lambda programs: f"diff-{programs[0][:6]}",
+    # one accountDiffSubscribe per program on the socket (§9.2: the filter names one address)
+    lambda programs: [(wire.account_diff_filter(p), p) for p in programs],
+    wire.account_diff_from_result, "key"))
