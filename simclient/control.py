@@ -52,7 +52,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from . import events as ev
 from . import protocol as wire
 from .config import ClientConfig
-from .eventqueue import EventQueue
 from .errors import (
     ConnectionLostError,
     InternalError,
@@ -133,7 +132,7 @@ class Route:
         self.session_id = session_id
         self.rpc_endpoint = rpc_endpoint
         self.task_id = task_id
-        self.sink = EventQueue()  # a C SimpleQueue, with batched puts (eventqueue.py)
+        self.sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()  # C-implemented: the cheapest put/get
         self.range: Optional[Tuple[int, int]] = None
         self.last_seq: Optional[int] = None
         self.attach_cursor: Optional[int] = None  # cursor sent with the last attach, until a sequenced frame came

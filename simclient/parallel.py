@@ -56,7 +56,7 @@ def _has_queued(sub: SubSession) -> bool:
     """Whether ``sub.next_event()`` has something to return without waiting for the network: an item in its
     queue, or a completion drain being served. (An end-of-stream marker counts too; next_event then waits for the
     session's next event, which its own streams supply.)"""
-    return not sub._route.sink.empty() or sub._drain is not None
+    return not sub._route.sink.empty() or (sub._drain is not None and sub._drain_ready())
 
 
 def error_chain(exc: BaseException) -> str:

@@ -68,12 +68,6 @@ from .kinds import kind as _kind  # noqa: E402
 #: Ping payload prefix of a step barrier; the generation number follows in ASCII.
 BARRIER_PREFIX = b"simclient-step-"
 
-#: Most queue items a worker hands over at once. The worker batches its events and hands the batch to the session's
-#: queue when its socket would make it wait (``Connection.on_wait``), before any marker that must follow them, or at
-#: this size. One hand-off per batch instead of one per event: on the replay server's transaction stream that took
-#: the subscription reader from ~23 to ~7 us per notification (docs/performance.md, "Batched hand-off").
-BATCH_MAX = 128
-
 
 class EndOfStream:
     """Queue marker: ``subscription`` reached its end of stream."""
@@ -198,8 +192,6 @@ class Subscription:
         self.error: Optional[BaseException] = None
         self.last_slot: Optional[int] = None
         self._seen: Set[Any] = set()
-        self._out: List[Any] = []  # events not yet handed to ``sink`` (worker thread only; see BATCH_MAX)
-        self._put_batch: Callable[[List[Any]], None] = getattr(sink, "put_batch", None) or self._put_each
         self._stop = threading.Event()
         self._conn: Optional[ConnectionLike] = None
         #: subscribed at least once (the step barrier skips a subscription that never was: it owes nothing yet)
@@ -302,7 +294,6 @@ class Subscription:
                     conn.release()  # stopped or failed mid-stream: the finally below hides it from _run's cleanup
                     raise
                 finally:
-                    self._flush()  # what was read before the end, the loss or the stop comes first
                     self.up = False
                     self._conn = None
                 if outcome:
@@ -324,7 +315,6 @@ class Subscription:
                 crash.__cause__ = exc
                 exc = crash
             self.error = exc
-            self._flush()
             self.sink.put(exc)
         finally:
             self.ready.set()
@@ -467,7 +457,6 @@ class Subscription:
                 self._early_ended.update(requests_ids(msg, ids))
             else:
                 self._on_notification(msg, ids, self._early_ended)
-        self._flush()
         log.debug("%s subscription of %s up (replayFromSlot=%s)", self.kind, self.session_id, replay)
         return ids
 
@@ -491,12 +480,6 @@ class Subscription:
                 self._barrier_sent_at = now
         if pending:
             conn.ping(BARRIER_PREFIX + str(pending).encode())  # after the acks: the server's replay precedes the pong
-        # Batched hand-off: the connection calls _flush right before it would wait for the socket. A connection
-        # without that hook (a test double) gets each frame's events handed over at once, as before.
-        hooked = hasattr(conn, "on_wait")
-        if hooked:
-            conn.on_wait = self._flush  # type: ignore[union-attr]
-        flush = self._flush
         # per-frame lookups, hoisted
         stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
         decode, notification, on_notification = wire.decode_subscription_frame, wire.Notification, self._on_notification
@@ -526,12 +509,9 @@ class Subscription:
                                 return True
                         elif isinstance(msg, wire.RpcErrorReply):
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
-                        if not hooked:
-                            flush()
                     elif opcode == OPCODE_PONG and payload[:len(BARRIER_PREFIX)] == BARRIER_PREFIX:
                         self._on_barrier_pong(payload)
                 else:
-                    flush()
                     if completed_at is None and self.completed.is_set():
                         completed_at = now  # silence counts from when we learnt of completion
                     if completed_at is not None and now - max(last_note, completed_at) >= cfg.eos_silence \
@@ -574,7 +554,6 @@ class Subscription:
             if gen <= self._barrier_passed:
                 return  # a duplicate (both threads pinged) or an older generation
             self._barrier_passed = gen
-        self._flush()  # every notification read before the pong goes in front of the marker
         self.sink.put(BarrierPassed(self, gen))
 
     def _barrier_overdue(self, now: float) -> bool:
@@ -621,7 +600,6 @@ class Subscription:
                 "restarted server that reused the id?), so nothing of it is delivered")
         key = getattr(event, self._key_attr)
         last = self.last_slot
-        out = self._out
         if last is not None and slot <= last:
             if slot < last or key in self._seen:
                 self.stats.duplicates_dropped += 1
@@ -630,23 +608,10 @@ class Subscription:
         else:
             self.last_slot = slot
             self._seen = {key}
-            out.append(SlotMark(self, slot))
-        out.append(event)
-        if len(out) >= BATCH_MAX:
-            self._flush()
+            self.sink.put(SlotMark(self, slot))
+        self.sink.put(event)
         self._sup.made_progress = True  # a new notification: the outage, if any, is over
         return False
-
-    def _flush(self) -> None:
-        """Hand the batched events to the session's queue (worker thread)."""
-        out = self._out
-        if out:
-            self._out = []
-            self._put_batch(out)
-
-    def _put_each(self, items: List[Any]) -> None:  # a sink without put_batch (a plain SimpleQueue)
-        for item in items:
-            self.sink.put(item)
 
 
 def requests_ids(msg: "wire.SubscriptionComplete", ids: Dict[int, str]) -> Set[int]:

@@ -113,9 +113,6 @@ class Connection:
         self._rbuf = b""
         self._rpos = 0
         self._wait: Any = None  # the current recv()'s timeout, for _read_ahead (None: no limit)
-        #: Called (on the reading thread) right before a read would wait for the socket: the moment to hand over
-        #: whatever the reader batched (subscriptions.py; docs/performance.md, "Batched hand-off").
-        self.on_wait: Optional[Callable[[], None]] = None
         frame_buffer: Any = getattr(ws, "frame_buffer", None)
         self._hooked = frame_buffer is not None and hasattr(frame_buffer, "recv")
         if self._hooked:
@@ -165,12 +162,8 @@ class Connection:
             pending: Optional[Callable[[], int]] = getattr(sock, "pending", None)
 
             def refill_waiting() -> bytes:
-                if not (pending is not None and pending()):
-                    hook = self.on_wait
-                    if hook is not None:
-                        hook()
-                    if not readable(self._wait):
-                        raise no_data("no data within the read timeout")
+                if not (pending is not None and pending()) and not readable(self._wait):
+                    raise no_data("no data within the read timeout")
                 return ws._recv(READ_AHEAD)  # type: ignore[no-any-return]
             return refill_waiting
 
@@ -184,9 +177,6 @@ class Connection:
             try:
                 data = read(fileno, READ_AHEAD)
             except BlockingIOError:
-                hook = self.on_wait
-                if hook is not None:
-                    hook()
                 if not readable(self._wait):
                     raise no_data("no data within the read timeout") from None
                 try:
