@@ -515,12 +515,31 @@ def _snapshot() -> List[Tuple[Any, str, Any]]:
         for a in path:
             obj = getattr(obj, a)
         out.append((obj, last, getattr(obj, last)))
+    from simclient import kinds
+
+    out.append((kinds.KINDS, "", dict(kinds.KINDS)))  # the kind table holds the converters it was built with
     return out
 
 
 def _restore(snap: List[Tuple[Any, str, Any]]) -> None:
     for obj, name, value in snap:
-        setattr(obj, name, value)
+        if isinstance(obj, dict):
+            obj.update(value)
+        else:
+            setattr(obj, name, value)
+
+
+def _set_converters() -> None:
+    """Point the kind table at protocol's (possibly replaced) converters: a Subscription takes its converter from
+    the table (simclient/kinds.py), which keeps the function objects it was built with."""
+    import dataclasses
+
+    from simclient import kinds
+    from simclient import protocol as wire
+
+    for name, fn in ((kinds.TRANSACTIONS, wire.transaction_from_result),
+                     (kinds.ACCOUNT_DIFFS, wire.account_diff_from_result)):
+        kinds.KINDS[name] = dataclasses.replace(kinds.KINDS[name], convert=fn)
 
 
 def _apply_toggle(name: str) -> None:
@@ -561,6 +580,7 @@ def _apply_toggle(name: str) -> None:
             return ev.Transaction(slot=wire._u64(slot, "transaction.slot"), signature=wire._tx_signature(value),
                                   value=value)
         wire.transaction_from_result = plain_tx
+        _set_converters()
     elif name == "object-new-events":
         # the same inline checks, but every event built by its dataclass constructor instead of object.__new__
         # plus a __dict__ fill
@@ -612,6 +632,7 @@ def _apply_toggle(name: str) -> None:
         wire.decode_subscription_frame = ctor_decode
         wire.transaction_from_result = ctor_tx
         wire.account_diff_from_result = ctor_diff
+        _set_converters()
     else:
         raise ValueError(f"unknown toggle {name}")
 
