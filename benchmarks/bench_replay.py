@@ -19,7 +19,7 @@ notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket e
 
 Parts (``--only``): ``clients`` (A: every client on control / tx / txdiff, CPU per event by SDK thread, the
 server-speed check), ``barrier`` (B: ``ClientConfig.step_barrier`` off vs on per step, skipped if the client has no
-such field), ``fanout`` (C: ``drive()``, ``drive(consumers=4)`` and the bare loop at N = 1..128), ``toggles`` (D:
+such field), ``fanout`` (C: ``drive()``, ``drive(max_workers=N)`` and the bare loop at N = 1..128), ``toggles`` (D:
 each hot-path special case switched to the plain path, end to end) and ``hotpath`` (E: the same, deterministic, from
 memory). ``SIMCLIENT_BENCH_CLIENT_PATH=/dir`` measures the ``simclient/`` package in /dir as the client.
 
@@ -444,7 +444,9 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
     return out
 
 
-def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] = None) -> Dict[str, Any]:
+def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] = None,
+               threads: bool = False) -> Dict[str, Any]:
+    """drive() as it is by default, with ``consumers``, or (``threads``) one thread per sub-session."""
     from simclient import Client, ClientConfig, CreateSession
 
     m = man[f"fanout-{n}"]
@@ -453,7 +455,8 @@ def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] 
         if len(run.sub_sessions) != n:
             raise RuntimeError(f"expected {n} sub-sessions, got {len(run.sub_sessions)}")
         t0 = _now()
-        result = run.drive() if consumers is None else run.drive(consumers=consumers)
+        result = (run.drive(max_workers=n) if threads else run.drive() if consumers is None
+                  else run.drive(consumers=consumers))
         t1 = _now()
         if not result.ok:
             raise RuntimeError(f"parallel run failed: {result.failures[:3]}")
@@ -750,10 +753,12 @@ def worker(args: argparse.Namespace) -> None:
 
     def one(cmd: Dict[str, Any]) -> Dict[str, Any]:
         stream = cmd["stream"]
-        if stream.startswith("fanout-"):  # fanout-N, or fanout-N:K for drive(consumers=K)
+        if stream.startswith("fanout-"):  # fanout-N; fanout-N:K for drive(consumers=K), fanout-N:t for threads
             n_text, _, k_text = stream.split("-", 1)[1].partition(":")
             n = int(n_text)
             if kind.startswith("sdk"):
+                if k_text == "t":
+                    return sdk_fanout(args.url, man, n, threads=True)
                 return sdk_fanout(args.url, man, n, int(k_text) if k_text else None)
             return wsclient_fanout(args.url, man, n)
         if kind == "null":
@@ -1026,18 +1031,16 @@ def run_barrier(server: ReplayProcess, reps: int) -> Optional[Dict[str, Any]]:
     return out
 
 
-FANOUT_CONSUMERS = 4
-
-
 def run_fanout(server: ReplayProcess, reps: int, fanouts: Sequence[int] = FANOUTS) -> Dict[str, Any]:
-    k = FANOUT_CONSUMERS
+    from simclient.parallel import DEFAULT_CONSUMERS as k
     print(f"[replay C] fan-out: {server.manifest['fanout-1']['slots']:,} slots over N sub-sessions on one control "
-          f"socket, control stream only: ParallelRun.drive() (one thread per sub-session), drive(consumers={k}), "
-          f"and bare websocket-client on the same socket (median of {reps} alternating runs)")
+          f"socket, control stream only: ParallelRun.drive() as by default (up to N = {k} one thread per "
+          f"sub-session, beyond that {k} grouped consumers), drive(max_workers=N) (one thread per sub-session, the "
+          f"default before), and bare websocket-client on the same socket (median of {reps} alternating runs)")
     sdk = Worker("sdk", "sdk", server.base)
-    grouped = Worker(f"sdk-c{k}", "sdk", server.base)
+    threaded = Worker("sdk-threads", "sdk", server.base)
     raw = Worker("wsclient", "wsclient", server.base)
-    kinds = ((sdk, ""), (grouped, f":{k}"), (raw, ""))
+    kinds = ((sdk, ""), (threaded, ":t"), (raw, ""))
     runs: Dict[str, List[Any]] = {}
     try:
         for n in fanouts:

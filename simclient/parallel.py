@@ -30,6 +30,12 @@ log = logging.getLogger("simclient.parallel")
 #: held inside its session rather than in its queue.
 IDLE_WAIT = 0.002
 
+#: drive() without ``on_event`` (nothing of the caller's runs on the consumer threads, so nothing can block them)
+#: and without ``max_workers``/``consumers``: this many grouped consumers once there are more sub-sessions than that.
+#: One thread per sub-session cost 13-25% more CPU per event at 32-128 sub-sessions than at one, grouped consumers
+#: 3-5% (docs/performance.md, fan-out).
+DEFAULT_CONSUMERS = 4
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -129,12 +135,16 @@ class ParallelRun:
         ``consumers=K`` (instead of ``max_workers``): K threads, each serving its share of the sub-sessions
         interleaved, taking whatever each has queued before blocking. At large fan-out that saves most of the
         per-event thread wake-ups (docs/performance.md, fan-out); the price is that an ``on_event`` that blocks
-        holds up the sub-sessions sharing its thread, so keep the default when ``on_event`` does I/O."""
+        holds up the sub-sessions sharing its thread, so keep the default when ``on_event`` does I/O. Without
+        ``on_event``, ``max_workers`` and ``consumers``, drive() uses :data:`DEFAULT_CONSUMERS` grouped consumers
+        when there are more sub-sessions than that (with ``on_event``: one thread per sub-session, as before)."""
         if consumers is not None:
             if max_workers is not None:
                 raise ValueError("give max_workers or consumers, not both")
             if isinstance(consumers, bool) or not isinstance(consumers, int) or consumers < 1:
                 raise ValueError(f"consumers must be a positive int, got {consumers!r}")
+        elif on_event is None and max_workers is None and len(self._subs) > DEFAULT_CONSUMERS:
+            consumers = DEFAULT_CONSUMERS
         result = ParallelResult()
         lock = threading.Lock()
 
