@@ -191,7 +191,7 @@ class ParallelRun:
                 except Timeout:
                     if timeout is None:  # pragma: no cover - next_event(None) does not time out
                         raise
-                    return False
+                    return False  # nothing more now (the barrier or drain in progress stays for the next turn)
                 except BaseException as exc:  # noqa: BLE001 - recorded, the others go on
                     failed(sub, exc)
                     if isinstance(exc, KeyboardInterrupt):
@@ -204,7 +204,9 @@ class ParallelRun:
                 for sub in list(active):
                     while _has_queued(sub):
                         progressed = True
-                        if serve(sub, None):
+                        # never blocks: what is queued may be only a marker (a SlotMark, a barrier's pong), and
+                        # waiting on this sub-session for its next event would starve the others of this thread
+                        if serve(sub, 0.0):
                             active.remove(sub)
                             break
                 if not progressed and active:

@@ -440,13 +440,13 @@ class _BaseSession:
                     "captured stream is incomplete"))
             wait = min(left, _DRAIN_POLL)
             if deadline is not None:
-                if now >= deadline:
-                    raise Timeout(f"no event from session {self.session_id} within {timeout}s")
-                wait = min(wait, deadline - now)
+                wait = max(0.0, min(wait, deadline - now))  # 0: one look at the queue, without waiting
             try:
                 item = (self._requeue.popleft() if self._requeue
                         else self._route.sink.get(timeout=wait))
             except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Timeout(f"no event from session {self.session_id} within {timeout}s") from None
                 continue
             kind = type(item)
             if kind is BarrierPassed:

@@ -84,9 +84,11 @@ def test_the_drain_delivers_each_trailing_event_as_it_arrives():
     assert time.monotonic() - t0 < 2  # collected first, it would wait for the end of stream (30 s here)
     with pytest.raises(Timeout):  # the caller's timeout holds during the drain too; the drain goes on after it
         s.next_event(0.05)
+    with pytest.raises(Timeout):
+        s.next_event(0)
     sink.put(ev.Transaction(slot=2, signature="b", value={}))
     sink.put(EndOfStream(sub))  # type: ignore[arg-type]
-    assert s.next_event(5) == ev.Transaction(slot=2, signature="b", value={})
+    assert s.next_event(0) == ev.Transaction(slot=2, signature="b", value={})  # 0: a look without waiting
     assert s.next_event(5) == ev.Completed()
     assert s.next_event(5) is None
 
