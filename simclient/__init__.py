@@ -12,7 +12,18 @@ from .client import Client
 from .parallel import Failure, ParallelResult, ParallelRun
 from .session import Session, SubSession
 from .builders import Continue, CreateSession, oracle_update, program_executed
+from .actions import (
+    ActionAnchor,
+    ScheduledAction,
+    after_every_slot,
+    after_match,
+    after_slot,
+    before_every_slot,
+    before_match,
+    before_slot,
+)
 from .config import ClientConfig
+from .create_progress import CreateStatus, SessionCreatedInfo
 from .errors import (
     AuthenticationError,
     BadUrlError,
@@ -41,9 +52,12 @@ __all__ = [
     "__version__", "errors", "events", "Client", "Session", "SubSession", "ParallelRun", "ParallelResult",
     "Failure",
     "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update",
+    "ScheduledAction", "ActionAnchor", "before_slot", "after_slot", "before_every_slot", "after_every_slot",
+    "before_match", "after_match",
     "AccountData", "AvailableRange", "BacktestError",
     "SimclientError", "AuthenticationError", "InvalidRequestError", "SessionError", "ConnectionLostError",
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
     "HttpStatusError", "HttpConnectionError", "ServerTooOldError", "Timeout", "InternalError", "BadUrlError",
     "RedirectRefusedError", "TlsVerificationError",
+    "SessionCreatedInfo", "CreateStatus",
 ]

@@ -56,7 +56,9 @@ class CreateSession:
     (``slot_count=N`` replays N + 1 slots, like the official builder: ``endSlot = startSlot + slotCount``).
 
     ``discoveries`` takes ``program_executed(...)`` / ``oracle_update(...)`` dicts or plain program-id strings
-    (read as ``programExecuted``). ``extra`` is merged into the wire params for server fields newer than this SDK.
+    (read as ``programExecuted``). ``actions`` takes :class:`simclient.ScheduledAction` values (§3.1.1); a ``send``
+    one is refused with ``replay_account_state=True`` (wire ``replayAccountState``, sent only when on). ``extra`` is
+    merged into the wire params for server fields newer than this SDK.
     """
 
     start_slot: int
@@ -71,6 +73,7 @@ class CreateSession:
     actions: Tuple[Any, ...] = ()
     account_overrides: Optional[Mapping[int, Mapping[str, AccountData]]] = None
     extra: Optional[Mapping[str, Any]] = None
+    replay_account_state: bool = False
 
     def __post_init__(self) -> None:
         _check_uint("start_slot", self.start_slot)
@@ -105,7 +108,9 @@ class CreateSession:
                 _check_pubkey("discoveries[].programExecuted", d["programExecuted"])
             discoveries.append(d)
         object.__setattr__(self, "discoveries", tuple(discoveries))
-        object.__setattr__(self, "actions", tuple(self.actions))
+        if not isinstance(self.replay_account_state, bool):
+            raise ValueError(f"replay_account_state must be a bool, got {self.replay_account_state!r}")
+        object.__setattr__(self, "actions", _check_actions(self.actions, self.replay_account_state))
         if self.account_overrides is not None:
             for slot, accounts in self.account_overrides.items():
                 _check_uint("account_overrides slot", slot)
@@ -127,6 +132,32 @@ class CreateSession:
     @property
     def total_slots(self) -> int:
         return self.resolved_end_slot - self.start_slot + 1
+
+
+def _check_actions(actions: Any, replay_account_state: bool) -> Tuple[Any, ...]:
+    """``CreateSession.actions``: ScheduledAction instances (or raw wire dicts, sent as given); a ``send`` one is
+    refused with ``replay_account_state`` (§3.1.1: the server rejects that combination)."""
+    from .actions import ScheduledAction  # actions.py builds on this module
+
+    if actions is None:
+        return ()
+    if isinstance(actions, ScheduledAction):
+        actions = [actions]
+    elif isinstance(actions, (str, bytes, Mapping)) or not isinstance(actions, Iterable):
+        raise ValueError(f"actions must be a sequence of ScheduledAction, got {type(actions).__name__}")
+    out = tuple(dict(a) if isinstance(a, Mapping) else a for a in actions)
+    for i, action in enumerate(out):
+        if isinstance(action, dict):  # a raw wire action, sent as given (fields newer than this SDK)
+            kind = action.get("kind")
+        elif isinstance(action, ScheduledAction):
+            kind = action.kind
+        else:
+            raise ValueError(f"actions[{i}] must be a simclient.ScheduledAction (or a raw wire action dict), got "
+                             f"{type(action).__name__}")
+        if kind == "send" and replay_account_state:
+            raise ValueError(f"actions[{i}]: a 'send' action commits state, which replay_account_state=True "
+                             "forbids (the server rejects it); use kind='simulate' or turn replay_account_state off")
+    return out
 
 
 def _transaction_to_b64(tx: Any) -> str:

@@ -8,6 +8,7 @@ from typing import List, Optional
 from .builders import CreateSession
 from .config import ClientConfig
 from .control import ControlConnection
+from .create_progress import CreateProgress, OnSessionCreated, OnStatus
 from .parallel import ParallelRun
 from .protocol import AvailableRange
 from .reconnect import ConnectionFactory
@@ -59,16 +60,30 @@ class Client:
         route.range = (create.start_slot, create.resolved_end_slot)
         return Session(control, route, self.config)
 
-    def start_parallel(self, create: CreateSession) -> ParallelRun:
+    def start_parallel(self, create: CreateSession, on_session_created: Optional[OnSessionCreated] = None,
+                       on_status: Optional[OnStatus] = None) -> ParallelRun:
         """Create a parallel run (``parallel: true``); returns after ``sessionsCreatedV2`` with every sub-session
-        bound to its server-authoritative range."""
-        return ParallelRun(self._create(create, parallel=True), self.config)
+        bound to its server-authoritative range.
 
-    def _create(self, create: CreateSession, parallel: bool) -> ControlConnection:
+        While the create streams (it can take minutes), ``on_session_created(SessionCreatedInfo)`` is called once
+        per ``sessionCreated`` and ``on_status(CreateStatus)`` once per server status (``bundleReady``, ...), on the
+        control reader thread, before this returns. A callback that raises is not called again; the create is read
+        to its end, the run is closed, and that exception is raised here (see :mod:`simclient.create_progress`)."""
+        progress = None
+        if on_session_created is not None or on_status is not None:
+            progress = CreateProgress(on_session_created, on_status)
+        control = self._create(create, parallel=True, create_progress=progress)
+        if progress is not None and progress.error is not None:
+            control.close(wait_acks=True)  # closeSessionV1 for every sub-session the create made
+            raise progress.error
+        return ParallelRun(control, self.config)
+
+    def _create(self, create: CreateSession, parallel: bool,
+                create_progress: Optional[CreateProgress] = None) -> ControlConnection:
         if not isinstance(create, CreateSession):
             raise TypeError(f"expected a CreateSession, got {type(create).__name__}")
         control = ControlConnection(self.url, self._api_key, self.config, create, parallel=parallel,
-                                    connection_factory=self.connection_factory)
+                                    connection_factory=self.connection_factory, create_progress=create_progress)
         control.start()
         try:
             control.wait_created()

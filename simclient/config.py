@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
 #: Fields that are switches, not durations or counts.
-_BOOL_FIELDS = frozenset({"step_barrier"})
+_BOOL_FIELDS = frozenset({"step_barrier", "log_frames"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,10 @@ class ClientConfig:
             ``buffered_events_low_water`` events are queued. Bounds a slow consumer's memory per (sub-)session;
             the windows' ReadyForContinue events are hidden. 0: off (one wire continue per ``send_continue``).
         buffered_events_low_water: see ``max_buffered_events``; 0 means half of it.
+        log_frames: raw-frame debugging (a bool, off by default; the Rust client's ``log_raw``): every frame sent
+            and received on the control socket and on every subscription socket is logged at DEBUG on the logger
+            ``simclient.frames``, the API key masked (text in full up to 4096 characters, binary as its length and
+            a hex prefix; see :mod:`simclient.framelog`). Off, no connection is wrapped: it costs nothing.
     """
 
     connect_timeout: float = 30.0
@@ -89,6 +93,7 @@ class ClientConfig:
     max_buffered_events: int = 5000
     buffered_events_low_water: int = 0
     reconnect_max_total: float = 600.0  # last: positional construction of the older fields keeps working
+    log_frames: bool = False
 
     def __post_init__(self) -> None:
         if self.ca_bundle is not None and not isinstance(self.ca_bundle, (str, os.PathLike)):

@@ -198,10 +198,17 @@ class ControlConnection:
 
     def __init__(self, url: str, api_key: Optional[str], config: ClientConfig, create: Any, parallel: bool,
                  subscriptions_ready: Optional[Callable[[], bool]] = None,
-                 connection_factory: Optional[ConnectionFactory] = None):
+                 connection_factory: Optional[ConnectionFactory] = None,
+                 create_progress: Optional[Any] = None):
         self.url = url
+        #: :class:`simclient.create_progress.CreateProgress` of a parallel create (its callbacks), or None
+        self.create_progress = create_progress
         #: ``factory(url, api_key, timeout)``: the control and the session's subscriptions connect through it.
         self.connection_factory: ConnectionFactory = connection_factory or connection_factory_for(config)
+        if config.log_frames:  # ClientConfig.log_frames: every socket opened through the factory logs its frames
+            from .framelog import frame_logging_factory
+
+            self.connection_factory = frame_logging_factory(self.connection_factory, api_key)
         self._api_key = api_key
         self.config = config
         self.parallel = parallel
@@ -279,19 +286,25 @@ class ControlConnection:
             except TransportError:
                 return False
 
-    def close(self, timeout: Optional[float] = None) -> None:
+    def close(self, timeout: Optional[float] = None, wait_acks: bool = False) -> None:
         """Close gracefully within ``timeout`` in total (default ``close_timeout``): single sessions send
         ``closeBacktestSession`` and wait for ``success``; parallel runs send ``closeSessionV1`` for unfinished
-        sub-sessions. Then the reader thread is joined. The whole close shares one ``timeout``."""
+        sub-sessions (with ``wait_acks``, and wait for each one's ``success`` within ``timeout``: a socket torn
+        down with unread replies can lose the last requests to a reset). Then the reader thread is joined. The
+        whole close shares one ``timeout``."""
         timeout = self.config.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
             self._close_requested = True
         acked = False
         if self._thread.is_alive() and self._created.is_set():
+            closing = [r for r in self.routes.values() if not r.completed.is_set() and not r.failed]
             route = self.mode.send_close()
             if route is not None:
                 acked = route.acked.wait(max(0.0, deadline - time.monotonic()))
+            elif wait_acks and self.parallel:
+                for r in closing:
+                    r.acked.wait(max(0.0, deadline - time.monotonic()))
         if threading.current_thread() is self._thread:
             self._closing.set()
             return
@@ -841,10 +854,13 @@ class ParallelMode(_Mode):
 
     def reset(self) -> None:
         self.early = {}
+        if self.cc.create_progress is not None:
+            self.cc.create_progress.new_attempt()
 
     def create(self, reader: LinkReader) -> None:
         cc = self.cc
         pending: Dict[str, Route] = {}
+        progress = cc.create_progress
 
         def stop(msg: Any, seq: Optional[int]) -> bool:
             if isinstance(msg, wire.SessionCreated):
@@ -855,7 +871,14 @@ class ParallelMode(_Mode):
                 for eseq, event in self.early.pop(msg.session_id, []):
                     cc._deliver(route, eseq, event)
                 log.debug("sub-session %s created (%d so far)", msg.session_id, len(pending))
+                if progress is not None:
+                    progress.session_created(msg.session_id, route.rpc_endpoint, msg.task_id)
                 return False
+            if progress is not None:  # the server's startup statuses, while the create streams
+                if type(msg) is wire.SessionEventV2 and type(msg.event) is ev.Status:
+                    progress.status(msg.event.status, msg.session_id)
+                elif type(msg) is ev.Status:
+                    progress.status(msg.status, None)
             if isinstance(msg, wire.SessionsCreatedV2):
                 self._bind(msg)
                 return True

@@ -23,6 +23,8 @@ __all__ = [
     "DiscoveryBatch",
     "Transaction",
     "AccountDiff",
+    "Logs",
+    "ActionResult",
     "Completed",
     "ServerError",
     "SessionSummary",
@@ -183,3 +185,77 @@ class AccountDiff(Event):
         except ImportError:
             return self.account
         return Pubkey.from_string(self.account)
+
+
+@dataclass(frozen=True)
+class Logs(Event):
+    """One transaction's log messages from ``logsSubscribe`` (``{"mentions": [program_id]}``, PROTOCOL §9.2.2).
+
+    ``err`` is the transaction's error (None when it succeeded), ``logs`` its log messages. ``program_id`` is the
+    address of the subscription that delivered it (standard Solana pushes a transaction once per subscription whose
+    address it mentions, so one mentioning two subscribed programs arrives once for each); it is not part of the
+    notification, the SDK fills it in (None when a converter is used on its own)."""
+
+    slot: int
+    signature: str
+    err: Any = field(default=None, hash=False)
+    logs: Tuple[str, ...] = ()
+    program_id: Optional[str] = None
+
+    @property
+    def success(self) -> bool:
+        return self.err is None
+
+    @property
+    def key(self) -> Tuple[Optional[str], str]:
+        """What the SDK delivers at most once: ``(program_id, signature)``."""
+        return (self.program_id, self.signature)
+
+
+@dataclass(frozen=True)
+class ActionResult(Event):
+    """The result of one firing of a scheduled action (``actionSubscribe``, PROTOCOL §9.2.1).
+
+    ``action_index`` is the action's position in ``CreateSession.actions`` (``label`` its label): every action
+    shares one keyless stream. ``batch_index`` is the matched batch of a ``before_match``/``after_match`` anchor
+    (None when the server sends none). ``committed``: the action's effects were committed (a ``send`` that
+    succeeded). ``accounts`` holds the ``return_accounts``, positionally, decoded (None: the account does not
+    exist). ``matched`` is the server's ``EncodedBinary`` of the matched transaction, as sent; ``raw`` the whole
+    notification."""
+
+    slot: int
+    action_index: int
+    batch_index: Optional[int] = None
+    label: Optional[str] = None
+    committed: bool = False
+    err: Any = field(default=None, hash=False)
+    logs: Tuple[str, ...] = ()
+    units_consumed: int = 0
+    fee: Optional[int] = None
+    return_data: Any = field(default=None, hash=False)
+    accounts: "Tuple[Optional[AccountData], ...]" = ()
+    matched: Any = field(default=None, hash=False)
+    raw: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def key(self) -> Tuple[int, int, Optional[int]]:
+        """The dedup key ``(slot, action_index, batch_index)``."""
+        return (self.slot, self.action_index, self.batch_index)
+
+    def matched_bytes(self) -> Optional[bytes]:
+        """``matched`` decoded (the bincode ``TxWithMeta`` bytes), None when absent."""
+        m = self.matched
+        if m is None:
+            return None
+        import base64
+
+        if isinstance(m, dict):
+            return base64.b64decode(m.get("data", ""))
+        if isinstance(m, list) and m:
+            return base64.b64decode(m[0])
+        return base64.b64decode(m)
+
+    @property
+    def success(self) -> bool:
+        return self.err is None
+

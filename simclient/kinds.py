@@ -7,15 +7,18 @@ one :class:`SubscriptionKind` registered with :func:`register`.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import protocol as wire
 
-__all__ = ["SubscriptionKind", "KINDS", "register", "kind", "TRANSACTIONS", "ACCOUNT_DIFFS"]
+__all__ = ["SubscriptionKind", "KINDS", "register", "kind", "TRANSACTIONS", "ACCOUNT_DIFFS", "LOGS", "ACTIONS"]
 
 TRANSACTIONS = "transaction"
 ACCOUNT_DIFFS = "accountDiff"
+LOGS = "logs"
+ACTIONS = "action"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class SubscriptionKind:
     notification of the newest slot whose key was already delivered is a duplicate. ``tag(program_ids)`` names the
     worker thread (``simclient-sub-<session>-<tag>``).
     ``needs_programs``: the kind is filtered by program ids (False for a keyless kind).
+    ``bind(program_ids)``, when given, makes the converter of one worker (in place of ``convert``): for a kind
+    whose notifications do not say which of the worker's filters they answer (logs).
     """
 
     name: str
@@ -37,6 +42,7 @@ class SubscriptionKind:
     convert: Callable[[Any], Any]
     key_attr: str
     needs_programs: bool = True
+    bind: Optional[Callable[[Sequence[str]], Callable[[Any], Any]]] = None
 
 
 KINDS: Dict[str, SubscriptionKind] = {}
@@ -66,3 +72,19 @@ register(SubscriptionKind(
     # one accountDiffSubscribe per program on the socket (§9.2: the filter names one address)
     lambda programs: [(wire.account_diff_filter(p), p) for p in programs],
     wire.account_diff_from_result, "key"))
+
+register(SubscriptionKind(
+    LOGS, lambda programs: f"logs-{programs[0][:6]}",
+    # standard Solana logsSubscribe: one address in ``mentions`` per request (§9.2.2); the session gives each
+    # program its own worker (socket), so a worker's notifications are all about its one program (with several
+    # programs on one socket, which the session never does, the events would carry no program_id)
+    lambda programs: [(wire.logs_filter(p), p) for p in programs],
+    wire.logs_from_result, "signature",
+    bind=lambda programs: functools.partial(wire.logs_from_result,
+                                            program_id=programs[0] if len(programs) == 1 else None)))
+
+register(SubscriptionKind(
+    ACTIONS, lambda programs: "action",
+    # keyless (§9.2.1): one actionSubscribe with an empty filter carries every action's results
+    lambda programs: [(wire.action_filter(), "actions")],
+    wire.action_result_from_result, "key", needs_programs=False))

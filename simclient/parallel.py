@@ -125,6 +125,17 @@ class ParallelRun:
         for sub in self._subs:
             sub.subscribe_account_diffs(program_ids)
 
+    def subscribe_logs(self, program_ids: Any) -> None:
+        """Subscribe every sub-session to the logs of transactions mentioning ``program_ids``
+        (:meth:`Session.subscribe_logs`)."""
+        for sub in self._subs:
+            sub.subscribe_logs(program_ids)
+
+    def subscribe_actions(self) -> None:
+        """Subscribe every sub-session to its scheduled actions' results (each gets the firings in its range)."""
+        for sub in self._subs:
+            sub.subscribe_actions()
+
     def drive(self, on_event: Optional[Callable[[SubSession, ev.Event], Any]] = None,
               advance_count: Optional[int] = None, max_workers: Optional[int] = None,
               consumers: Optional[int] = None) -> ParallelResult:

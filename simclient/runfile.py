@@ -14,7 +14,8 @@ simclient adds a few keys that the Rust reader ignores: ``metadata.program_ids``
 ``metadata.sessions`` (each (sub-)session's server-authoritative range and whether it completed),
 ``metadata.failures``, ``metadata.interrupted``, and per transaction ``programs`` (the top-level instructions'
 program ids, used by ``summarize``), ``fee`` and ``compute_units`` (``meta.fee`` / ``meta.computeUnitsConsumed``,
-when the payload has them).
+when the payload has them). :class:`RunRecorder` also keeps :class:`simclient.events.ActionResult` events, when a
+session subscribed to its scheduled actions, under ``actions`` (:func:`action_record`; the Rust reader ignores it).
 
 :class:`RunRecorder` builds the document from :class:`simclient.events.Transaction` and
 :class:`simclient.events.AccountDiff` events (thread-safe: ``ParallelRun.drive`` calls handlers from worker threads),
@@ -139,6 +140,20 @@ def _token_changes(meta: Mapping[str, Any], keys: Sequence[str]) -> Dict[str, Di
     return out
 
 
+def action_record(event: ev.ActionResult) -> Dict[str, Any]:
+    """One ``actions[]`` entry of the run document from an :class:`~simclient.events.ActionResult` (returned
+    accounts as ``{lamports, owner, executable, data: [base64, "base64"]}`` or null)."""
+    import base64
+
+    accounts = [None if a is None else {"lamports": a.lamports, "owner": a.owner, "executable": a.executable,
+                                        "data": [base64.b64encode(bytes(a.data)).decode(), "base64"]}
+                for a in event.accounts]
+    return {"slot": event.slot, "batch_index": event.batch_index, "action_index": event.action_index,
+            "label": event.label, "committed": event.committed, "success": event.err is None, "error": event.err,
+            "logs": list(event.logs), "units_consumed": event.units_consumed, "fee": event.fee,
+            "return_data": event.return_data, "accounts": accounts}
+
+
 def transaction_record(value: Mapping[str, Any], slot: Optional[int] = None,
                        signature: Optional[str] = None) -> Dict[str, Any]:
     """One ``transactions[]`` entry from a ``transactionSubscribe`` payload (``getTransaction``'s shape)."""
@@ -200,6 +215,7 @@ class RunRecorder:
         self._unattributed: List[Dict[str, Any]] = []
         self._sessions: Dict[str, _SessionInfo] = {}
         self._failures: List[Dict[str, Any]] = []
+        self._actions: List[Dict[str, Any]] = []
         self.diff_count = 0
 
     # --------------------------------------------------------------------------- feeding
@@ -220,12 +236,16 @@ class RunRecorder:
                                    "end_slot": rng[1] if rng else None, "reason": reason})
 
     def add_event(self, event: ev.Event) -> None:
-        """Record a Transaction or AccountDiff (other events are ignored)."""
+        """Record a Transaction, AccountDiff or ActionResult (other events are ignored)."""
         kind = type(event)
         if kind is ev.Transaction:
             self.add_transaction(event)  # type: ignore[arg-type]
         elif kind is ev.AccountDiff:
             self.add_account_diff(event)  # type: ignore[arg-type]
+        elif kind is ev.ActionResult:
+            record = action_record(event)  # type: ignore[arg-type]
+            with self._lock:
+                self._actions.append(record)
 
     def add_transaction(self, event: ev.Transaction) -> None:
         record = transaction_record(event.value, event.slot, event.signature)
@@ -267,11 +287,15 @@ class RunRecorder:
             sessions = sorted(self._sessions.values(), key=lambda s: (s.start_slot, s.session_id))
             failures = list(self._failures)
             unattributed = list(self._unattributed)
+            actions = sorted(self._actions, key=lambda a: (a["slot"], a["batch_index"] is not None,
+                                                           a["batch_index"] or 0, a["action_index"]))
         metadata = run_metadata(self.start_slot, self.end_slot, self.program_ids, sessions, failures, complete,
                                 interrupted, self.extra_metadata)
         doc: Dict[str, Any] = {"metadata": metadata, "transactions": records, "summary": _summary(records)}
         if unattributed:
             doc["unattributed_account_diffs"] = unattributed
+        if actions:
+            doc["actions"] = actions
         return doc
 
 

@@ -258,12 +258,14 @@ class StreamingRunRecorder:
 
     # --------------------------------------------------------------------------- events
     def add_event(self, session_id: str, event: ev.Event) -> None:
-        """Record a Transaction or AccountDiff of ``session_id`` (other events are ignored)."""
+        """Record a Transaction, AccountDiff or Logs of ``session_id`` (other events are ignored)."""
         kind = type(event)
         if kind is ev.Transaction:
             self.add_transaction(session_id, event)  # type: ignore[arg-type]
         elif kind is ev.AccountDiff:
             self.add_account_diff(session_id, event)  # type: ignore[arg-type]
+        elif kind is ev.Logs:
+            self.add_logs(session_id, event)  # type: ignore[arg-type]
 
     def _late(self, session_id: str, event: Any) -> None:
         self.late_events += 1
@@ -316,6 +318,33 @@ class StreamingRunRecorder:
                 w.records[event.signature] = record
                 w.by_slot.setdefault(event.slot, []).append(event.signature)
             record["account_diffs"][event.account] = entry
+
+    def add_logs(self, session_id: str, event: ev.Logs) -> None:
+        """A ``logsSubscribe`` event: fills ``success`` / ``error`` / ``logs`` of a record that has none yet (a
+        diff-only one), or makes a record of its own (a transaction not subscribed to, ordered last in its slot, by
+        signature); a record built from the
+        transaction already carries the same logs. Needs the join (``joins_diffs`` True): a second Logs of the same
+        transaction (it mentions two subscribed programs) finds the record."""
+        with self._lock:
+            w = self._windows.get(session_id)
+            if w is None or self._closed:
+                return
+            if event.slot <= w.through or w.ended:
+                self._late(session_id, event)
+                return
+            record = w.records.get(event.signature)
+            if record is None:
+                # a logs notification has no position in its block and the streams of different addresses
+                # interleave: such records come last in their slot, by signature, so that a run file is reproducible
+                w.order[event.signature] = (2, event.signature)  # type: ignore[assignment]
+                record = {"slot": event.slot, "signature": event.signature, "success": None, "error": None,
+                          "logs": [], "sol_changes": {}, "token_changes": {}, "account_diffs": {}, "programs": []}
+                w.records[event.signature] = record
+                w.by_slot.setdefault(event.slot, []).append(event.signature)
+            if record["success"] is None:
+                record["success"] = event.err is None
+                record["error"] = event.err
+                record["logs"] = list(event.logs)
 
     # --------------------------------------------------------------------------- finalising
     def advance(self, session_id: str, through: int) -> None:

@@ -29,6 +29,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
+from ._base58 import is_pubkey
 from .builders import Continue
 from .config import ClientConfig
 from .control import ControlConnection, Route
@@ -36,7 +37,7 @@ from .errors import CompletionDrainStalled, SessionClosedError, SessionError, Si
 from .flow import FlowControl
 from .rpc import RpcClient
 from .stats import SessionStats
-from .kinds import ACCOUNT_DIFFS, TRANSACTIONS
+from .kinds import ACCOUNT_DIFFS, ACTIONS, LOGS, TRANSACTIONS
 from .subscriptions import (
     BarrierPassed,
     EndOfStream,
@@ -50,7 +51,7 @@ log = logging.getLogger("simclient.session")
 _CLOSED = object()  # queue sentinel put by close()
 _DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
 #: Events the subscription workers queue (everything else in the queue comes from the control reader).
-_DATA_EVENTS = (ev.Transaction, ev.AccountDiff)
+_DATA_EVENTS = (ev.Transaction, ev.AccountDiff, ev.Logs, ev.ActionResult)
 
 
 class _StepBarrier:
@@ -164,6 +165,34 @@ class _BaseSession:
             program_ids = [program_ids]
         for program in dict.fromkeys(str(p) for p in program_ids):
             self._add_subscription(ACCOUNT_DIFFS, [program])
+
+    def subscribe_logs(self, program_ids: Sequence[str]) -> None:
+        """Stream the log messages of every transaction that mentions one of ``program_ids`` (any address: a program
+        or an account) as :class:`events.Logs` (standard ``logsSubscribe`` with ``{"mentions": [address]}``).
+
+        Standard Solana takes one address per ``mentions``, so each address gets its own subscription and, as for
+        account diffs, its own socket (a resubscribe replays each subscription from the cursor in turn, which on
+        one socket would break the worker's slot order). A transaction that mentions two of the addresses is
+        delivered once per address (as standard Solana and the Rust ``subscribe_program_logs`` do), each
+        :class:`~events.Logs` naming its ``program_id``; each address's stream is deduplicated by signature."""
+        if isinstance(program_ids, str):
+            program_ids = [program_ids]
+        programs = list(dict.fromkeys(str(p) for p in program_ids))
+        if not programs:
+            raise ValueError("subscribe_logs: program_ids must name at least one address")
+        bad = [p for p in programs if not is_pubkey(p)]
+        if bad:  # the server would refuse the subscribe (-32602); say so before anything is sent
+            raise ValueError(f"subscribe_logs: program_ids: {bad[0]!r:.60} is not a base58 address")
+        for program in programs:
+            self._add_subscription(LOGS, [program])
+
+    def subscribe_actions(self) -> None:
+        """Stream the results of the session's scheduled actions (``CreateSession(actions=...)``) as
+        :class:`events.ActionResult`. Keyless (§9.2.1): one stream carries every action, told apart by
+        ``action_index`` / ``label``. A second call does nothing (a second stream would only repeat the first)."""
+        if any(s.kind == ACTIONS for s in self._subscriptions):
+            return
+        self._add_subscription(ACTIONS, [])
 
     def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
         if isinstance(program_ids, str):

@@ -200,7 +200,7 @@ class Subscription:
         self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
                                         logger=log)
         self._lost_reason = "connection lost"
-        self._convert: Callable[[Any], Any] = spec.convert
+        self._convert: Callable[[Any], Any] = spec.convert if spec.bind is None else spec.bind(programs)
         self._key_attr = spec.key_attr  # the event attribute that identifies it within its slot (dedup)
         # step barrier: generation requested (consumer thread) / passed (worker thread); the lock pairs the
         # request with ``up`` so that either the consumer or the worker sends the ping of a new generation

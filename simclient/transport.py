@@ -397,22 +397,37 @@ class Connection:
 # ---------------------------------------------------------------------- the key never comes back
 
 
-def _scrubbing(recv: Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]], secret: str
-               ) -> Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]]:
-    """``recv`` of a connection opened with an API key: a payload that contains the key (raw, or as a JSON string
-    spells it) has it replaced by ``***`` before anyone decodes it, so no event, exception, log line or repr built
-    from server text can carry it. One substring search per frame when the key is absent."""
+def _needles(secret: str) -> Tuple[bytes, bytes]:
+    """The key's bytes as they may appear in a frame: raw, and as a JSON string spells it (``escaped`` is ``raw``
+    itself, the same object, when the two agree)."""
     raw = secret.encode("utf-8")
     escaped = json.dumps(secret)[1:-1].encode("ascii")  # e.g. a quote or backslash in the key
-    if escaped == raw:
-        escaped = raw
-    needles = (raw,) if escaped == raw else (raw, escaped)
+    return (raw, raw) if escaped == raw else (raw, escaped)
+
+
+def secret_scrubber(secret: str) -> Callable[[bytes], bytes]:
+    """``scrub(payload) -> payload`` with every occurrence of ``secret`` (raw, or as a JSON string spells it)
+    replaced by ``***``: the one redaction of frame payloads, used by the scrubbing ``recv`` below and by the
+    frame log (:mod:`simclient.framelog`)."""
+    raw, escaped = _needles(secret)
+    needles = (raw,) if escaped is raw else (raw, escaped)
     mask = b"***"
 
     def scrub(payload: bytes) -> bytes:
         for needle in needles:
             payload = payload.replace(needle, mask)
         return payload
+
+    return scrub
+
+
+def _scrubbing(recv: Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]], secret: str
+               ) -> Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]]:
+    """``recv`` of a connection opened with an API key: a payload that contains the key (raw, or as a JSON string
+    spells it) has it replaced by ``***`` before anyone decodes it, so no event, exception, log line or repr built
+    from server text can carry it. One substring search per frame when the key is absent."""
+    raw, escaped = _needles(secret)
+    scrub = secret_scrubber(secret)
 
     buffered = getattr(recv, "__self__", None)
     fast: Any = buffered._recv_buffered if isinstance(buffered, Connection) and buffered._fast else None

@@ -16,11 +16,15 @@ from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ConnectError, Usa
 EXIT_BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
 
 
-def _setup_logging(verbose: int) -> None:
-    if verbose <= 0:
+def _setup_logging(verbose: int, log_frames: bool = False) -> None:
+    """``-v`` INFO, ``-vv`` DEBUG; ``--log-frames`` adds the frame records (logger ``simclient.frames``) at any
+    verbosity."""
+    if verbose <= 0 and not log_frames:
         return
-    logging.basicConfig(level=logging.INFO if verbose == 1 else logging.DEBUG, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_frames:
+        logging.getLogger("simclient.frames").setLevel(logging.DEBUG)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -29,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, getattr(args, "log_frames", False))
     from ..errors import AuthenticationError, ConnectionLostError, HttpStatusError, SimclientError
 
     try:

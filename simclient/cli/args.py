@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None,
                    help="API key (env SIMULATOR_API_KEY; default local-dev-key). Never printed.")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-v info, -vv debug)")
+    p.add_argument("--log-frames", action="store_true", default=False,
+                   help="log every WebSocket frame sent and received to stderr, API key masked "
+                        "(ClientConfig.log_frames)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     cmd_ranges.add_parser(sub)
     cmd_run.add_parser(sub)

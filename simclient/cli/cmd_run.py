@@ -10,7 +10,7 @@ from ..runfile import check_output_path
 from .common import UsageError, _client, add_global_options
 from .engine import RunOptions, RunOutcome, execute_run, finish_interrupted, report_run
 
-SUBSCRIPTION_KINDS = ("transactions", "account-diff")
+SUBSCRIPTION_KINDS = ("transactions", "account-diff", "logs")
 
 def _parse_subscriptions(text: str) -> Tuple[str, ...]:
     if text.strip().lower() in ("", "none"):
@@ -22,6 +22,8 @@ def _parse_subscriptions(text: str) -> Tuple[str, ...]:
             k = "transactions"
         if k in ("account-diffs", "accountdiff", "diffs"):
             k = "account-diff"
+        if k in ("log", "program-logs"):
+            k = "logs"
         if k not in SUBSCRIPTION_KINDS:
             raise argparse.ArgumentTypeError(
                 f"unknown subscription {part.strip()!r} (choose from {', '.join(SUBSCRIPTION_KINDS)}, or none)")
@@ -40,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             from ..local import LocalSimulator
         except ImportError as exc:
             raise UsageError(f"--local needs the 'local' extra (pip install 'simclient[local]'): {exc}") from None
-        sim = LocalSimulator(port=0, seed=args.local_seed, slot_pace_ms=args.local_slot_pace_ms).start()
+        sim = LocalSimulator(port=0, seed=args.local_seed, slot_pace_ms=args.local_slot_pace_ms,
+                             create_delay_ms=args.local_create_delay_ms).start()
     try:
         start = args.start_slot
         if start is None:
@@ -82,6 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         opts = RunOptions(start_slot=start, end_slot=end, parallel=args.parallel, program_ids=program_ids,
                           subscriptions=args.subscriptions, advance_count=args.advance_count)
         if args.workers is not None or args.scheduler:
+            if "logs" in args.subscriptions:
+                raise UsageError("--subscriptions logs is not supported with --workers / --scheduler yet")
             from .scaleout import run_scaled_out
 
             return run_scaled_out(client, opts, args)
@@ -135,7 +140,7 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--program-id", action="append", metavar="ID",
                      help="program whose transactions / account diffs to capture (repeatable, or comma-separated)")
     run.add_argument("--subscriptions", type=_parse_subscriptions, default=("transactions",),
-                     metavar="KINDS", help="comma-separated: transactions, account-diff, or none "
+                     metavar="KINDS", help="comma-separated: transactions, account-diff, logs, or none "
                                            "(default: transactions)")
     run.add_argument("--advance-count", type=int, metavar="K",
                      help="slots per continue (default: the whole range in one continue)")
@@ -146,6 +151,7 @@ def add_parser(sub: Any) -> None:
                      help="start an in-process local simulator and run against it (default program ids: its own)")
     run.add_argument("--local-seed", type=int, default=0, metavar="N", help="--local: chain seed (default 0)")
     run.add_argument("--local-slot-pace-ms", type=float, default=0, metavar="MS", help=argparse.SUPPRESS)
+    run.add_argument("--local-create-delay-ms", type=float, default=0, metavar="MS", help=argparse.SUPPRESS)
     run.add_argument("--progress", choices=("auto", "bars", "lines", "none"), default="auto",
                      help="progress display on stderr (default auto: bars on a terminal, else lines)")
     run.add_argument("--progress-interval", type=float, default=None, metavar="SECONDS",

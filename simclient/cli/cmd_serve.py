@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     serve(port=args.port, api_key=key, seed=args.seed, bundle_size=args.bundle_size, host=args.host,
           num_bundles=args.num_bundles, first_slot=args.first_slot, slot_pace_ms=args.slot_pace_ms,
-          dialect=args.dialect)
+          create_delay_ms=args.create_delay_ms, dialect=args.dialect)
     return EXIT_OK
 
 
@@ -40,6 +40,8 @@ def add_parser(sub: Any) -> None:
     sv.add_argument("--num-bundles", type=int, default=100, help="number of bundles (default 100)")
     sv.add_argument("--first-slot", type=int, default=300_000_000, help="first slot (default 300000000)")
     sv.add_argument("--slot-pace-ms", type=float, default=0, help="sleep per executed slot (default 0)")
+    sv.add_argument("--create-delay-ms", type=float, default=0, metavar="MS",
+                    help="delay before each sessionCreated, per sub-session of a parallel create (default 0)")
     sv.add_argument("--dialect", default="evidenced", metavar="NAME",
                     help="reading of the protocol's open points: evidenced (default), nested-snake, nested-camel, "
                          "flattened-snake, flattened-camel, strict (see docs/protocol.md)")

@@ -57,9 +57,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _client(args: argparse.Namespace, url: Optional[str] = None, api_key: Optional[str] = None) -> Any:
-    from .. import Client
+    from .. import Client, ClientConfig
 
-    return Client(url or args.url, api_key if api_key is not None else args.api_key)
+    config = ClientConfig(log_frames=True) if getattr(args, "log_frames", False) else None
+    return Client(url or args.url, api_key if api_key is not None else args.api_key, config)
 
 
 
@@ -71,5 +72,7 @@ def add_global_options(parser: argparse.ArgumentParser, target: bool = True) -> 
         parser.add_argument("--url", default=argparse.SUPPRESS, help="as the global --url (env SIMULATOR_URL)")
         parser.add_argument("--api-key", default=argparse.SUPPRESS,
                             help="as the global --api-key (env SIMULATOR_API_KEY). Never printed.")
+        parser.add_argument("--log-frames", action="store_true", default=argparse.SUPPRESS,
+                            help="as the global --log-frames")
     parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="as the global -v/-vv")

@@ -144,6 +144,8 @@ class RunEngine:
             target.subscribe_transactions(ids)
         if "account-diff" in self.opts.subscriptions:
             target.subscribe_account_diffs(ids)
+        if "logs" in self.opts.subscriptions:
+            target.subscribe_logs(ids)
 
     def _create_request(self) -> Any:
         from ..builders import CreateSession
@@ -197,7 +199,9 @@ class RunEngine:
 
     def _run_parallel(self) -> None:
         self.model.set_phase("creating parallel sessions")
-        run = self.client.start_parallel(self._create_request())
+        model = self.model  # "created k sub-sessions" and the server's status while the create streams
+        run = self.client.start_parallel(self._create_request(), on_session_created=model.on_session_created,
+                                         on_status=model.on_create_status)
         self.created = True
         if not self._adopt(run):
             return
@@ -296,7 +300,7 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
         opts.start_slot, opts.end_slot, opts.program_ids,
         {"subscriptions": list(opts.subscriptions), "parallel": opts.parallel,
          "url": client.url, "client": f"simclient-python/{__version__}", **(extra_metadata or {})}, sink,
-        joins_diffs="account-diff" in opts.subscriptions)
+        joins_diffs="account-diff" in opts.subscriptions or "logs" in opts.subscriptions)
     model = ProgressModel()
     model.reconnect_budget = getattr(getattr(client, "config", None), "reconnect_attempts", None)
     renderer = make_renderer(progress, model, stream, progress_interval)

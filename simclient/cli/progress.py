@@ -68,11 +68,31 @@ class ProgressModel:
         self._stats: Dict[str, Any] = {}
         #: ``n`` of "reconnecting (attempt k/n)": the client's ``ClientConfig.reconnect_attempts``.
         self.reconnect_budget: Optional[int] = None
+        # a parallel create still streaming: sub-sessions announced so far, the latest server status, the attempt
+        self.created = 0
+        self.create_status: Optional[str] = None
+        self.create_attempt = 1
 
     def set_phase(self, phase: str) -> None:
         with self._lock:
             self.phase = phase
             self.phase_since = time.monotonic()
+
+    def on_session_created(self, info: Any) -> None:
+        """``start_parallel``'s ``on_session_created`` (a :class:`simclient.SessionCreatedInfo`): "created k"."""
+        with self._lock:
+            if info.attempt != self.create_attempt:  # the create was sent again: its count starts over
+                self.create_attempt = info.attempt
+                self.create_status = None
+            self.created = info.count
+
+    def on_create_status(self, info: Any) -> None:
+        """``start_parallel``'s ``on_status`` (a :class:`simclient.CreateStatus`): the latest startup status."""
+        with self._lock:
+            if info.attempt != self.create_attempt:
+                self.create_attempt = info.attempt
+            self.created = info.created
+            self.create_status = info.status
 
     def add(self, session_id: str, start: int, end: int, stats: Any = None) -> None:
         """``stats``: the session's SessionStats, read at each snapshot (``reconnecting_attempt``)."""
@@ -134,7 +154,9 @@ class ProgressModel:
                 if stats is not None and not t.finished:
                     t.reconnecting = int(getattr(stats, "reconnecting_attempt", 0) or 0)
             info = {"phase": self.phase, "phase_since": self.phase_since, "started": self.started,
-                    "first_slot_at": self.first_slot_at, "reconnect_budget": self.reconnect_budget}
+                    "first_slot_at": self.first_slot_at, "reconnect_budget": self.reconnect_budget,
+                    "created": self.created, "create_status": self.create_status,
+                    "create_attempt": self.create_attempt}
         return tracks, info
 
 
@@ -147,6 +169,19 @@ def _fmt_secs(s: float) -> str:
         return f"{m}m{sec:02d}s"
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m"
+
+
+def _phase_text(info: Dict[str, Any], now: float) -> str:
+    """Before any session exists: ``"creating parallel sessions for 39s: created 3 sub-sessions, bundleReady"``
+    (the count and the status while a parallel create streams, when the engine reports them)."""
+    text = f"{info['phase']} for {_fmt_secs(now - info['phase_since'])}"
+    created = info.get("created") or 0
+    parts = [f"created {created} sub-session" + ("" if created == 1 else "s")] if created else []
+    if info.get("create_status"):
+        parts.append(str(info["create_status"]))
+    if (info.get("create_attempt") or 1) > 1:
+        parts.append(f"attempt {info['create_attempt']}")
+    return text + (": " + ", ".join(parts) if parts else "")
 
 
 def _waiting_text(t: _Track, now: float) -> str:
@@ -250,7 +285,7 @@ class LineRenderer(_Renderer):
         now = time.monotonic()
         elapsed = now - info["started"]
         if not tracks:
-            text = f"{info['phase']} for {_fmt_secs(now - info['phase_since'])}"
+            text = _phase_text(info, now)
         elif info["first_slot_at"] is None:
             first = tracks[0]
             text = f"waiting: {_waiting_text(first, now)} (session …{first.session_id[-8:]}" + \
@@ -339,8 +374,7 @@ class TqdmRenderer(_Renderer):
                 self._total = self._bar(0)
             self._total.ncols = ncols
             if not tracks:
-                self._text(self._total, f"simclient: {info['phase']} for {_fmt_secs(now - info['phase_since'])}",
-                           ncols)
+                self._text(self._total, f"simclient: {_phase_text(info, now)}", ncols)
                 return
             shown, hidden = self._pick(tracks)
             lines = len(shown) + (1 if hidden and self.max_bars > 0 else 0)

@@ -147,6 +147,20 @@ class TxRecord:
         return self._json
 
     @property
+    def mentions(self) -> List[str]:
+        """Every address the transaction mentions (what ``logsSubscribe``'s ``mentions`` matches): its account keys
+        (fee payer, accounts, program id) and loaded addresses."""
+        msg = self.value["transaction"]["message"]
+        loaded = self.value["meta"].get("loadedAddresses") or {}
+        return list(msg["accountKeys"]) + list(loaded.get("writable") or []) + list(loaded.get("readonly") or [])
+
+    @property
+    def logs_value(self) -> Dict[str, Any]:
+        """The ``value`` of this transaction's ``logsNotification`` (§9.2.2)."""
+        return {"signature": self.signature, "err": self.value["meta"]["err"],
+                "logs": list(self.value["meta"]["logMessages"])}
+
+    @property
     def diff_json(self) -> List[str]:
         """The diffs serialised, each without its surrounding braces' context: the full result object."""
         if self._diff_json is None:
@@ -511,6 +525,19 @@ class SyntheticChain:
             blk = self.block(s)
             assert blk is not None
             out.extend(t.value for t in blk.txs if progs is None or t.program_id in progs)
+        return out
+
+    def logs(self, start: int, end: int, mentions: Optional[Iterable[str]] = None) -> List[Dict[str, Any]]:
+        """What ``logsSubscribe`` sends for slots [start, end], in order: ``{slot, signature, err, logs}`` of every
+        transaction that mentions one of ``mentions`` (None or empty: every transaction, the ``"all"`` filter)."""
+        wanted = set(mentions) if mentions else None
+        out: List[Dict[str, Any]] = []
+        for s in self.produced_slots(start, end):
+            blk = self.block(s)
+            assert blk is not None
+            for t in blk.txs:
+                if wanted is None or not wanted.isdisjoint(t.mentions):
+                    out.append({"slot": s, **t.logs_value})
         return out
 
     def account_diffs(self, start: int, end: int, program_ids: Optional[Iterable[str]] = None,

@@ -14,6 +14,8 @@ work against all of them. A :class:`Dialect` fixes one reading per point:
 * ``eos``: end of a subscription's stream: ``"subscriptionComplete"`` (the evidenced name) or ``"null"`` (a
   notification whose ``result`` is null, as older stand-ins did); then a close 1000 either way.
 * ``ranges``: ``GET /available-ranges`` keys in ``"camel"`` (the docs listing) or ``"snake"`` (the Rust field names).
+* ``actions``: ``actionNotification`` results (§9.2.1, casing [I]) in ``"camel"``, ``"snake"``, or ``"outcomes"``
+  (snake_case with the older ``transaction_outcomes[].err`` in place of ``err``).
 
 :data:`DIALECTS` names the presets; together they cover every reading of every point at least once. ``evidenced``
 is the default: what the public sources show, lenient where they are silent.
@@ -31,6 +33,7 @@ _V1_PARAMS = ("any", "nested", "flattened")
 _V1_ID = ("any", "session_id", "sessionId")
 _EOS = ("subscriptionComplete", "null")
 _RANGES = ("camel", "snake")
+_ACTIONS = ("camel", "snake", "outcomes")
 _ID_KEYS = ("session_id", "sessionId")
 
 
@@ -44,9 +47,11 @@ class Dialect:
     aliases: bool = False
     eos: str = "subscriptionComplete"
     ranges: str = "camel"
+    actions: str = "camel"
 
     def __post_init__(self) -> None:
-        for attr, allowed in (("v1_params", _V1_PARAMS), ("v1_id", _V1_ID), ("eos", _EOS), ("ranges", _RANGES)):
+        for attr, allowed in (("v1_params", _V1_PARAMS), ("v1_id", _V1_ID), ("eos", _EOS), ("ranges", _RANGES),
+                              ("actions", _ACTIONS)):
             if getattr(self, attr) not in allowed:
                 raise ValueError(f"Dialect.{attr} must be one of {allowed}, got {getattr(self, attr)!r}")
 
@@ -117,9 +122,9 @@ def render_ranges(ranges: List[Dict[str, Any]], dialect: "Dialect") -> List[Dict
 
 DIALECTS: Dict[str, Dialect] = {d.name: d for d in (
     Dialect("evidenced"),
-    Dialect("nested-snake", v1_params="nested", v1_id="session_id", eos="null", ranges="snake"),
+    Dialect("nested-snake", v1_params="nested", v1_id="session_id", eos="null", ranges="snake", actions="snake"),
     Dialect("nested-camel", v1_params="nested", v1_id="sessionId", ranges="snake"),
-    Dialect("flattened-snake", v1_params="flattened", v1_id="session_id", eos="null"),
+    Dialect("flattened-snake", v1_params="flattened", v1_id="session_id", eos="null", actions="outcomes"),
     Dialect("flattened-camel", v1_params="flattened", v1_id="sessionId"),
     Dialect("strict", v1_params="nested", aliases=True),
 )}

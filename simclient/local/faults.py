@@ -43,6 +43,11 @@ Counting rules (chosen so that progress is always possible):
   answered (no reply, no session); the connection stays up and pings are answered, or, with ``drop``, it is
   aborted at once (a create lost with its connection).
 * ``ignore_subscribes(n=None)``: the same for subscribe requests on the data plane (never acked).
+* ``hold_parallel_create(after_sessions)``: the next parallel create stops right after its ``after_sessions``-th
+  ``sessionCreated`` (and that sub-session's startup events) and sends nothing more of the create (no further
+  ``sessionCreated``, no ``sessionsCreatedV2``) until :meth:`FaultPlan.release_parallel_create`;
+  :attr:`FaultPlan.parallel_create_held` is True while it waits there. Once. For tests that must observe a client
+  in the middle of a streamed create (the create's progress callbacks) without timing.
 * ``delay_subscriptions_ms(ms)``: the data plane lags the control plane: each live notification is written ``ms``
   milliseconds after the session produced it (a FIFO per subscription socket), while the session goes on and its
   control messages go out at once. The socket's end of stream, close and pongs queue behind the delayed
@@ -162,6 +167,9 @@ class FaultPlan:
         self._ignore_creates: Optional[int] = 0
         self.drop_ignored_creates = False
         self._ignore_subscribes: Optional[int] = 0
+        self._create_hold_after = 0  # hold_parallel_create: after this many sessionCreated (0: off)
+        self._create_released = threading.Event()
+        self._create_holding = False
 
     def __repr__(self) -> str:
         with self._lock:
@@ -302,6 +310,29 @@ class FaultPlan:
             self._ignore_subscribes = n
         return self
 
+    def hold_parallel_create(self, after_sessions: int) -> "FaultPlan":
+        """Hold the next parallel create after its ``after_sessions``-th ``sessionCreated`` until
+        :meth:`release_parallel_create` (see the module docstring)."""
+        if not isinstance(after_sessions, int) or isinstance(after_sessions, bool) or after_sessions < 1:
+            raise ValueError("after_sessions must be an int >= 1")
+        with self._lock:
+            self._create_hold_after = after_sessions
+            self._create_released.clear()
+            self._create_holding = False
+        return self
+
+    def release_parallel_create(self) -> None:
+        """Let a held parallel create go on (also before it reached the hold: then it does not stop)."""
+        with self._lock:
+            self._create_hold_after = 0
+            self._create_released.set()
+
+    @property
+    def parallel_create_held(self) -> bool:
+        """A parallel create is waiting at the :meth:`hold_parallel_create` point right now."""
+        with self._lock:
+            return self._create_holding
+
     @staticmethod
     def _take(left: Optional[int]) -> Tuple[bool, Optional[int]]:
         if left is None:
@@ -416,6 +447,8 @@ class FaultPlan:
             self._early_complete = 0
             self._early_completed = {}
             self._flap_control = self._flap_subs = self._ignore_creates = self._ignore_subscribes = 0
+            self._create_hold_after = 0
+            self._create_released.set()
         return self
 
     @property
@@ -445,6 +478,25 @@ class FaultPlan:
     def subscription_delay(self) -> float:
         """Seconds each live notification is held back (``delay_subscriptions_ms``); read without the lock."""
         return self._sub_delay
+
+    def take_create_hold(self, announced: int) -> bool:
+        """Called before a parallel create sends its ``announced``-th ``sessionCreated``: True means the create is
+        held from now on (:attr:`parallel_create_held`, so a client reading that ``sessionCreated`` sees it held):
+        send it and its sub-session's startup events, then wait while :meth:`create_hold_waiting`."""
+        with self._lock:
+            if not self._create_hold_after or announced != self._create_hold_after:
+                return False
+            self._create_hold_after = 0
+            self._create_holding = True
+            return True
+
+    def create_hold_waiting(self) -> bool:
+        """While a create is held: True until :meth:`release_parallel_create` (then the hold is over)."""
+        if self._create_released.is_set():
+            with self._lock:
+                self._create_holding = False
+            return False
+        return True
 
     def stall_remaining(self) -> float:
         with self._lock:

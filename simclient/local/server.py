@@ -57,6 +57,7 @@ from typing import Any, Callable, Coroutine, Deque, Dict, List, Optional, Set, T
 
 from aiohttp import WSMsgType, web
 
+from .._base58 import is_pubkey
 from . import wire
 from .chain import SyntheticChain
 from .dialect import Dialect, complete_text, render_ranges, resolve_dialect
@@ -1127,6 +1128,8 @@ class LocalSimulator:
         sess = conn.session
         filt = params[0] if params else None
         cfg = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        if method == "actionSubscribe" and len(params) == 1 and isinstance(filt, dict):
+            cfg = filt  # keyless: ``params: [<config>]`` is the config alone (§9.2.1)
         if filt is None:
             filt = {}
         make = SUBSCRIBE_FILTERS[method[:-len("Subscribe")]](conn, filt)
@@ -1202,12 +1205,44 @@ def _account_diff_filter(conn: SubConn, filt: Any) -> Union[str, SubscriptionFac
     return lambda sub_id: Subscription(sub_id, "accountDiff", conn, None, address, atype)
 
 
+def _logs_filter(conn: SubConn, filt: Any) -> Union[str, SubscriptionFactory]:
+    """``logsSubscribe``'s filter (§9.2.2, standard Solana): ``"all"``, ``"allWithVotes"`` or ``{"mentions":
+    [address]}`` (standard Solana takes exactly one address); anything else is refused naming what is wrong."""
+    if filt == "all" or filt == "allWithVotes":
+        return lambda sub_id: Subscription(sub_id, "logs", conn, None)
+    if isinstance(filt, str):
+        return ("filter must be \"all\", \"allWithVotes\" or {\"mentions\": [<base58 address>]}, "
+                f"got the string {filt!r:.60}")
+    if not isinstance(filt, dict):
+        return f"filter must be \"all\", \"allWithVotes\" or {{\"mentions\": [...]}}, got {type(filt).__name__}"
+    unknown = sorted(str(k) for k in filt if k != "mentions")
+    if unknown:
+        return f"unknown logs filter field(s) {', '.join(unknown)} (expected \"mentions\")"
+    if "mentions" not in filt:
+        return "missing field `mentions` (or give the filter \"all\" / \"allWithVotes\")"
+    mentions = filt.get("mentions")
+    if not isinstance(mentions, list) or not all(isinstance(m, str) for m in mentions):
+        return "`mentions` must be an array holding one base58 address"
+    if len(mentions) != 1:
+        return f"`mentions` must hold exactly one address, got {len(mentions)} (one logsSubscribe per address)"
+    if not is_pubkey(mentions[0]):
+        return f"`mentions`: {mentions[0]!r:.60} is not a base58 address"
+    return lambda sub_id: Subscription(sub_id, "logs", conn, {mentions[0]})
+
+
+def _action_filter(conn: SubConn, filt: Any) -> Union[str, SubscriptionFactory]:
+    """``actionSubscribe`` (§9.2.1): keyless; any filter object (usually ``{}``) is accepted and ignored."""
+    return lambda sub_id: Subscription(sub_id, "action", conn)
+
+
 #: The data-plane kinds served: ``<kind>Subscribe``'s filter parser, which returns the subscription's factory (called
 #: with its id) or the text of an ``Invalid params`` error. A new kind is one entry here and one in
 #: :data:`simclient.local.session.NOTIFICATION_TEXTS`.
 SUBSCRIBE_FILTERS: Dict[str, Callable[[SubConn, Any], Union[str, SubscriptionFactory]]] = {
     "transaction": _transaction_filter,
     "accountDiff": _account_diff_filter,
+    "logs": _logs_filter,
+    "action": _action_filter,
 }
 
 

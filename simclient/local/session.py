@@ -38,6 +38,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
+from . import actions as _actions
 from . import wire
 from .chain import TxRecord
 
@@ -94,10 +95,21 @@ def _account_diff_texts(sub: Subscription, tx: TxRecord) -> List[str]:
     return out
 
 
+def _logs_texts(sub: Subscription, tx: TxRecord) -> List[str]:
+    """``logsSubscribe`` (§9.2.2): the transaction's logs when it mentions the subscription's address (``programs``
+    None: the ``"all"`` / ``"allWithVotes"`` filters; the synthetic chain has no vote transactions)."""
+    if sub.programs is None or not sub.programs.isdisjoint(tx.mentions):
+        return ['{"jsonrpc":"2.0","method":"logsNotification","params":{"subscription":%d,'
+                '"result":{"context":{"slot":%d},"value":%s}}}' % (sub.id, tx.slot, wire.dumps(tx.logs_value))]
+    return []
+
+
 #: Per kind: the notification frames a subscription of that kind gets for one executed transaction.
 NOTIFICATION_TEXTS: Dict[str, Callable[[Subscription, TxRecord], List[str]]] = {
     "transaction": _transaction_texts,
     "accountDiff": _account_diff_texts,
+    "logs": _logs_texts,
+    "action": lambda sub, tx: [],  # not per transaction: SimSession._emit_actions, at the actions' anchors
 }
 
 
@@ -143,6 +155,12 @@ class SimSession:
         self.expiry: Optional[asyncio.TimerHandle] = None
         self.ended = threading.Event()     # set once the session is removed (closed, torn down, expired)
         self.announced = False              # single: sessionCreated has been emitted (drop faults apply after it)
+        # scheduled actions (PROTOCOL §3.1.1, simclient.local.actions): the engine, and the results sent per
+        # retained slot (replayed as sent: a replay must not fire the actions again)
+        self.action_engine = (_actions.ActionEngine(sim.chain, req.actions, req.start_slot)
+                              if req.actions else None)
+        self.action_notes: Dict[int, List[str]] = {}
+        self._actions_begun: Optional[int] = None
 
     def __repr__(self) -> str:
         return f"<SimSession {self.id} [{self.start_slot}, {self.end_slot}] {self.state} pos={self.pos}>"
@@ -348,29 +366,41 @@ class SimSession:
                 self.retained.append(s)
                 while len(self.retained) > sim.replay_window:
                     self.evicted_max = self.retained.popleft()
+                    self.action_notes.pop(self.evicted_max, None)
             self.pos = (s, 0)
             await self.emit(wire.status("decodedTransactions"))
             if self.mods_pending:
                 self.mods_pending = False
                 await self.emit(wire.status("appliedAccountModifications"))
             await self.emit(wire.status("readyToExecuteUserTransactions"))
+        engine = self.action_engine
+        if engine is not None and start_batch == 0 and self._actions_begun != s:
+            self._actions_begun = s  # once per slot, however often its batch 0 is (re)entered
+            await self._emit_actions(engine.before_slot(s))
         n = chain.tx_count(s)
         end_batch = n if stop_batch is None else min(stop_batch, n)
-        if self.subs and end_batch > start_batch:
+        if (self.subs or engine is not None) and end_batch > start_batch:
             blk = chain.block(s)
             assert blk is not None
             for i in range(start_batch, end_batch):
+                if engine is not None:
+                    await self._emit_actions(engine.before_batch(s, i))
                 self.pos = (s, i + 1)
                 tx = blk.txs[i]
                 for sub in list(self.subs):
                     for text in sub.texts_for(tx):
                         await sim.deliver(sub, text)
+                if engine is not None:
+                    await self._emit_actions(engine.after_batch(s, i))
         ntx, nfail = chain.tx_summary(s, start_batch, end_batch)
         self.executed_txs += ntx
         self.failed_txs += nfail
         if stop_batch is not None:
             self.pos = (s, end_batch)
             return True
+        if engine is not None:
+            self.pos = (s, end_batch)
+            await self._emit_actions(engine.after_slot(s))
         self.pos = (s + 1, 0)
         self.current_slot = s
         await self.emit(wire.status("executedBlockTransactions"))
@@ -379,6 +409,19 @@ class SimSession:
             await self.emit(wire.status("executedUserTransactions"))
         await self.emit(wire.slot_notification(s))
         return True
+
+    async def _emit_actions(self, firings: List["_actions.Firing"]) -> None:
+        """Send scheduled-action results to the action subscriptions, keep them for replay, and apply what a
+        committed ``send`` wrote to the session's state (RPC sees it like an account override)."""
+        style = self.sim.dialect.actions
+        for firing in firings:
+            note = wire.dumps(_actions.render_result(firing.result, style))
+            self.action_notes.setdefault(firing.slot, []).append(note)
+            for addr, (pos, acct) in firing.commits.items():
+                self.overrides[addr] = (pos, acct)
+            for sub in list(self.subs):
+                if sub.kind == "action":
+                    await self.sim.deliver(sub, _actions.notification_text(sub.id, note))
 
     def summary(self) -> Dict[str, Any]:
         return {"correctSimulation": self.executed_txs, "incorrectSimulation": 0, "executionErrors": 0,
@@ -421,6 +464,9 @@ class SimSession:
         """Retained notifications of slots >= from_slot that ``sub`` matches, as sent live so far."""
         chain = self.sim.chain
         out: List[str] = []
+        if sub.kind == "action":  # kept as sent (scheduled actions fire once)
+            return [_actions.notification_text(sub.id, note) for s in self.retained if s >= from_slot
+                    for note in self.action_notes.get(s, ())]
         for s in self.retained:
             if s < from_slot:
                 continue
@@ -503,6 +549,7 @@ class ParallelControl:
                 await asyncio.sleep(sim.create_delay_ms / 1000)
             sub = sim._new_session(self.request, start, end, parent=self)
             self.subs.append(sub)
+            hold = sim.faults.take_create_hold(len(self.subs))  # FaultPlan.hold_parallel_create: held from now on
             early = sim.early_session_events
             if early:
                 await sub.emit(wire.status("bundleReady"))
@@ -511,6 +558,9 @@ class ParallelControl:
                 await sub.emit(wire.status("bundleReady"))
             await sub.emit(wire.status("startingRuntime"))
             await sub.startup(created_via_parent=True)
+            if hold:  # the rest of the create waits for FaultPlan.release_parallel_create
+                while sim.faults.create_hold_waiting() and not self.closed:
+                    await asyncio.sleep(0.005)
         params: Dict[str, Any] = {"control_session_id": self.id, "session_ids": [s.id for s in self.subs],
                                   "task_ids": [s.task_id for s in self.subs]}
         if not sim.omit_parallel_ranges:

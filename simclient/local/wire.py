@@ -185,6 +185,8 @@ class CreateRequest:
     signer_filter: List[str] = field(default_factory=list)
     discoveries: List[Dict[str, Any]] = field(default_factory=list)
     raw: Dict[str, Any] = field(default_factory=dict)
+    replay_account_state: bool = False
+    actions: List[Any] = field(default_factory=list)    # simclient.local.actions.ParsedAction
 
 
 def _discovery(f: Any) -> Dict[str, Any]:
@@ -218,12 +220,17 @@ def parse_create(params: Any) -> CreateRequest:
     signers = _list(p, "signerFilter")
     if not all(is_pubkey(s) for s in signers):
         raise invalid("invalid value for `signerFilter`: expected base58 addresses")
+    from .actions import parse_actions  # scheduled actions (PROTOCOL §3.1.1) live in their own module
+
+    replay_state = _bool(p, "replayAccountState")
+    actions = parse_actions(_list(p, "actions"), replay_state)
     return CreateRequest(
         start_slot=start, end_slot=end, parallel=_bool(p, "parallel"), send_summary=_bool(p, "sendSummary"),
         disconnect_timeout_secs=dts, capacity_wait_timeout_secs=_int(p, "capacityWaitTimeoutSecs", default=0,
                                                                      maximum=65535),
         extra_compute_units=_int(p, "extraComputeUnits", maximum=2 ** 32 - 1), signer_filter=list(signers),
-        discoveries=[_discovery(f) for f in _list(p, "discoveries")], raw=p)
+        discoveries=[_discovery(f) for f in _list(p, "discoveries")], raw=p, replay_account_state=replay_state,
+        actions=actions)
 
 
 @dataclass

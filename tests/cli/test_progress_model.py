@@ -53,3 +53,43 @@ def test_reconnecting_attempt_comes_from_the_session_stats():
     stats[1].reconnecting_attempt = 0
     r.render()
     assert "reconnecting" not in out.getvalue().splitlines()[-1]
+
+
+def test_a_streaming_parallel_create_shows_the_count_and_the_latest_status():
+    from simclient import CreateStatus, SessionCreatedInfo
+
+    model, out = ProgressModel(), io.StringIO()
+    model.set_phase("creating parallel sessions")
+    r = LineRenderer(model, out, interval=60)
+    r.render()
+    assert re.search(r"creating parallel sessions for [\d.]+s$", out.getvalue().splitlines()[-1])
+    model.on_create_status(CreateStatus("preparingBundle", None, 0))
+    model.on_session_created(SessionCreatedInfo("backtest_a", "/a", None, 1))
+    r.render()
+    assert out.getvalue().splitlines()[-1].endswith(": created 1 sub-session, preparingBundle")
+    model.on_create_status(CreateStatus("bundleReady", "backtest_a", 1))
+    for k in (2, 3):
+        model.on_session_created(SessionCreatedInfo(f"backtest_{k}", f"/{k}", None, k))
+    r.render()
+    assert out.getvalue().splitlines()[-1].endswith(": created 3 sub-sessions, bundleReady")
+    model.on_session_created(SessionCreatedInfo("backtest_z", "/z", None, 1, attempt=2))  # the create re-sent
+    r.render()
+    assert out.getvalue().splitlines()[-1].endswith(": created 1 sub-session, attempt 2")
+
+
+def test_the_create_progress_on_a_terminal_bar():
+    pytest.importorskip("tqdm")
+    from tqdm import tqdm
+
+    from simclient import CreateStatus, SessionCreatedInfo
+
+    model, out = ProgressModel(), io.StringIO()
+    model.set_phase("creating parallel sessions")
+    for k in (1, 2):
+        model.on_session_created(SessionCreatedInfo(f"backtest_{k}", f"/{k}", None, k))
+    model.on_create_status(CreateStatus("bundleReady", "backtest_2", 2))
+    r = TqdmRenderer(model, out, tqdm, max_bars=4)
+    r.render()
+    r.close()
+    assert "creating parallel sessions for" in out.getvalue()
+    assert "created 2 sub-sessions, bundleReady" in out.getvalue()
