@@ -32,8 +32,8 @@ IDLE_WAIT = 0.002
 
 #: drive() without ``on_event`` (nothing of the caller's runs on the consumer threads, so nothing can block them)
 #: and without ``max_workers``/``consumers``: this many grouped consumers once there are more sub-sessions than that.
-#: One thread per sub-session cost 13-25% more CPU per event at 32-128 sub-sessions than at one, grouped consumers
-#: 3-5% (docs/performance.md, fan-out).
+#: One thread per sub-session cost 12-28% more CPU per event at 32-128 sub-sessions than at one, grouped consumers
+#: within 3% (docs/performance.md, replay figure C).
 DEFAULT_CONSUMERS = 4
 
 
@@ -59,9 +59,9 @@ class ParallelResult:
 
 
 def _has_queued(sub: SubSession) -> bool:
-    """Whether ``sub.next_event()`` has something to return without waiting for the network: an item in its
-    queue, or a completion drain being served. (An end-of-stream marker counts too; next_event then waits for the
-    session's next event, which its own streams supply.)"""
+    """Whether ``sub.next_event(0)`` may have something to return without waiting for the network: an item in its
+    queue, or a completion drain at its end. (A queued marker counts too; ``next_event(0)`` then consumes it and
+    raises Timeout, and the consumer moves on.)"""
     return not sub._route.sink.empty() or (sub._drain is not None and sub._drain_ready())
 
 

@@ -312,7 +312,7 @@ class _BaseSession:
             if isinstance(item, ev.Event):
                 if kind is ev.Completed:
                     self._flow.reset()
-                    return self._start_drain(item)  # type: ignore[arg-type]
+                    return self._start_drain(item, timeout)  # type: ignore[arg-type]
                 if kind is ev.ReadyForContinue and self._flow.remaining:  # a window's end: hidden
                     self._flow.on_ready(self._route.stats.events_delivered)
                     self._flow_send()
@@ -433,10 +433,10 @@ class _BaseSession:
         self._through = None
         return True
 
-    def _start_drain(self, completed: ev.Completed) -> Optional[ev.Event]:
+    def _start_drain(self, completed: ev.Completed, timeout: Optional[float]) -> Optional[ev.Event]:
         """``completed`` arrived: deliver trailing notifications until every subscription ended, then it."""
         self._drain = _Drain(completed, self._config.completion_drain_timeout)
-        return self._serve_drain(None)
+        return self._serve_drain(timeout)
 
     def _serve_drain(self, timeout: Optional[float]) -> Optional[ev.Event]:
         """The completion drain, one event per call: read up to each subscription's own end-of-stream marker (the

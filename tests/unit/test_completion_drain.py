@@ -93,6 +93,20 @@ def test_the_drain_delivers_each_trailing_event_as_it_arrives():
     assert s.next_event(5) is None
 
 
+def test_the_call_that_reads_completed_keeps_its_timeout():
+    # drive()'s grouped consumers look with next_event(0): reading Completed must not make that call wait for the
+    # trailing notifications (the consumer's other sub-sessions would starve meanwhile)
+    sub = FakeSub()
+    s, sink = session(sub, drain=30)
+    sink.put(ev.Completed())
+    t0 = time.monotonic()
+    with pytest.raises(Timeout):
+        s.next_event(0)
+    assert time.monotonic() - t0 < 1
+    sink.put(EndOfStream(sub))  # type: ignore[arg-type]
+    assert s.next_event(0) == ev.Completed()
+
+
 def test_delivered_through_never_runs_ahead_of_what_the_drain_has_returned():
     """SlotMark and EndOfStream read during the drain count in stream order (the streamed run writer would take
     the rest of the tail as late otherwise)."""
