@@ -28,6 +28,7 @@ from .errors import (
     AuthenticationError,
     BadUrlError,
     CompletionDrainStalled,
+    CompressionUnavailableError,
     ConnectionLostError,
     HttpConnectionError,
     HttpStatusError,
@@ -45,19 +46,22 @@ from .errors import (
     TlsVerificationError,
 )
 from .protocol import AccountData, AvailableRange, BacktestError
+from .programs import modify_program
+from .discovery import DiscoveryCompleted, DiscoveryPause, DiscoveryStep
 
 _logging.getLogger("simclient").addHandler(_logging.NullHandler())
 
 __all__ = [
     "__version__", "errors", "events", "Client", "Session", "SubSession", "ParallelRun", "ParallelResult",
     "Failure",
-    "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update",
+    "ClientConfig", "CreateSession", "Continue", "program_executed", "oracle_update", "modify_program",
     "ScheduledAction", "ActionAnchor", "before_slot", "after_slot", "before_every_slot", "after_every_slot",
     "before_match", "after_match",
+    "DiscoveryStep", "DiscoveryPause", "DiscoveryCompleted",
     "AccountData", "AvailableRange", "BacktestError",
     "SimclientError", "AuthenticationError", "InvalidRequestError", "SessionError", "ConnectionLostError",
     "SubscriptionError", "CompletionDrainStalled", "ProtocolError", "SessionClosedError", "RpcError",
     "HttpStatusError", "HttpConnectionError", "ServerTooOldError", "Timeout", "InternalError", "BadUrlError",
     "RedirectRefusedError", "TlsVerificationError",
-    "SessionCreatedInfo", "CreateStatus",
+    "SessionCreatedInfo", "CreateStatus", "CompressionUnavailableError",
 ]

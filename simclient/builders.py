@@ -238,3 +238,12 @@ class Continue:
         _check_pubkey("modify_account.address", addr)
         self.modify_account_states[addr] = _account_to_data(account)
         return self
+
+    def modify_program(self, program_id: Any, elf_bytes: bytes, **options: Any) -> "Continue":
+        """Replace upgradeable program ``program_id``'s code with ``elf_bytes`` from this continue on: adds the program
+        and ProgramData overrides of :func:`simclient.programs.modify_program` (``options`` are passed on)."""
+        from .programs import modify_program
+
+        for addr, acct in modify_program(program_id, elf_bytes, **options).items():
+            self.modify_account(addr, acct)
+        return self

@@ -69,6 +69,11 @@ class ClientConfig:
             and received on the control socket and on every subscription socket is logged at DEBUG on the logger
             ``simclient.frames``, the API key masked (text in full up to 4096 characters, binary as its length and
             a hex prefix; see :mod:`simclient.framelog`). Off, no connection is wrapped: it costs nothing.
+        compression: the data-plane compression every ``subscribe_*`` asks for unless it passes its own
+            ``compression=`` (PROTOCOL §9.4): None (plain Text frames, the default) or ``"zstd"`` (Binary frames
+            from one streaming compressor per connection; needs ``pip install 'simclient[zstd]'``, checked when a
+            subscription is made). Fewer bytes on the wire, more client CPU per notification: see
+            docs/performance.md (zstd) and :mod:`simclient.compression`.
     """
 
     connect_timeout: float = 30.0
@@ -94,12 +99,17 @@ class ClientConfig:
     buffered_events_low_water: int = 0
     reconnect_max_total: float = 600.0  # last: positional construction of the older fields keeps working
     log_frames: bool = False
+    compression: Optional[str] = None  # keyword only in practice (after reconnect_max_total)
 
     def __post_init__(self) -> None:
         if self.ca_bundle is not None and not isinstance(self.ca_bundle, (str, os.PathLike)):
             raise ValueError(f"ClientConfig.ca_bundle must be a path or None, got {self.ca_bundle!r}")
+        if self.compression is not None:
+            from .compression import check_compression  # (no zstandard import: that waits for a subscription)
+
+            object.__setattr__(self, "compression", check_compression(self.compression, "ClientConfig.compression"))
         for f in fields(self):
-            if f.name == "ca_bundle":
+            if f.name in ("ca_bundle", "compression"):
                 continue
             value = getattr(self, f.name)
             if f.name in _BOOL_FIELDS:

@@ -286,12 +286,12 @@ class ControlConnection:
             except TransportError:
                 return False
 
-    def close(self, timeout: Optional[float] = None, wait_acks: bool = False) -> None:
+    def close(self, timeout: Optional[float] = None, wait_acks: bool = True) -> None:
         """Close gracefully within ``timeout`` in total (default ``close_timeout``): single sessions send
         ``closeBacktestSession`` and wait for ``success``; parallel runs send ``closeSessionV1`` for unfinished
-        sub-sessions (with ``wait_acks``, and wait for each one's ``success`` within ``timeout``: a socket torn
-        down with unread replies can lose the last requests to a reset). Then the reader thread is joined. The
-        whole close shares one ``timeout``."""
+        sub-sessions and (``wait_acks``) wait for each one's ``success`` while the link is up: a socket torn down
+        with unread replies can lose the last requests to a reset, which left a sub-session running on the server
+        until its disconnect timeout. Then the reader thread is joined. The whole close shares one ``timeout``."""
         timeout = self.config.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -304,7 +304,10 @@ class ControlConnection:
                 acked = route.acked.wait(max(0.0, deadline - time.monotonic()))
             elif wait_acks and self.parallel:
                 for r in closing:
-                    r.acked.wait(max(0.0, deadline - time.monotonic()))
+                    # no ack can come over a link that is down: the server then drops the sessions by itself
+                    while not r.acked.wait(max(0.0, min(0.05, deadline - time.monotonic()))):
+                        if not self._up or not self._thread.is_alive() or time.monotonic() >= deadline:
+                            break
         if threading.current_thread() is self._thread:
             self._closing.set()
             return

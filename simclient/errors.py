@@ -26,6 +26,7 @@ __all__ = [
     "RedirectRefusedError",
     "TlsVerificationError",
     "BadUrlError",
+    "CompressionUnavailableError",
 ]
 
 
@@ -156,6 +157,12 @@ class TlsVerificationError(SimclientError, ConnectionError):
     """The server's TLS certificate did not verify (self-signed, expired, wrong host). Never retried; verification
     stays on. Point ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE`` (or ``ClientConfig.ca_bundle`` where present) at the CA
     that signed it."""
+
+
+class CompressionUnavailableError(SimclientError, ImportError):
+    """A subscription asked for ``compression="zstd"`` (PROTOCOL §9.4) but the ``zstandard`` package is missing (or
+    too old): ``pip install 'simclient[zstd]'``. Raised by the ``subscribe_*`` call; also a builtin
+    :class:`ImportError`."""
 
 
 def redact(text: str, secret: Optional[str]) -> str:

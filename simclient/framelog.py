@@ -193,3 +193,14 @@ def log_decoded(conn: Any, text: Any, what: str = "decoded") -> None:
     ``conn`` is a :class:`FrameLoggingConnection` and DEBUG is on for ``simclient.frames``; else nothing."""
     if isinstance(conn, FrameLoggingConnection) and log.isEnabledFor(_DEBUG):
         log.debug("< %s %s %s", conn.label, what, describe(OPCODE_TEXT, text, conn._scrub))
+
+
+def logging_inflater(inflate: Callable[[Any], Any], conn: Any) -> Callable[[Any], Any]:
+    """``inflate`` (a connection's decompressor, :mod:`simclient.compression`) that also logs what each binary
+    frame decompressed to, under ``conn``'s label: with ``log_frames`` a zstd stream is readable in the log."""
+    def inflate_and_log(payload: Any) -> Any:
+        text = inflate(payload)
+        log_decoded(conn, text, "inflated")
+        return text
+
+    return inflate_and_log

@@ -116,25 +116,26 @@ class ParallelRun:
         """Counters of the shared control connection (reconnects, discarded frames, the §3.5 form fallback)."""
         return self._control.stats
 
-    def subscribe_transactions(self, program_ids: Any) -> None:
-        """Subscribe every sub-session to transactions of ``program_ids``."""
+    def subscribe_transactions(self, program_ids: Any, compression: Optional[str] = None) -> None:
+        """Subscribe every sub-session to transactions of ``program_ids`` (``compression``: as for
+        :meth:`Session.subscribe_transactions`)."""
         for sub in self._subs:
-            sub.subscribe_transactions(program_ids)
+            sub.subscribe_transactions(program_ids, compression=compression)
 
-    def subscribe_account_diffs(self, program_ids: Any) -> None:
+    def subscribe_account_diffs(self, program_ids: Any, compression: Optional[str] = None) -> None:
         for sub in self._subs:
-            sub.subscribe_account_diffs(program_ids)
+            sub.subscribe_account_diffs(program_ids, compression=compression)
 
-    def subscribe_logs(self, program_ids: Any) -> None:
+    def subscribe_logs(self, program_ids: Any, compression: Optional[str] = None) -> None:
         """Subscribe every sub-session to the logs of transactions mentioning ``program_ids``
         (:meth:`Session.subscribe_logs`)."""
         for sub in self._subs:
-            sub.subscribe_logs(program_ids)
+            sub.subscribe_logs(program_ids, compression=compression)
 
-    def subscribe_actions(self) -> None:
+    def subscribe_actions(self, compression: Optional[str] = None) -> None:
         """Subscribe every sub-session to its scheduled actions' results (each gets the firings in its range)."""
         for sub in self._subs:
-            sub.subscribe_actions()
+            sub.subscribe_actions(compression)
 
     def drive(self, on_event: Optional[Callable[[SubSession, ev.Event], Any]] = None,
               advance_count: Optional[int] = None, max_workers: Optional[int] = None,

@@ -26,15 +26,17 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
 from ._base58 import is_pubkey
 from .builders import Continue
+from .compression import resolve_compression
 from .config import ClientConfig
 from .control import ControlConnection, Route
 from .errors import CompletionDrainStalled, SessionClosedError, SessionError, SimclientError, Timeout
 from .flow import FlowControl
+from .protocol import AccountData
 from .rpc import RpcClient
 from .stats import SessionStats
 from .kinds import ACCOUNT_DIFFS, ACTIONS, LOGS, TRANSACTIONS
@@ -46,12 +48,17 @@ from .subscriptions import (
     Subscription,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .discovery import DiscoveryStep
+
 log = logging.getLogger("simclient.session")
 
 _CLOSED = object()  # queue sentinel put by close()
 _DRAIN_POLL = 0.25  # seconds: how often the completion drain looks at its subscriptions' connection state
 #: Events the subscription workers queue (everything else in the queue comes from the control reader).
 _DATA_EVENTS = (ev.Transaction, ev.AccountDiff, ev.Logs, ev.ActionResult)
+#: Events whose delivery advance_to_discovery tracks (simclient.discovery).
+_DISCOVERY_TRACKED = frozenset({ev.DiscoveryBatch, ev.ReadyForContinue, ev.Paused})
 
 
 class _StepBarrier:
@@ -103,6 +110,13 @@ class _BaseSession:
         self._marks: Dict[Any, int] = {}  # subscription -> slot of its newest SlotMark read from the queue
         self._through: Optional[int] = None  # cached delivered_through (None: recompute)
         self._flow = FlowControl(config.max_buffered_events, config.buffered_events_low_water)
+        # advance_to_discovery bookkeeping (simclient.discovery), kept by next_event and the continue senders
+        self._disc_fresh: List[ev.DiscoveryBatch] = []  # batches delivered since the last continue-type request
+        self._disc_idle: Optional[ev.Event] = None  # the ReadyForContinue/Paused delivered since then
+        self._disc_target: Optional[ev.DiscoveryBatch] = None  # the batch the last continueTo aimed at
+        self._disc_asked: Optional[Tuple[int, int]] = None  # (slot, batch) of that continueTo (or a step-over)
+        self._disc_returned: Optional[Tuple[int, int]] = None  # the last pause advance_to_discovery returned
+        self._disc_carry: List[ev.Event] = []  # events a timed-out advance_to_discovery read
 
     # ------------------------------------------------------------------ identity
 
@@ -150,23 +164,61 @@ class _BaseSession:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(session_id={self.session_id!r}, range={self._route.range})"
 
+    def modify_program(self, program_id: Any, elf_bytes: bytes, *, slot: Optional[int] = None,
+                       check_elf: bool = True) -> Dict[str, AccountData]:
+        """:func:`simclient.modify_program` shaped after the program as this session sees it (like the Rust
+        ``BacktestSession::modify_program``): reads ``program_id`` through :attr:`rpc` and, when it is an
+        upgradeable program, keeps its ProgramData address, upgrade authority and (unless ``slot`` is given) its
+        ProgramData slot; a program that does not exist yet gets the derived layout. Put the result into
+        ``Continue(modify_account_states=...)`` (or ``rpc.modify_accounts``). Raises ValueError when the account
+        exists but is not an upgradeable program (another loader's code cannot be replaced this way).
+
+        Keeping the slot follows "derives the ProgramData account shape" of the Rust client; pass ``slot=`` if
+        your server needs a new deployment slot to reload the code (it must stay below the slots that run it)."""
+        from .programs import BPF_LOADER_UPGRADEABLE, modify_program, parse_upgradeable_state
+
+        pid = str(program_id)
+        current = self.rpc.get_account(pid)
+        if current is None:
+            return modify_program(pid, elf_bytes, slot=0 if slot is None else slot, check_elf=check_elf)
+        if current.owner != BPF_LOADER_UPGRADEABLE:
+            raise ValueError(f"program_id {pid} is owned by {current.owner}, not the upgradeable loader "
+                             f"{BPF_LOADER_UPGRADEABLE}: only upgradeable programs can be replaced")
+        state = parse_upgradeable_state(current.data)
+        if state["state"] != "program":
+            raise ValueError(f"program_id {pid} holds an upgradeable-loader {state['state']} account, not a program")
+        pda = state["programdata_address"]
+        authority, last_slot = None, 0
+        existing = self.rpc.get_account(pda)
+        if existing is not None and existing.owner == BPF_LOADER_UPGRADEABLE:
+            header = parse_upgradeable_state(existing.data)
+            if header["state"] == "programdata":
+                authority, last_slot = header["upgrade_authority"], header["slot"]
+        return modify_program(pid, elf_bytes, slot=last_slot if slot is None else slot, upgrade_authority=authority,
+                              programdata=pda, check_elf=check_elf)
+
     # ------------------------------------------------------------------ subscriptions
 
-    def subscribe_transactions(self, program_ids: Sequence[str]) -> None:
-        """Stream every transaction invoking one of ``program_ids`` as :class:`events.Transaction`."""
-        self._add_subscription(TRANSACTIONS, program_ids)
+    def subscribe_transactions(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
+        """Stream every transaction invoking one of ``program_ids`` as :class:`events.Transaction`.
 
-    def subscribe_account_diffs(self, program_ids: Sequence[str]) -> None:
+        ``compression="zstd"`` asks for zstd-compressed frames (PROTOCOL §9.4; ``pip install 'simclient[zstd]'``),
+        ``"none"`` for plain ones; None (the default) takes ``ClientConfig.compression``. The events are the same
+        either way (see :mod:`simclient.compression`)."""
+        self._add_subscription(TRANSACTIONS, program_ids, compression)
+
+    def subscribe_account_diffs(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         """Stream every write to an account owned by one of ``program_ids`` as :class:`events.AccountDiff`.
 
         The filter names one program (§9.2), so each program gets its own subscription socket: a server may close
-        a socket once its subscription ended, which would cut off siblings sharing it."""
+        a socket once its subscription ended, which would cut off siblings sharing it. ``compression``: as for
+        :meth:`subscribe_transactions`."""
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         for program in dict.fromkeys(str(p) for p in program_ids):
-            self._add_subscription(ACCOUNT_DIFFS, [program])
+            self._add_subscription(ACCOUNT_DIFFS, [program], compression)
 
-    def subscribe_logs(self, program_ids: Sequence[str]) -> None:
+    def subscribe_logs(self, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         """Stream the log messages of every transaction that mentions one of ``program_ids`` (any address: a program
         or an account) as :class:`events.Logs` (standard ``logsSubscribe`` with ``{"mentions": [address]}``).
 
@@ -174,7 +226,8 @@ class _BaseSession:
         account diffs, its own socket (a resubscribe replays each subscription from the cursor in turn, which on
         one socket would break the worker's slot order). A transaction that mentions two of the addresses is
         delivered once per address (as standard Solana and the Rust ``subscribe_program_logs`` do), each
-        :class:`~events.Logs` naming its ``program_id``; each address's stream is deduplicated by signature."""
+        :class:`~events.Logs` naming its ``program_id``; each address's stream is deduplicated by signature.
+        ``compression``: as for :meth:`subscribe_transactions`."""
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         programs = list(dict.fromkeys(str(p) for p in program_ids))
@@ -184,26 +237,28 @@ class _BaseSession:
         if bad:  # the server would refuse the subscribe (-32602); say so before anything is sent
             raise ValueError(f"subscribe_logs: program_ids: {bad[0]!r:.60} is not a base58 address")
         for program in programs:
-            self._add_subscription(LOGS, [program])
+            self._add_subscription(LOGS, [program], compression)
 
-    def subscribe_actions(self) -> None:
+    def subscribe_actions(self, compression: Optional[str] = None) -> None:
         """Stream the results of the session's scheduled actions (``CreateSession(actions=...)``) as
         :class:`events.ActionResult`. Keyless (§9.2.1): one stream carries every action, told apart by
         ``action_index`` / ``label``. A second call does nothing (a second stream would only repeat the first)."""
         if any(s.kind == ACTIONS for s in self._subscriptions):
             return
-        self._add_subscription(ACTIONS, [])
+        self._add_subscription(ACTIONS, [], compression)
 
-    def _add_subscription(self, kind: str, program_ids: Sequence[str]) -> None:
+    def _add_subscription(self, kind: str, program_ids: Sequence[str], compression: Optional[str] = None) -> None:
         if isinstance(program_ids, str):
             program_ids = [program_ids]
         if self._closed:
             raise SessionClosedError("session is closed")
+        # checked here, on the caller's thread: a bad value or a missing zstandard fails the subscribe_* call
+        compression = resolve_compression(compression, self._config.compression)
         sub = Subscription(kind, program_ids, self.rpc_endpoint, self._route.sink, self._config,
                            self._route.completed, self._route.range[0] if self._route.range else None,
                            self.session_id, self._route.stats, self._coordinator, self._route.range,
                            connection_factory=self._control.connection_factory,
-                           continue_sent=lambda: self._route.continues_sent > 0)
+                           continue_sent=lambda: self._route.continues_sent > 0, compression=compression)
         self._subscriptions.append(sub)
         self._through = None
         sub.start()
@@ -248,6 +303,7 @@ class _BaseSession:
             raise TypeError(f"send_continue takes a Continue, got {type(cont).__name__}")
         cont = self._flow.split(cont, self._route.stats.events_delivered)  # flow control: maybe a first window
         self._wait_subscriptions_up(timeout)
+        self._disc_sending()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
     def _flow_send(self) -> None:
@@ -260,6 +316,7 @@ class _BaseSession:
             return
         stats.flow_windows = flow.windows
         self._wait_subscriptions_up()
+        self._disc_sending()
         self._control.send_continue(self._route, self._encode_continue(cont))
 
     def send_continue_to(self, slot: int, batch_index: int = 0, extra: Optional[Mapping[str, Any]] = None, *,
@@ -280,7 +337,40 @@ class _BaseSession:
             if clash:
                 raise ValueError(f"extra must not repeat {sorted(clash)}: pass slot/batch_index as arguments")
         self._wait_subscriptions_up(timeout)
+        self._disc_sending()
         self._control.send_continue(self._route, self._encode_continue_to(slot, batch_index, extra))
+
+    def _disc_sending(self) -> None:
+        """A continue-type request is going out: the batches announced so far were for the step that ended (§5.5:
+        the server announces the next one again after every continue)."""
+        self._disc_fresh = []
+        self._disc_idle = None
+        self._disc_target = None
+        self._disc_asked = None
+
+    def _disc_track(self, event: Any) -> None:
+        if type(event) is ev.DiscoveryBatch:
+            self._disc_fresh.append(event)
+        else:
+            self._disc_idle = event
+
+    def advance_to_discovery(self, timeout: Optional[float] = None, *, settle: Optional[float] = None,
+                             extra: Optional[Mapping[str, Any]] = None) -> DiscoveryStep:
+        """Run to immediately before the next batch the session's discovery filters match (``CreateSession(
+        discoveries=[program_executed(pid)])``): consumes events up to the next ``DiscoveryBatch``, sends
+        ``continueTo`` its ``(slot, batch_index)`` and returns the ``Paused`` event as a
+        :class:`~simclient.discovery.DiscoveryPause` (``.batch``: the batch), or, when no batch is left, the
+        ``Completed`` event as a :class:`~simclient.discovery.DiscoveryCompleted` (the rest of the range is run).
+        Both are :class:`~simclient.discovery.DiscoveryStep`; every other event read meanwhile is in ``.events``.
+
+        Call it from an idle point or before the first event (it reads up to the idle marker first). ``timeout``
+        bounds the whole call (:class:`~simclient.errors.Timeout`; what was read is kept for the next call);
+        ``settle`` is how long an idle session with nothing to target waits for a late batch (default
+        :data:`~simclient.discovery.DISCOVERY_SETTLE`); ``extra`` goes into each ``continueTo`` (PROTOCOL §3.3).
+        The rules (which batches count, late and repeated announcements) are in :mod:`simclient.discovery`."""
+        from .discovery import advance_to_discovery
+
+        return advance_to_discovery(self, timeout, settle, extra)
 
     def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
         """Yield events until ``Completed`` (inclusive). Raises the session's fatal error, SessionClosedError
@@ -320,6 +410,8 @@ class _BaseSession:
                 if (kind is ev.ReadyForContinue or kind is ev.Paused) and self._begin_barrier(item):
                     self._wait_barrier(timeout)
                     return self._serve_ready()
+                if kind in _DISCOVERY_TRACKED:
+                    self._disc_track(item)
                 self._route.stats.events_delivered += 1
                 return item
             if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
@@ -421,6 +513,8 @@ class _BaseSession:
             kind = type(item)
             if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
                 continue
+            if kind in _DISCOVERY_TRACKED:
+                self._disc_track(item)
             self._route.stats.events_delivered += 1
             return item  # type: ignore[no-any-return]
 

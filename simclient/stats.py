@@ -38,6 +38,7 @@ class SessionStats:
     step_barrier_seconds: float = 0.0  # total time they were held
     flow_windows: int = 0   # wire continues beyond the user's own (flow control split an advance into windows)
     flow_waits: int = 0     # windows that waited for the consumer to drain the queue
+    decompress_failures: int = 0  # compressed frames that did not decode: each one cost a reconnect (§9.4)
 
     @property
     def reconnects(self) -> int:

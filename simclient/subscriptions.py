@@ -38,6 +38,8 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import protocol as wire
+from .compression import new_inflater
+from .framelog import logging_inflater
 from .config import ClientConfig
 from .errors import ConnectionLostError, InternalError, ProtocolError, SimclientError, SubscriptionError
 from .reconnect import (
@@ -163,7 +165,7 @@ class Subscription:
                  stats: SessionStats, coordinator: Optional[ReconnectCoordinator] = None,
                  slot_range: Optional[Tuple[int, int]] = None,
                  connection_factory: Optional[ConnectionFactory] = None,
-                 continue_sent: Optional[Callable[[], bool]] = None):
+                 continue_sent: Optional[Callable[[], bool]] = None, compression: Optional[str] = None):
         spec = _kind(kind)
         programs = [str(p) for p in program_ids]
         if spec.needs_programs and not programs:
@@ -186,6 +188,10 @@ class Subscription:
         self._early_ended: Set[int] = set()  # end markers read while waiting for the acks
         self._early_trap = False  # one of them was the §9.5 "data plane not up yet" answer
         self._early_completes = 0
+        #: §9.4: "zstd" asks the server for compressed frames; ``_inflate`` is the current connection's decompressor
+        #: (a fresh one per connection, None when plain): see :mod:`simclient.compression`
+        self.compression = compression
+        self._inflate: Optional[Callable[[Any], Any]] = None
         self.ready = threading.Event()  # up, or finished / failed (gating waits on this)
         self.up = False
         self.done = False
@@ -379,6 +385,9 @@ class Subscription:
         try:
             conn = self._connect(self.url, None, self.config.connect_timeout)
             self._conn = conn
+            self._inflate = new_inflater(self.compression)  # never the previous connection's (§9.4)
+            if self._inflate is not None and self.config.log_frames:
+                self._inflate = logging_inflater(self._inflate, conn)
             if self._stop.is_set():
                 raise _Stopped()
             try:
@@ -405,7 +414,7 @@ class Subscription:
         replay = self._replay_from(first)
         requests: Dict[int, str] = {}
         for i, (filter_, label) in enumerate(self.spec.requests(self.program_ids), start=1):
-            conn.send_json(wire.encode_subscribe(i, self.kind, filter_, replay))
+            conn.send_json(wire.encode_subscribe(i, self.kind, filter_, replay, self.compression))
             requests[i] = label
         ids: Dict[int, str] = {}
         early: List[Any] = []
@@ -423,8 +432,12 @@ class Subscription:
             if opcode != OPCODE_TEXT and opcode != OPCODE_BINARY:
                 return False
             try:
+                if opcode == OPCODE_BINARY and self._inflate is not None:
+                    payload = self._inflate(payload)  # a server that compresses its acks too
                 msg = wire.decode_subscription_frame(payload)
             except ProtocolError as exc:
+                if opcode == OPCODE_BINARY and self._inflate is not None:  # (CorruptCompressedFrame included)
+                    raise _Lost(self._corrupt_frame(exc)) from None
                 log.warning("discarding undecodable subscription frame: %s", exc)
                 return False
             if isinstance(msg, wire.SubscribeAck) and msg.request_id in requests:
@@ -483,6 +496,7 @@ class Subscription:
         # per-frame lookups, hoisted
         stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
         decode, notification, on_notification = wire.decode_subscription_frame, wire.Notification, self._on_notification
+        inflate = self._inflate  # this connection's decompressor (§9.4), None when plain
         while True:
             if stopped():
                 raise _Stopped()
@@ -495,8 +509,13 @@ class Subscription:
                     if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                         last_note = now
                         try:
+                            if opcode == OPCODE_BINARY and inflate is not None:
+                                payload = inflate(payload)
                             msg = decode(payload)
                         except ProtocolError as exc:
+                            if opcode == OPCODE_BINARY and inflate is not None:
+                                self._lost_reason = self._corrupt_frame(exc)
+                                return False  # lost: reconnect with a fresh decompressor, replay from the cursor
                             self.stats.frames_discarded += 1
                             log.warning("discarding undecodable subscription frame: %s", exc)
                             continue
@@ -544,6 +563,14 @@ class Subscription:
                 log.info("%s subscription of %s lost: %s", self.kind, self.session_id, exc)
                 self._lost_reason = str(exc)
                 return False
+
+    def _corrupt_frame(self, exc: Exception) -> str:
+        """A compressed frame that did not decode: the rest of this connection's stream depends on it (§9.4), so
+        the connection counts as lost (the reconnect replays from the cursor). Returns the reason."""
+        self.stats.decompress_failures += 1
+        log.warning("%s subscription of %s: %s; reconnecting (the stream cannot be trusted past it)", self.kind,
+                    self.session_id, exc)
+        return f"undecodable compressed frame: {exc}"
 
     def _on_barrier_pong(self, payload: Any) -> None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..runfile import check_output_path
 from .common import UsageError, _client, add_global_options
@@ -82,15 +82,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                 require_pyarrow("--output-file *.parquet")
             except ImportError as exc:
                 raise UsageError(str(exc)) from None
+        overrides, override_meta = _program_override(args, program_ids)
         opts = RunOptions(start_slot=start, end_slot=end, parallel=args.parallel, program_ids=program_ids,
-                          subscriptions=args.subscriptions, advance_count=args.advance_count)
+                          subscriptions=args.subscriptions, advance_count=args.advance_count,
+                          program_overrides=overrides)
         if args.workers is not None or args.scheduler:
             if "logs" in args.subscriptions:
                 raise UsageError("--subscriptions logs is not supported with --workers / --scheduler yet")
+            if overrides:
+                raise UsageError("--program-so is not supported with --workers/--scheduler yet")
             from .scaleout import run_scaled_out
 
             return run_scaled_out(client, opts, args)
-        extra = {"local_seed": args.local_seed} if sim is not None else {}
+        extra: Dict[str, Any] = {"local_seed": args.local_seed} if sim is not None else {}
+        extra.update(override_meta)
         outcome = execute_run(client, opts, args.output_file, args.progress, args.progress_interval, sys.stderr,
                               extra)
     finally:
@@ -102,6 +107,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_run(outcome, args.output_file)
     finish_interrupted(outcome)
     return outcome.exit_code
+
+
+def _program_override(args: argparse.Namespace, program_ids: List[str]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``--program-so FILE``: the overrides replacing the one ``--program-id``'s code, and what the run file's
+    metadata records about them (file, size, sha256). ``({}, {})`` without the flag."""
+    path = getattr(args, "program_so", None)
+    if not path:
+        return {}, {}
+    if len(program_ids) != 1:
+        raise UsageError(f"--program-so replaces one program: give exactly one --program-id (got {len(program_ids)})")
+    try:
+        with open(path, "rb") as fh:
+            elf = fh.read()
+    except OSError as exc:
+        raise UsageError(f"--program-so {path}: {exc.strerror or exc}") from None
+    from ..programs import modify_program
+
+    try:
+        overrides = modify_program(program_ids[0], elf)
+    except ValueError as exc:
+        raise UsageError(f"--program-so {path}: {exc}") from None
+    import hashlib
+
+    return overrides, {"program_so": {"path": path, "bytes": len(elf), "sha256": hashlib.sha256(elf).hexdigest(),
+                                      "program_id": program_ids[0]}}
 
 
 #: simclient.local.server.LOCAL_PROGRAM_IDS_PATH (not imported: that module needs the ``local`` extra).
@@ -139,6 +169,9 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--parallel", action="store_true", help="let the server split the range into sub-sessions")
     run.add_argument("--program-id", action="append", metavar="ID",
                      help="program whose transactions / account diffs to capture (repeatable, or comma-separated)")
+    run.add_argument("--program-so", metavar="FILE",
+                     help="replace the --program-id program's code with this ELF (.so) for the whole run (like the "
+                          "Rust CLI): upgradeable-loader overrides sent with the create at --start-slot")
     run.add_argument("--subscriptions", type=_parse_subscriptions, default=("transactions",),
                      metavar="KINDS", help="comma-separated: transactions, account-diff, logs, or none "
                                            "(default: transactions)")

@@ -35,6 +35,10 @@ class RunOptions:
     program_ids: List[str] = field(default_factory=list)
     subscriptions: Tuple[str, ...] = ("transactions",)
     advance_count: Optional[int] = None
+    #: ``--program-id ID --program-so FILE``: account overrides (``simclient.modify_program``) sent with the create
+    #: as ``account_overrides={start_slot: ...}``, so the program runs the new code from the first slot on, in a
+    #: single session and in every sub-session of a parallel run alike.
+    program_overrides: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -150,7 +154,9 @@ class RunEngine:
     def _create_request(self) -> Any:
         from ..builders import CreateSession
 
-        return CreateSession(start_slot=self.opts.start_slot, end_slot=self.opts.end_slot)
+        overrides = self.opts.program_overrides
+        return CreateSession(start_slot=self.opts.start_slot, end_slot=self.opts.end_slot,
+                             account_overrides={self.opts.start_slot: overrides} if overrides else None)
 
     def _run_single(self) -> None:
         self.model.set_phase("creating session")

@@ -33,6 +33,8 @@ from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .._base58 import b58decode, b58encode
+from ..programs import programdata_address as _programdata_address
+from ..programs import programdata_account_data, program_account_data, rent_exempt_minimum
 
 __all__ = [
     "SyntheticChain",
@@ -77,6 +79,11 @@ ACCOUNT_IDS: Tuple[Tuple[str, ...], ...] = tuple(
     tuple(b58encode(_fixed_key(f"account/{name}/{a}")) for a in range(ACCOUNTS_PER_PROGRAM))
     for name in PROGRAM_NAMES
 )
+#: Each program's ProgramData account (the upgradeable loader's PDA of ``[program_id]``), its upgrade authority,
+#: and the ProgramData "last modified" slot every program reports.
+PROGRAMDATA_IDS: Tuple[str, ...] = tuple(_programdata_address(pid) for pid in PROGRAM_IDS)
+AUTHORITY_IDS: Tuple[str, ...] = tuple(b58encode(_fixed_key(f"authority/{name}")) for name in PROGRAM_NAMES)
+PROGRAM_DEPLOY_SLOT = 1
 
 
 def _account_space(p: int, a: int) -> int:
@@ -235,6 +242,7 @@ class SyntheticChain:
         self._index: Dict[str, Tuple[int, int]] = {}
         for p, pid in enumerate(PROGRAM_IDS):
             self._index[pid] = (p, -1)
+            self._index[PROGRAMDATA_IDS[p]] = (p, -2)
             for a, acc in enumerate(ACCOUNT_IDS[p]):
                 self._index[acc] = (p, a)
 
@@ -249,6 +257,18 @@ class SyntheticChain:
         if entry is None or entry[1] != -1:
             return []
         return list(ACCOUNT_IDS[entry[0]])
+
+    def programdata_address(self, program_id: str) -> str:
+        """Ground truth: the ProgramData account of one of the chain's programs (KeyError for another id)."""
+        if program_id not in PROGRAM_IDS:
+            _missing(program_id)
+        return PROGRAMDATA_IDS[PROGRAM_IDS.index(program_id)]
+
+    def program_elf(self, program_id: str) -> bytes:
+        """Ground truth: the (synthetic, 256-byte) code the chain's ProgramData account of ``program_id`` holds."""
+        if program_id not in PROGRAM_IDS:
+            _missing(program_id)
+        return b"\x7fELF" + self._expand(252, "program-elf", PROGRAM_IDS.index(program_id))
 
     def in_range(self, slot: int) -> bool:
         return self.first_slot <= slot <= self.last_slot
@@ -383,15 +403,20 @@ class SyntheticChain:
     def account_at(self, address: str, slot: int, batch: int = 0) -> Optional[Dict[str, Any]]:
         """UiAccount of ``address`` before executing batch ``batch`` of ``slot`` (default: before the slot).
 
-        Program ids are executable accounts owned by the upgradeable BPF loader; pool accounts are owned by their
-        program; any other address is unknown (None).
+        Program ids are executable accounts owned by the upgradeable BPF loader (``Program{programdata_address}``),
+        each with its ProgramData account (:meth:`program_elf` after the 45-byte header); pool accounts are owned by
+        their program; any other address is unknown (None).
         """
         entry = self._index.get(address)
         if entry is None:
             return None
         p, a = entry
-        if a < 0:
-            return ui_account(PROGRAM_LAMPORTS, self._expand(36, "program-data", p), BPF_LOADER, executable=True)
+        if a == -1:
+            return ui_account(PROGRAM_LAMPORTS, program_account_data(PROGRAMDATA_IDS[p]), BPF_LOADER,
+                              executable=True)
+        if a == -2:
+            data = programdata_account_data(self.program_elf(PROGRAM_IDS[p]), PROGRAM_DEPLOY_SLOT, AUTHORITY_IDS[p])
+            return ui_account(rent_exempt_minimum(len(data)), data, BPF_LOADER)
         lam, data = self._state(p, a, slot, batch)
         return ui_account(lam, data, PROGRAM_IDS[p])
 
@@ -586,6 +611,10 @@ class SyntheticChain:
     def discovery_payload(self, slot: int, i: int) -> bytes:
         """Deterministic stand-in for the bincode ``TxWithMeta`` bytes of a discovery batch transaction."""
         return b"simclient-local:TxWithMeta\x00" + self._signature_bytes(slot, i) + self._hash("txwithmeta", slot, i)
+
+
+def _missing(program_id: str) -> None:
+    raise KeyError(f"{program_id} is not one of the chain's programs")
 
 
 def _filter_matches(f: Dict[str, Any], program_id: str, written: List[str]) -> bool:

@@ -16,6 +16,9 @@ work against all of them. A :class:`Dialect` fixes one reading per point:
 * ``ranges``: ``GET /available-ranges`` keys in ``"camel"`` (the docs listing) or ``"snake"`` (the Rust field names).
 * ``actions``: ``actionNotification`` results (§9.2.1, casing [I]) in ``"camel"``, ``"snake"``, or ``"outcomes"``
   (snake_case with the older ``transaction_outcomes[].err`` in place of ``err``).
+* ``zstd_ack`` / ``zstd_eos`` (§9.4, only for a subscription that asked for ``"compression":"zstd"``): its subscribe
+  ack as ``"text"`` (the default, §9.4's reading) or ``"zstd"`` (a Binary frame of the socket's compressed stream);
+  its end-of-stream marker as ``"zstd"`` (the default) or ``"text"``. See :mod:`simclient.local.zstd`.
 
 :data:`DIALECTS` names the presets; together they cover every reading of every point at least once. ``evidenced``
 is the default: what the public sources show, lenient where they are silent.
@@ -34,6 +37,7 @@ _V1_ID = ("any", "session_id", "sessionId")
 _EOS = ("subscriptionComplete", "null")
 _RANGES = ("camel", "snake")
 _ACTIONS = ("camel", "snake", "outcomes")
+_ZSTD_FRAME = ("text", "zstd")
 _ID_KEYS = ("session_id", "sessionId")
 
 
@@ -48,10 +52,12 @@ class Dialect:
     eos: str = "subscriptionComplete"
     ranges: str = "camel"
     actions: str = "camel"
+    zstd_ack: str = "text"
+    zstd_eos: str = "zstd"
 
     def __post_init__(self) -> None:
         for attr, allowed in (("v1_params", _V1_PARAMS), ("v1_id", _V1_ID), ("eos", _EOS), ("ranges", _RANGES),
-                              ("actions", _ACTIONS)):
+                              ("actions", _ACTIONS), ("zstd_ack", _ZSTD_FRAME), ("zstd_eos", _ZSTD_FRAME)):
             if getattr(self, attr) not in allowed:
                 raise ValueError(f"Dialect.{attr} must be one of {allowed}, got {getattr(self, attr)!r}")
 

@@ -29,8 +29,10 @@ Inferred control-connection choices (see also :mod:`simclient.local.session`):
   ``closeSessionV1`` answers with the sub-session's ``sessionEventV2{event: success}``.
 * Plain ``continue``/``continueTo`` on a parallel connection is ``invalidRequest``; ``*SessionV1`` naming an unknown
   sub-session is ``sessionNotFound``.
-* ``zstd`` subscription compression is not implemented: the option is ignored and frames stay Text (allowed by §9.3:
-  absent or unsupported options default to off).
+* ``"compression":"zstd"`` in a subscribe config (§9.4): that subscription's frames go out as Binary frames of one
+  streaming zstd compressor per socket (:mod:`simclient.local.zstd`; the dialect's ``zstd_ack`` / ``zstd_eos`` pick
+  how its ack and end marker go). Without ``zstandard`` installed the option is ignored and frames stay Text
+  (allowed by §9.3: absent or unsupported options default to off).
 
 Bad-input hooks (for client tests; every one is thread-safe and usable while the simulator runs):
 
@@ -65,6 +67,7 @@ from .faults import FaultPlan, RpcFault
 from .ids import new_session_id
 from .rpc import handle_rpc
 from .session import FINISHED, PAUSED, ParallelControl, SimSession, Subscription
+from .zstd import Compressed, StreamCompressor, wants_zstd, zstd_available
 
 #: GET: the local simulator's program ids (``{"program_ids": [...], "names": {id: name}}``); not on the hosted service.
 LOCAL_PROGRAM_IDS_PATH = "/local/program-ids"
@@ -81,6 +84,7 @@ STAT_KEYS = (
     "injected_control_frames", "injected_subscription_frames", "rpc_faults",
     "creates_received", "creates_ignored", "control_flaps", "subscription_flaps", "read_stops",
     "early_completes_sent", "duplicate_field_rejections", "creates_refused_draining",
+    "zstd_frames_sent", "zstd_bytes_in", "zstd_bytes_out", "zstd_ignored",
 )
 MAX_MSG_SIZE = 64 * 1024 * 1024
 #: Seconds a client gets to echo our close frame (PROTOCOL §10: graceful close, [I] 10 s) before the abort.
@@ -181,9 +185,11 @@ class ControlConn(_Conn):
             self.sim.stats["garbage_sent"] += 1
             if not await super().send_locked(garbage):
                 return False
+        self.sim.stats["frames_sent"] += 1  # before the write: a client that read the frame sees it counted
         ok = await super().send_locked(text)
-        if ok:
-            self.sim.stats["frames_sent"] += 1
+        if not ok:
+            self.sim.stats["frames_sent"] -= 1
+        else:
             if self.flap_on_created and isinstance(text, str) and (
                     '"method":"sessionsCreatedV2"' in text
                     or (self.parallel is None and '"method":"sessionCreated"' in text)):
@@ -226,6 +232,23 @@ class SubConn(_Conn):
         # FaultPlan.delay_subscriptions_ms: writes held back, in order: (due loop time, "note"|"raw"|"pong"|"close", x)
         self._lagged: Deque[Tuple[float, str, Any]] = deque()
         self._lag_task: Optional["asyncio.Task[Any]"] = None
+        self.compressor: Optional[StreamCompressor] = None  # §9.4: made with this socket's first compressed frame
+
+    async def send_locked(self, text: Any) -> bool:
+        """Send one frame (``lock`` held); a :class:`~simclient.local.zstd.Compressed` one goes through this socket's
+        compressor now, so compressor order is wire order, and out as a Binary frame."""
+        if type(text) is Compressed:
+            if self.closed:
+                return False
+            if self.compressor is None:
+                self.compressor = StreamCompressor()
+            raw = len(text.text)
+            text = self.compressor.compress(text.text)
+            stats = self.sim.stats
+            stats["zstd_frames_sent"] += 1
+            stats["zstd_bytes_in"] += raw
+            stats["zstd_bytes_out"] += len(text)
+        return await super().send_locked(text)
 
     @property
     def lagging(self) -> bool:
@@ -301,7 +324,9 @@ class LocalSimulator:
     ``create_delay_ms``, ``slot_pace_ms``, ``replay_window``, ``omit_parallel_ranges`` (``sessionsCreatedV2``
     without ``start_slots``/``end_slots``, like a too-old server), ``mismatched_parallel_ranges``
     (``sessionsCreatedV2.end_slots`` one element shorter than ``session_ids``), ``early_session_events`` (a parallel
-    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``), ``session_ids`` (a list of ids
+    sub-session's first ``sessionEventV2`` arrives before its own ``sessionCreated``), ``discovery_after_idle_ms``
+    (a ``discoveryBatch`` follows the idle marker by that many ms, like a background scan) and
+    ``discovery_reannounce_paused`` (the batch a ``continueTo`` paused before is announced again), ``session_ids`` (a list of ids
     handed out, in order, to the next sessions created instead of generated ones: e.g. to make a restarted simulator
     reuse an id a client still holds); ``dialect`` (a preset name of :data:`~simclient.local.dialect.DIALECTS` or a :class:`~simclient.local.dialect.Dialect`), ``draining``
     (``GET /ready`` answers 503 and creates are refused).
@@ -333,6 +358,8 @@ class LocalSimulator:
         self.omit_parallel_ranges = False
         self.mismatched_parallel_ranges = False
         self.early_session_events = False
+        self.discovery_after_idle_ms: Optional[float] = None  # §5.5 readings, see simclient.local.session
+        self.discovery_reannounce_paused = False
         self.session_ids: List[str] = []
         self._dialect = resolve_dialect(dialect)
         self.draining = False
@@ -686,9 +713,9 @@ class LocalSimulator:
             return
         delay = self._faults.subscription_delay
         if delay > 0 or conn.lagging:
-            conn.send_later("note", text, delay)
+            conn.send_later("note", sub.frame(text), delay)
             return
-        if await conn.send(text):
+        if await conn.send(sub.frame(text)):
             self.stats["notifications_sent"] += 1
 
     # ------------------------------------------------------------------ HTTP handlers
@@ -1145,29 +1172,37 @@ class LocalSimulator:
                 await conn.send_locked(err(-32016, f"replay window exceeded: oldest retained slot {oldest}"))
                 return
             sub = make(sess.next_sub_id())
+            if wants_zstd(cfg):
+                sub.compressed = zstd_available()
+                if not sub.compressed:
+                    self.stats["zstd_ignored"] += 1
+                    log.info("a subscribe asked for zstd but zstandard is not installed here: sending Text frames")
+            ack: Any = wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id})
+            if sub.compressed and self._dialect.zstd_ack == "zstd":
+                ack = Compressed(ack)
             if not sess.finished and sess.continues_started == 0 and self._faults.take_early_complete(sess.id):
                 # "subscribed before the data plane was up" (PROTOCOL §9.5): acked, then ended at once, no results
                 self.stats["subscriptions"] += 1
                 self.stats["early_completes_sent"] += 1
-                await conn.send_locked(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id}))
-                await conn.send_locked(complete_text(sub.id))
+                await conn.send_locked(ack)
+                await conn.send_locked(sub.end_frame(complete_text(sub.id)))
                 return
             texts = sess.replay_texts(sub, replay) if replay is not None else []
             finished = sess.state in FINISHED
             if not finished:
                 sess.subs.append(sub)
             self.stats["subscriptions"] += 1
-            await conn.send_locked(wire.dumps({"jsonrpc": "2.0", "id": rid, "result": sub.id}))
+            await conn.send_locked(ack)
             flap = self._faults.take_subscription_flap()
             if flap:
                 sess.subs = [s for s in sess.subs if s is not sub]
                 texts, finished = [], False
             for text in texts:
-                if not await conn.send_locked(text):
+                if not await conn.send_locked(sub.frame(text)):
                     return
             if finished:
                 sub.ended = True
-                await conn.send_locked(sub.end_text())
+                await conn.send_locked(sub.end_frame())
         if flap:
             self.stats["subscription_flaps"] += 1
             log.info("fault: flapping a subscription socket of session %s (close 1011)", sess.id)

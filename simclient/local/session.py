@@ -16,7 +16,9 @@ Everything in this module runs on the simulator's event loop thread. Inferred pr
 * **Idle markers**: a continue ends with ``readyForContinue``, a continueTo with ``paused``, both preceded by the
   next ``discoveryBatch`` when the session has discovery filters: the first matching batch not yet executed (when
   paused at ``(s, b)``, the search starts at ``(s, b + 1)``, so a client feeding discoveries to ``continueTo``
-  always makes progress). After ``endSlot``: ``completed{summary}``, then the data-plane end of stream.
+  always makes progress). Two other readings of §5.5 can be played: ``LocalSimulator.discovery_after_idle_ms``
+  (a background scan: the batch follows the idle marker after that delay, if the session is still idle) and
+  ``discovery_reannounce_paused`` (the search starts at ``(s, b)``: the batch paused before is announced again). After ``endSlot``: ``completed{summary}``, then the data-plane end of stream.
 * **Sequencing**: a single session created with ``disconnectTimeoutSecs > 0`` wraps every frame it emits with
   ``seqId`` (including ``status startingRuntime`` and ``sessionCreated``), and keeps them all in its replay buffer.
   ``sessionAttached`` (the attach reply) is *not* sequenced: it is a reply on the new connection, not a session
@@ -26,8 +28,11 @@ Everything in this module runs on the simulator's event loop thread. Inferred pr
   that session's events and sequenced.
 * **Retained window**: the last ``replay_window`` produced slots a session has (at least partly) executed. Replay
   notifications are regenerated from the deterministic chain, so replay is exact.
-* **Account overrides** (``modifyAccountStates``, RPC ``modifyAccounts``) overlay the RPC state until the chain
-  itself next writes the account; they never change the data-plane notifications.
+* **Account overrides** (``modifyAccountStates``, RPC ``modifyAccounts``, and the create's ``accountOverrides``
+  ``{"<slot>": {address: AccountData}}``, applied as that slot starts, or at startup when it is at or before
+  ``startSlot``) overlay the RPC state until the chain itself next writes the account; they never change the
+  data-plane notifications. Program and ProgramData accounts are never written by the chain, so a program override
+  (``simclient.modify_program``) stays visible for the rest of the session.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tu
 from . import actions as _actions
 from . import wire
 from .chain import TxRecord
+from .zstd import Compressed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import ControlConn, LocalSimulator, SubConn
@@ -64,6 +70,7 @@ class Subscription:
         self.address = address            # accountDiff filter
         self.address_type = address_type
         self.ended = False
+        self.compressed = False           # asked for "compression":"zstd" (and zstandard is here): see .zstd
 
     def texts_for(self, tx: TxRecord) -> List[str]:
         """The notification frames this subscription gets for one executed transaction."""
@@ -72,6 +79,16 @@ class Subscription:
     def end_text(self) -> str:
         """The end-of-stream frame in the simulator's dialect (PROTOCOL §9.5)."""
         return self.conn.sim.dialect.end_text(self.kind, self.id)
+
+    def frame(self, text: str) -> Any:
+        """A notification as this subscription gets it: compressed on its socket's stream when it asked (§9.4)."""
+        return Compressed(text) if self.compressed else text
+
+    def end_frame(self, text: Optional[str] = None) -> Any:
+        """The end-of-stream frame (``text``, else :meth:`end_text`), compressed when it asked for zstd and the
+        dialect's ``zstd_eos`` reading compresses it."""
+        text = self.end_text() if text is None else text
+        return Compressed(text) if self.compressed and self.conn.sim.dialect.zstd_eos == "zstd" else text
 
 
 def _transaction_texts(sub: Subscription, tx: TxRecord) -> List[str]:
@@ -142,6 +159,7 @@ class SimSession:
         self.subs: List[Subscription] = []
         self._next_sub = 0
         self.overrides: Dict[str, Tuple[Tuple[int, int], Dict[str, Any]]] = {}
+        self.create_overrides = sorted(req.account_overrides.items())  # (slot, accounts) not applied yet
         self.continues_started = 0                      # continues acted upon (the data plane is up after one)
         self.received_transactions: List[bytes] = []    # continue batches and RPC sendTransaction, in arrival order
         self.continue_transactions: List[bytes] = []
@@ -161,6 +179,7 @@ class SimSession:
                               if req.actions else None)
         self.action_notes: Dict[int, List[str]] = {}
         self._actions_begun: Optional[int] = None
+        self.idle_gen = 0                   # bumped at every idle marker (a late discoveryBatch checks it)
 
     def __repr__(self) -> str:
         return f"<SimSession {self.id} [{self.start_slot}, {self.end_slot}] {self.state} pos={self.pos}>"
@@ -230,15 +249,18 @@ class SimSession:
                 await asyncio.sleep(sim.create_delay_ms / 1000)
             await self.emit(wire.session_created("sessionCreated", self.id, self.task_id))
             self.announced = True
+        self.apply_create_overrides(self.start_slot)
         await self.emit(wire.slot_notification(self.start_slot))
         await self._become_idle(IDLE)
 
     async def _become_idle(self, state: str) -> None:
         disc = self._discovery_frame(state)
-        if disc is not None:
+        late = self.sim.discovery_after_idle_ms
+        if disc is not None and late is None:
             await self.emit(disc)
         def idle() -> None:
             self.state = state
+            self.idle_gen += 1
 
         if state == PAUSED:
             assert self.paused_at is not None
@@ -246,13 +268,21 @@ class SimSession:
         else:
             self.paused_at = None
             await self.emit(wire.READY, idle)
+        if disc is not None and late is not None:
+            self.sim._spawn(self._late_discovery(disc, late, self.idle_gen))
+
+    async def _late_discovery(self, text: str, delay_ms: float, gen: int) -> None:
+        """The background-scan reading of §5.5: the batch follows the idle marker (if still idle there)."""
+        await asyncio.sleep(delay_ms / 1000)
+        if self.idle_gen == gen and self.state in (IDLE, PAUSED):
+            await self.emit(text)
 
     def _discovery_frame(self, state: str) -> Optional[str]:
         if not self.discoveries:
             return None
         s, b = self.pos
         if state == PAUSED and self.paused_at is not None:
-            s, b = self.paused_at[0], self.paused_at[1] + 1
+            s, b = self.paused_at[0], self.paused_at[1] + (0 if self.sim.discovery_reannounce_paused else 1)
         found = self.sim.chain.find_match(self.discoveries, s, b, self.end_slot)
         if found is None:
             return None
@@ -275,6 +305,7 @@ class SimSession:
         self.state = BUSY
         self.continues_started += 1
         self.task = asyncio.ensure_future(self._guard(coro))
+        self.task.add_done_callback(lambda _: coro.close())  # a task cancelled before it ran never awaited coro
         self.sim._track(self.task)
 
     async def _guard(self, coro: Any) -> None:
@@ -305,6 +336,15 @@ class SimSession:
         self.modifications.append(dict(mods))
         for addr, acct in mods.items():
             self.overrides[addr] = (self.pos, acct)
+
+    def apply_create_overrides(self, slot: int) -> bool:
+        """Apply the create's ``accountOverrides`` due by ``slot`` (called as each slot starts, and at startup for
+        those at or before ``startSlot``); True if any was applied."""
+        applied = False
+        while self.create_overrides and self.create_overrides[0][0] <= slot:
+            self.apply_overrides(self.create_overrides.pop(0)[1])
+            applied = True
+        return applied
 
     def account(self, address: str) -> Optional[Dict[str, Any]]:
         """UiAccount of ``address`` at the session's position, with overrides applied."""
@@ -343,6 +383,10 @@ class SimSession:
         chain = sim.chain
         await sim.stall_gate()
         start_batch = self.pos[1] if self.pos[0] == s else 0
+        if start_batch == 0 and self.create_overrides:
+            self.pos = (s, 0)
+            if self.apply_create_overrides(s):
+                self.mods_pending = True
         if start_batch == 0 and sim.faults.has_slot_failures:
             variant = sim.faults.failure_at(s)
             if variant is not None:
@@ -451,9 +495,9 @@ class SimSession:
             for sub in conn_subs:
                 sub.ended = True
                 if lagging:
-                    conn.send_later("raw", sub.end_text(), 0.0)
+                    conn.send_later("raw", sub.end_frame(), 0.0)
                 else:
-                    await conn.send(sub.end_text())
+                    await conn.send(sub.end_frame())
             # the close handshake runs on its own: a client slow to answer must not hold up the session
             if lagging:
                 conn.send_later("close", None, 0.0)

@@ -187,6 +187,7 @@ class CreateRequest:
     raw: Dict[str, Any] = field(default_factory=dict)
     replay_account_state: bool = False
     actions: List[Any] = field(default_factory=list)    # simclient.local.actions.ParsedAction
+    account_overrides: Dict[int, Dict[str, Dict[str, Any]]] = field(default_factory=dict)  # slot -> UiAccounts
 
 
 def _discovery(f: Any) -> Dict[str, Any]:
@@ -230,7 +231,28 @@ def parse_create(params: Any) -> CreateRequest:
                                                                      maximum=65535),
         extra_compute_units=_int(p, "extraComputeUnits", maximum=2 ** 32 - 1), signer_filter=list(signers),
         discoveries=[_discovery(f) for f in _list(p, "discoveries")], raw=p, replay_account_state=replay_state,
-        actions=actions)
+        actions=actions,
+        account_overrides=_create_overrides(get(p, "accountOverrides")))
+
+
+
+def _create_overrides(raw: Any) -> Dict[int, Dict[str, Dict[str, Any]]]:
+    """``accountOverrides`` of a create (the Rust builder's ``add_override(slot, AccountModifications)``; the
+    wire form is inferred): ``{"<slot>": {"<base58>": AccountData}}``, applied from that slot on."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise invalid("invalid type for `accountOverrides`: expected an object of slot -> accounts")
+    out: Dict[int, Dict[str, Dict[str, Any]]] = {}
+    for key, accounts in raw.items():
+        try:
+            slot = int(key)
+        except (TypeError, ValueError):
+            raise invalid(f"invalid `accountOverrides` slot {key!r}: expected a u64") from None
+        if slot < 0 or not isinstance(accounts, dict):
+            raise invalid(f"invalid `accountOverrides` entry for slot {key!r}")
+        out[slot] = {addr: parse_account_data(addr, acct) for addr, acct in accounts.items()}
+    return out
 
 
 @dataclass

@@ -79,7 +79,32 @@ def test_subscribe_and_rpc_against_simulator_url(sim, sim_env):
     assert txs == _truth_count(sim, start, end)
 
 
-@pytest.mark.parametrize("script", ["single_session.py", "parallel_run.py", "subscribe_and_rpc.py"])
+def test_discovery_stepping_against_simulator_url(sim, sim_env):
+    program = sim.program_ids[3]
+    watch = sim.chain.accounts_of(program)[2]
+    r = _run("discovery_stepping.py", {**sim_env, "SIMULATOR_PROGRAM_IDS": program, "SIMULATOR_WATCH_ACCOUNT": watch})
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"completed (\d+)\.\.(\d+): paused (\d+) times", r.stdout)
+    assert m, r.stdout
+    start, end, count = map(int, m.groups())
+    pauses = [(int(s), int(b), int(lam)) for s, b, lam in
+              re.findall(r"before slot (\d+) batch (\d+) .*: (\d+) lamports", r.stdout)]
+    truth = []  # every batch of the range that invokes the program (the chain's ground truth)
+    slot, batch = start, 0
+    while True:
+        found = sim.chain.find_match([{"programExecuted": program}], slot, batch, end)
+        if found is None:
+            break
+        truth.append(found[:2])
+        slot, batch = found[0], found[1] + 1
+    assert count == len(truth) > 0
+    assert [(s, b) for s, b, _ in pauses] == truth
+    for s, b, lamports in pauses:  # the RPC read at each pause: the state right before that batch
+        assert lamports == sim.chain.account_at(watch, s, b)["lamports"]
+
+
+@pytest.mark.parametrize("script", ["single_session.py", "parallel_run.py", "subscribe_and_rpc.py",
+                                    "discovery_stepping.py"])
 def test_examples_start_their_own_local_simulator(script):
     r = _run(script, _env())
     assert r.returncode == 0, r.stderr

@@ -37,3 +37,16 @@ def test_break_out_of_events_mid_step_closes_promptly_and_ends_the_session() -> 
             threading.Event().wait(0.02)
         assert sim.session(sid).state == "closed"
         assert sim.session(sid).pos[0] < sim.first_slot + 1999  # it really was left mid-run
+
+
+def test_closing_a_parallel_run_mid_run_closes_every_sub_session_on_the_server() -> None:
+    # closeSessionV1 goes out for every unfinished sub-session; close() returns only once each was acknowledged, so
+    # no request is lost to the socket's teardown and no sub-session is left running for its disconnect timeout.
+    with LocalSimulator(port=0, bundle_size=100) as sim:
+        client = Client(sim.url, sim.api_key, fast_config())
+        with client.start_parallel(CreateSession(start_slot=sim.first_slot, slot_count=799)) as run:
+            assert len(run.sub_sessions) == 8
+            first = run.sub_sessions[0]
+            first.send_continue(advance_count=1)
+        # checked at once: the server acted on every close before close() returned
+        assert sorted(s.state for s in sim.sessions()) == ["closed"] * 8

@@ -114,3 +114,20 @@ def test_sockets_opened_by_reconnects_log_too(caplog) -> None:
     assert len([x for x in opened if x.startswith("subscription#")]) >= 2  # the data plane reconnected too
     assert any(x.startswith("> control#") and "attachBacktestSession" in x for x in lines)
     assert any(x.startswith("> subscription#") and "replayFromSlot" in x for x in lines)
+
+
+def test_a_zstd_stream_is_logged_decompressed_too(caplog) -> None:
+    pytest.importorskip("zstandard")
+    caplog.set_level(logging.DEBUG, logger=FRAMES_LOGGER)
+    with LocalSimulator(port=0) as sim:
+        client = Client(sim.url, sim.api_key, fast_config(log_frames=True))
+        with client.start_session(CreateSession(start_slot=sim.first_slot, slot_count=99)) as session:
+            session.subscribe_transactions(sim.program_ids[:1], compression="zstd")
+            txs = [e for e in session.events(timeout=15) if isinstance(e, ev.Transaction)
+                   or (isinstance(e, ev.ReadyForContinue) and session.send_continue(advance_count=100))]
+    assert txs
+    lines = _frame_lines(caplog)
+    assert any(x.startswith("< subscription#") and " binary " in x for x in lines)
+    inflated = [x for x in lines if x.startswith("< subscription#") and " inflated " in x]
+    # every compressed notification is readable in the log, in the order it was read
+    assert sum('"method":"transactionNotification"' in x.replace(" ", "") for x in inflated) == len(txs)

@@ -42,6 +42,26 @@ def test_the_heavy_library_check_can_fail():
     assert proc.returncode != 0 and "AssertionError" in proc.stderr
 
 
+@pytest.mark.parametrize("module", ["simclient", "simclient.cli", "simclient.local"])
+def test_import_pulls_in_no_zstandard(module):
+    """zstd on the data plane (the `zstd` extra) is imported only when a subscription asks for compression."""
+    proc = _run(f"import {module}, sys; assert 'zstandard' not in sys.modules")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_zstd_config_alone_imports_no_zstandard():
+    proc = _run("import simclient, sys; simclient.ClientConfig(compression='zstd'); "
+                "assert 'zstandard' not in sys.modules")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_zstandard_check_can_fail():
+    pytest.importorskip("zstandard")
+    proc = _run("import simclient, sys; from simclient.compression import require_zstd; require_zstd(); "
+                "assert 'zstandard' not in sys.modules")
+    assert proc.returncode != 0 and "AssertionError" in proc.stderr
+
+
 def test_core_install_has_only_the_three_runtime_dependencies():
     """`pip install simclient` alone: websocket-client, requests, tenacity; pandas/pyarrow/matplotlib in extras."""
     import configparser
@@ -56,3 +76,4 @@ def test_core_install_has_only_the_three_runtime_dependencies():
     extras = cfg["options.extras_require"]
     assert {"pyarrow", "pandas"} <= names(extras["data"]) and "matplotlib" in names(extras["plot"])
     assert {"pyarrow", "pandas", "matplotlib"} <= names(extras["dev"])   # CI (.[dev,local,cli]) runs those tests
+    assert names(extras["zstd"]) == {"zstandard"} and "zstandard" in names(extras["dev"])
