@@ -19,7 +19,7 @@ notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket e
 
 Parts (``--only``): ``clients`` (A: every client on control / tx / txdiff, CPU per event by SDK thread, the
 server-speed check), ``barrier`` (B: ``ClientConfig.step_barrier`` off vs on per step, skipped if the client has no
-such field), ``fanout`` (C: ``drive()``, ``drive(consumers=4)`` and the bare loop at N = 1..128), ``toggles`` (D:
+such field), ``fanout`` (C: ``drive()``, ``drive(max_workers=N)`` and the bare loop at N = 1..128), ``toggles`` (D:
 each hot-path special case switched to the plain path, end to end) and ``hotpath`` (E: the same, deterministic, from
 memory). ``SIMCLIENT_BENCH_CLIENT_PATH=/dir`` measures the ``simclient/`` package in /dir as the client.
 
@@ -444,7 +444,9 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
     return out
 
 
-def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] = None) -> Dict[str, Any]:
+def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] = None,
+               threads: bool = False) -> Dict[str, Any]:
+    """drive() as it is by default, with ``consumers``, or (``threads``) one thread per sub-session."""
     from simclient import Client, ClientConfig, CreateSession
 
     m = man[f"fanout-{n}"]
@@ -453,7 +455,8 @@ def sdk_fanout(base: str, man: Dict[str, Any], n: int, consumers: Optional[int] 
         if len(run.sub_sessions) != n:
             raise RuntimeError(f"expected {n} sub-sessions, got {len(run.sub_sessions)}")
         t0 = _now()
-        result = run.drive() if consumers is None else run.drive(consumers=consumers)
+        result = (run.drive(max_workers=n) if threads else run.drive() if consumers is None
+                  else run.drive(consumers=consumers))
         t1 = _now()
         if not result.ok:
             raise RuntimeError(f"parallel run failed: {result.failures[:3]}")
@@ -515,12 +518,31 @@ def _snapshot() -> List[Tuple[Any, str, Any]]:
         for a in path:
             obj = getattr(obj, a)
         out.append((obj, last, getattr(obj, last)))
+    from simclient import kinds
+
+    out.append((kinds.KINDS, "", dict(kinds.KINDS)))  # the kind table holds the converters it was built with
     return out
 
 
 def _restore(snap: List[Tuple[Any, str, Any]]) -> None:
     for obj, name, value in snap:
-        setattr(obj, name, value)
+        if isinstance(obj, dict):
+            obj.update(value)
+        else:
+            setattr(obj, name, value)
+
+
+def _set_converters() -> None:
+    """Point the kind table at protocol's (possibly replaced) converters: a Subscription takes its converter from
+    the table (simclient/kinds.py), which keeps the function objects it was built with."""
+    import dataclasses
+
+    from simclient import kinds
+    from simclient import protocol as wire
+
+    for name, fn in ((kinds.TRANSACTIONS, wire.transaction_from_result),
+                     (kinds.ACCOUNT_DIFFS, wire.account_diff_from_result)):
+        kinds.KINDS[name] = dataclasses.replace(kinds.KINDS[name], convert=fn)
 
 
 def _apply_toggle(name: str) -> None:
@@ -561,6 +583,7 @@ def _apply_toggle(name: str) -> None:
             return ev.Transaction(slot=wire._u64(slot, "transaction.slot"), signature=wire._tx_signature(value),
                                   value=value)
         wire.transaction_from_result = plain_tx
+        _set_converters()
     elif name == "object-new-events":
         # the same inline checks, but every event built by its dataclass constructor instead of object.__new__
         # plus a __dict__ fill
@@ -612,6 +635,7 @@ def _apply_toggle(name: str) -> None:
         wire.decode_subscription_frame = ctor_decode
         wire.transaction_from_result = ctor_tx
         wire.account_diff_from_result = ctor_diff
+        _set_converters()
     else:
         raise ValueError(f"unknown toggle {name}")
 
@@ -729,10 +753,12 @@ def worker(args: argparse.Namespace) -> None:
 
     def one(cmd: Dict[str, Any]) -> Dict[str, Any]:
         stream = cmd["stream"]
-        if stream.startswith("fanout-"):  # fanout-N, or fanout-N:K for drive(consumers=K)
+        if stream.startswith("fanout-"):  # fanout-N; fanout-N:K for drive(consumers=K), fanout-N:t for threads
             n_text, _, k_text = stream.split("-", 1)[1].partition(":")
             n = int(n_text)
             if kind.startswith("sdk"):
+                if k_text == "t":
+                    return sdk_fanout(args.url, man, n, threads=True)
                 return sdk_fanout(args.url, man, n, int(k_text) if k_text else None)
             return wsclient_fanout(args.url, man, n)
         if kind == "null":
@@ -858,16 +884,17 @@ def _pace(runs: Sequence[Dict[str, Any]]) -> str:
     return f"{who} (client {cu:.2f} / server {su:.2f} CPU s per s)"
 
 
-def run_clients(server: ReplayProcess, reps: int, only: Sequence[str] = CLIENTS) -> Dict[str, Any]:
+def run_clients(server: ReplayProcess, reps: int, only: Sequence[str] = CLIENTS,
+                streams: Sequence[str] = STREAMS) -> Dict[str, Any]:
     print(f"[replay A] the SDK beside raw loops on the same recorded stream (median of {reps} alternating runs, "
           f"range in brackets); replay server: its own process; every client: its own process")
     workers = _workers(server, only)
     result: Dict[str, Any] = {}
     try:
         for w in workers:  # warm-up: imports, first connections, caches
-            for stream in STREAMS:
+            for stream in streams:
                 w.run(stream)
-        for stream in STREAMS:
+        for stream in streams:
             runs = _alternate(server, workers, stream, reps)
             result[stream] = runs
             _print_stream(stream, runs)
@@ -1004,18 +1031,16 @@ def run_barrier(server: ReplayProcess, reps: int) -> Optional[Dict[str, Any]]:
     return out
 
 
-FANOUT_CONSUMERS = 4
-
-
 def run_fanout(server: ReplayProcess, reps: int, fanouts: Sequence[int] = FANOUTS) -> Dict[str, Any]:
-    k = FANOUT_CONSUMERS
+    from simclient.parallel import DEFAULT_CONSUMERS as k
     print(f"[replay C] fan-out: {server.manifest['fanout-1']['slots']:,} slots over N sub-sessions on one control "
-          f"socket, control stream only: ParallelRun.drive() (one thread per sub-session), drive(consumers={k}), "
-          f"and bare websocket-client on the same socket (median of {reps} alternating runs)")
+          f"socket, control stream only: ParallelRun.drive() as by default (up to N = {k} one thread per "
+          f"sub-session, beyond that {k} grouped consumers), drive(max_workers=N) (one thread per sub-session, the "
+          f"default before), and bare websocket-client on the same socket (median of {reps} alternating runs)")
     sdk = Worker("sdk", "sdk", server.base)
-    grouped = Worker(f"sdk-c{k}", "sdk", server.base)
+    threaded = Worker("sdk-threads", "sdk", server.base)
     raw = Worker("wsclient", "wsclient", server.base)
-    kinds = ((sdk, ""), (grouped, f":{k}"), (raw, ""))
+    kinds = ((sdk, ""), (threaded, ":t"), (raw, ""))
     runs: Dict[str, List[Any]] = {}
     try:
         for n in fanouts:
@@ -1084,12 +1109,13 @@ def run_toggles(server: ReplayProcess, reps: int, toggles: Sequence[str] = tuple
 
 
 def run(reps: int = 5, only: Sequence[str] = ("clients", "barrier", "fanout", "toggles", "hotpath"),
-        toggle_reps: Optional[int] = None) -> Dict[str, Any]:
+        toggle_reps: Optional[int] = None, clients: Sequence[str] = CLIENTS,
+        streams: Sequence[str] = STREAMS) -> Dict[str, Any]:
     result: Dict[str, Any] = {}
     with ReplayProcess() as server:
         print(f"    {server.banner}")
         if "clients" in only:
-            result["clients"] = run_clients(server, reps)
+            result["clients"] = run_clients(server, reps, clients, streams)
             print()
         if "barrier" in only:
             result["barrier"] = run_barrier(server, reps)
@@ -1119,13 +1145,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--hotpath-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--only", default="clients,barrier,fanout,toggles,hotpath")
+    ap.add_argument("--clients", default=",".join(CLIENTS), help="part A's clients (null must stay for the check)")
+    ap.add_argument("--streams", default=",".join(STREAMS), help="part A's streams")
     args = ap.parse_args(argv)
     if args.hotpath_worker:
         hotpath_worker(args.reps)
     elif args.worker:
         worker(args)
     else:
-        run(args.reps, args.only.split(","))
+        run(args.reps, args.only.split(","), clients=args.clients.split(","), streams=args.streams.split(","))
 
 
 if __name__ == "__main__":

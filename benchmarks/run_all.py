@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py [--quick] [--json results.json] [--only replay,resume,memory,throughput,fanout]
 
-Default (``replay,resume,memory``; about 3-4 minutes on 2 cores):
+Default (``replay,resume,memory``; about 2-2.5 minutes on 2 cores, under load from other jobs):
 
 * replay: client-bound figures from the replay server (bench_replay.py): the SDK beside raw websocket-client,
   websockets and picows loops on the control / transaction / account-diff streams, the in-order step barrier, fan-out

@@ -30,6 +30,12 @@ log = logging.getLogger("simclient.parallel")
 #: held inside its session rather than in its queue.
 IDLE_WAIT = 0.002
 
+#: drive() without ``on_event`` (nothing of the caller's runs on the consumer threads, so nothing can block them)
+#: and without ``max_workers``/``consumers``: this many grouped consumers once there are more sub-sessions than that.
+#: One thread per sub-session cost 12-28% more CPU per event at 32-128 sub-sessions than at one, grouped consumers
+#: within 3% (docs/performance.md, replay figure C).
+DEFAULT_CONSUMERS = 4
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -53,10 +59,10 @@ class ParallelResult:
 
 
 def _has_queued(sub: SubSession) -> bool:
-    """Whether ``sub.next_event()`` has something to return without waiting for the network: an item in its
-    queue, or a completion drain being served. (An end-of-stream marker counts too; next_event then waits for the
-    session's next event, which its own streams supply.)"""
-    return not sub._route.sink.empty() or sub._drain is not None
+    """Whether ``sub.next_event(0)`` may have something to return without waiting for the network: an item in its
+    queue, or a completion drain at its end. (A queued marker counts too; ``next_event(0)`` then consumes it and
+    raises Timeout, and the consumer moves on.)"""
+    return not sub._route.sink.empty() or (sub._drain is not None and sub._drain_ready())
 
 
 def error_chain(exc: BaseException) -> str:
@@ -141,12 +147,16 @@ class ParallelRun:
         ``consumers=K`` (instead of ``max_workers``): K threads, each serving its share of the sub-sessions
         interleaved, taking whatever each has queued before blocking. At large fan-out that saves most of the
         per-event thread wake-ups (docs/performance.md, fan-out); the price is that an ``on_event`` that blocks
-        holds up the sub-sessions sharing its thread, so keep the default when ``on_event`` does I/O."""
+        holds up the sub-sessions sharing its thread, so keep the default when ``on_event`` does I/O. Without
+        ``on_event``, ``max_workers`` and ``consumers``, drive() uses :data:`DEFAULT_CONSUMERS` grouped consumers
+        when there are more sub-sessions than that (with ``on_event``: one thread per sub-session, as before)."""
         if consumers is not None:
             if max_workers is not None:
                 raise ValueError("give max_workers or consumers, not both")
             if isinstance(consumers, bool) or not isinstance(consumers, int) or consumers < 1:
                 raise ValueError(f"consumers must be a positive int, got {consumers!r}")
+        elif on_event is None and max_workers is None and len(self._subs) > DEFAULT_CONSUMERS:
+            consumers = DEFAULT_CONSUMERS
         result = ParallelResult()
         lock = threading.Lock()
 
@@ -193,7 +203,7 @@ class ParallelRun:
                 except Timeout:
                     if timeout is None:  # pragma: no cover - next_event(None) does not time out
                         raise
-                    return False
+                    return False  # nothing more now (the barrier or drain in progress stays for the next turn)
                 except BaseException as exc:  # noqa: BLE001 - recorded, the others go on
                     failed(sub, exc)
                     if isinstance(exc, KeyboardInterrupt):
@@ -206,7 +216,9 @@ class ParallelRun:
                 for sub in list(active):
                     while _has_queued(sub):
                         progressed = True
-                        if serve(sub, None):
+                        # never blocks: what is queued may be only a marker (a SlotMark, a barrier's pong), and
+                        # waiting on this sub-session for its next event would starve the others of this thread
+                        if serve(sub, 0.0):
                             active.remove(sub)
                             break
                 if not progressed and active:

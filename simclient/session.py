@@ -75,6 +75,18 @@ class _StepBarrier:
         self.started = time.monotonic()
 
 
+class _Drain:
+    """The completion drain's state between calls: the held ``Completed`` and the idle clock."""
+
+    __slots__ = ("completed", "idle", "spent", "last")
+
+    def __init__(self, completed: ev.Completed, idle: float):
+        self.completed = completed
+        self.idle = idle
+        self.spent = 0.0  # idle time while connected, since the last event
+        self.last = time.monotonic()
+
+
 class _BaseSession:
     """What Session and SubSession share: subscriptions, events(), gating, run(), rpc, stats."""
 
@@ -90,7 +102,7 @@ class _BaseSession:
         self._finished = False
         self._closed = False
         self._close_lock = threading.Lock()
-        self._drain: Optional[List[Any]] = None
+        self._drain: Optional[_Drain] = None  # the completion drain, once Completed was read
         self._ended: set[Any] = set()  # subscriptions whose EndOfStream marker was read from the queue
         self._barrier: Optional[_StepBarrier] = None  # a step-ending event waiting for its barrier
         self._ready: Deque[Any] = deque()  # events released by a barrier, delivered before anything else
@@ -374,7 +386,7 @@ class _BaseSession:
     def next_event(self, timeout: Optional[float] = None) -> Optional[ev.Event]:
         """The next event, or None once the session has finished."""
         if self._drain is not None:
-            return self._serve_drain()
+            return self._serve_drain(timeout)
         if self._finished:
             return None
         if self._ready:
@@ -390,7 +402,7 @@ class _BaseSession:
             if isinstance(item, ev.Event):
                 if kind is ev.Completed:
                     self._flow.reset()
-                    return self._start_drain(item)  # type: ignore[arg-type]
+                    return self._start_drain(item, timeout)  # type: ignore[arg-type]
                 if kind is ev.ReadyForContinue and self._flow.remaining:  # a window's end: hidden
                     self._flow.on_ready(self._route.stats.events_delivered)
                     self._flow_send()
@@ -515,72 +527,74 @@ class _BaseSession:
         self._through = None
         return True
 
-    def _start_drain(self, completed: ev.Completed) -> Optional[ev.Event]:
-        """``completed`` arrived: collect trailing notifications until every subscription ended."""
-        buffered: List[Any] = []
-        idle = self._config.completion_drain_timeout
-        spent = 0.0  # idle time while connected, since the last event
-        last = time.monotonic()
-        terminal: Any = completed
-        # Read up to each subscription's own end-of-stream marker: the markers follow every event that worker
-        # queued, so nothing queued before them is left behind. The idle clock pauses while a subscription still
-        # owed is reconnecting: that is bounded by its own reconnect budget (it ends with its end of stream or a
-        # SubscriptionError), so a reconnect that waits its turn is not a stall.
+    def _start_drain(self, completed: ev.Completed, timeout: Optional[float]) -> Optional[ev.Event]:
+        """``completed`` arrived: deliver trailing notifications until every subscription ended, then it."""
+        self._drain = _Drain(completed, self._config.completion_drain_timeout)
+        return self._serve_drain(timeout)
+
+    def _serve_drain(self, timeout: Optional[float]) -> Optional[ev.Event]:
+        """The completion drain, one event per call: read up to each subscription's own end-of-stream marker (the
+        markers follow every event that worker queued, so nothing queued before them is left behind), returning
+        each event as it is read, and ``Completed`` last. Streamed rather than collected first: on the replay
+        server's transaction stream ``Completed`` reaches the queue long before the notifications, and holding
+        them all made the garbage collector's full collections cost more than everything else
+        (docs/performance.md). The idle clock pauses while a subscription still owed is reconnecting: that is
+        bounded by its own reconnect budget (it ends with its end of stream or a SubscriptionError), so a
+        reconnect that waits its turn is not a stall. ``timeout`` (the caller's): :class:`Timeout` when nothing
+        came within it; the drain goes on at the next call."""
+        drain = self._drain
+        assert drain is not None
+        if self._finished:
+            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             pending = [s for s in self._subscriptions if s not in self._ended]
             if not pending:
-                break
+                return self._end_drain(drain.completed)
             now = time.monotonic()
             if not any(s.reconnecting for s in pending):
-                spent += now - last
-            last = now
-            left = idle - spent
+                drain.spent += now - drain.last
+            drain.last = now
+            left = drain.idle - drain.spent
             if left <= 0:
-                terminal = CompletionDrainStalled(
+                return self._end_drain(CompletionDrainStalled(
                     f"session {self.session_id} completed but its {', '.join(s.kind for s in pending)} "
-                    f"subscription(s) did not reach end-of-stream within {idle:.0f}s while connected: the captured "
-                    "stream is incomplete")
-                break
+                    f"subscription(s) did not reach end-of-stream within {drain.idle:.0f}s while connected: the "
+                    "captured stream is incomplete"))
+            wait = min(left, _DRAIN_POLL)
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - now))  # 0: one look at the queue, without waiting
             try:
                 item = (self._requeue.popleft() if self._requeue
-                        else self._route.sink.get(timeout=min(left, _DRAIN_POLL)))
+                        else self._route.sink.get(timeout=wait))
             except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Timeout(f"no event from session {self.session_id} within {timeout}s") from None
                 continue
-            if type(item) is BarrierPassed:
+            kind = type(item)
+            if kind is BarrierPassed:
                 continue
             if item is _CLOSED:
-                terminal = SessionClosedError(f"session {self.session_id} was closed")
-                break
+                return self._end_drain(SessionClosedError(f"session {self.session_id} was closed"))
             if isinstance(item, BaseException):
-                terminal = item
-                break
-            if type(item) is EndOfStream:
-                self._ended.add(item.subscription)
+                return self._end_drain(item)
+            if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
                 continue
-            if type(item) is SlotMark:
-                continue
-            buffered.append(item)
-            spent = 0.0
-        buffered.append(terminal)
-        self._drain = buffered
-        return self._serve_drain()
+            drain.spent = 0.0
+            self._route.stats.events_delivered += 1
+            return item  # type: ignore[no-any-return]
 
-    def _serve_drain(self) -> Optional[ev.Event]:
-        assert self._drain is not None
-        if not self._drain:
-            self._finished = True
-            return None
-        item = self._drain.pop(0)
-        if isinstance(item, BaseException):
-            self._drain = []
-            self._finished = True
-            raise item
-        if type(item) is ev.Completed:
-            self._drain = []
-            self._finished = True
+    def _drain_ready(self) -> bool:
+        """Whether the completion drain has something to return without waiting: an item put back, or its end."""
+        return bool(self._requeue) or self._finished or all(s in self._ended for s in self._subscriptions)
+
+    def _end_drain(self, last: Any) -> ev.Event:
+        """The drain's last item: ``Completed``, or the error that cut it short (raised)."""
+        self._finished = True
+        if isinstance(last, BaseException):
+            raise last
         self._route.stats.events_delivered += 1
-        event: ev.Event = item
-        return event
+        return last  # type: ignore[no-any-return]
 
     def run(self, advance_count: Optional[int] = None, on_event: Optional[Callable[[ev.Event], Any]] = None,
             timeout: Optional[float] = None) -> ev.Completed:

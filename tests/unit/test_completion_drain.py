@@ -11,14 +11,14 @@ from typing import Any, List, Optional
 
 import pytest
 
-from simclient import CompletionDrainStalled
+from simclient import CompletionDrainStalled, Timeout
 from simclient import events as ev
 from simclient import protocol as wire
 from simclient import subscriptions as subs_mod
 from simclient.control import Route
 from simclient.session import _BaseSession
 from simclient.stats import SessionStats
-from simclient.subscriptions import EndOfStream, ReconnectCoordinator, Subscription
+from simclient.subscriptions import EndOfStream, ReconnectCoordinator, SlotMark, Subscription
 from simclient.testing import fast_config
 from simclient.transport import OPCODE_TEXT
 
@@ -70,6 +70,58 @@ def test_time_spent_reconnecting_does_not_count_against_the_drain():
     reader.join(5)
     assert done == [ev.Transaction(slot=1, signature="tail", value={})]
     assert s.next_event(1) == ev.Completed()
+
+
+def test_the_drain_delivers_each_trailing_event_as_it_arrives():
+    """Streamed, not collected first (issue 17: holding the whole tail of a fast control stream made the garbage
+    collector the client's main cost): a trailing notification comes out at once, not at the subscription's end."""
+    sub = FakeSub()
+    s, sink = session(sub, drain=30)
+    sink.put(ev.Completed())
+    sink.put(ev.Transaction(slot=1, signature="a", value={}))
+    t0 = time.monotonic()
+    assert s.next_event(5) == ev.Transaction(slot=1, signature="a", value={})
+    assert time.monotonic() - t0 < 2  # collected first, it would wait for the end of stream (30 s here)
+    with pytest.raises(Timeout):  # the caller's timeout holds during the drain too; the drain goes on after it
+        s.next_event(0.05)
+    with pytest.raises(Timeout):
+        s.next_event(0)
+    sink.put(ev.Transaction(slot=2, signature="b", value={}))
+    sink.put(EndOfStream(sub))  # type: ignore[arg-type]
+    assert s.next_event(0) == ev.Transaction(slot=2, signature="b", value={})  # 0: a look without waiting
+    assert s.next_event(5) == ev.Completed()
+    assert s.next_event(5) is None
+
+
+def test_the_call_that_reads_completed_keeps_its_timeout():
+    # drive()'s grouped consumers look with next_event(0): reading Completed must not make that call wait for the
+    # trailing notifications (the consumer's other sub-sessions would starve meanwhile)
+    sub = FakeSub()
+    s, sink = session(sub, drain=30)
+    sink.put(ev.Completed())
+    t0 = time.monotonic()
+    with pytest.raises(Timeout):
+        s.next_event(0)
+    assert time.monotonic() - t0 < 1
+    sink.put(EndOfStream(sub))  # type: ignore[arg-type]
+    assert s.next_event(0) == ev.Completed()
+
+
+def test_delivered_through_never_runs_ahead_of_what_the_drain_has_returned():
+    """SlotMark and EndOfStream read during the drain count in stream order (the streamed run writer would take
+    the rest of the tail as late otherwise)."""
+    sub = FakeSub()
+    s, sink = session(sub, drain=30)
+    s._route.range = (1, 10)
+    for item in (ev.Completed(), SlotMark(sub, 5), ev.Transaction(slot=5, signature="a", value={}),  # type: ignore[arg-type]
+                 SlotMark(sub, 6), ev.Transaction(slot=6, signature="b", value={}), EndOfStream(sub)):  # type: ignore[arg-type]
+        sink.put(item)
+    assert s.next_event(5).slot == 5  # type: ignore[union-attr]
+    assert s.delivered_through == 4
+    assert s.next_event(5).slot == 6  # type: ignore[union-attr]
+    assert s.delivered_through == 5
+    assert s.next_event(5) == ev.Completed()
+    assert s.delivered_through == 10
 
 
 # ------------------------------------------------------------------------------------------- ReconnectCoordinator

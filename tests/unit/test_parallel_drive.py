@@ -103,3 +103,21 @@ def test_every_sub_session_is_served_whatever_the_number_of_consumers(k):
     subs = [ScriptedSub(f"s{i}", [[READY], [ev.Slot(i), DONE]]) for i in range(5)]
     result = _run(subs).drive(consumers=k)
     assert result.ok and len(result.completed) == 5
+
+
+def test_drive_without_on_event_groups_many_sub_sessions_on_default_consumers():
+    # nothing of the caller's runs on the threads, so grouping cannot hold a sub-session up: DEFAULT_CONSUMERS
+    # threads instead of one per sub-session (the wake-ups per event at large fan-out, docs/performance.md)
+    from simclient.parallel import DEFAULT_CONSUMERS
+
+    threads = set()
+
+    class Counting(ScriptedSub):
+        def next_event(self, timeout: Any = None) -> Any:
+            threads.add(threading.current_thread().name)
+            return super().next_event(timeout)
+
+    subs = [Counting(f"s{i}", [[READY], [ev.Slot(i), DONE]]) for i in range(3 * DEFAULT_CONSUMERS)]
+    result = _run(subs).drive()
+    assert result.ok and len(result.completed) == len(subs)
+    assert 1 <= len(threads) <= DEFAULT_CONSUMERS  # (the pool reuses a thread whose group finished)

@@ -309,6 +309,40 @@ def test_fast_path_is_active_and_serves_a_burst_of_small_frames(link):
     assert calls[0] <= 5, f"{calls[0]} of 500 frames went to websocket-client's parser"
 
 
+class _WithoutInternals:
+    """A websocket-client WebSocket as a release that renamed the internals the fast path reads would look to
+    Connection: no ``frame_buffer``, no ``cont_frame``; everything else is the real object's."""
+
+    def __init__(self, ws: Any):
+        object.__setattr__(self, "_real", ws)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("frame_buffer", "cont_frame"):
+            raise AttributeError(name)
+        return getattr(self._real, name)
+
+
+def test_connection_falls_back_to_plain_websocket_client_without_its_internals(link):
+    """The fallback __init__ chooses when the private attributes are missing (setup.cfg pins websocket-client <2,
+    the versions the fast path was tested on; this keeps the other path working for whatever comes later)."""
+    conn, peer = link
+    conn._ws.frame_buffer.recv = conn._ws._recv  # undo the hook the shipped Connection installed on this socket
+    plain = Connection(_WithoutInternals(conn._ws), conn.url)
+    assert not plain._hooked and not plain._fast
+    calls = _count_parser_calls(plain)
+    rng = random.Random(3)
+    payloads = [text(rng.choice([0, 5, 125, 126, 1000, 70_000]), i) for i in range(300)]
+    burst = [frame(OPCODE_TEXT, p) for p in payloads]
+    burst.insert(150, frame(OPCODE_PING, b"mid"))
+    peer.write(b"".join(burst))
+    got = _recv_all(plain, len(payloads) + 1)
+    assert got.pop(150) == (OPCODE_PING, b"")
+    assert got == [(OPCODE_TEXT, p) for p in payloads]
+    assert calls[0] == len(payloads) + 1  # every frame through websocket-client's own parser
+    assert peer.next() == (WSMsgType.PONG, b"mid")
+    assert plain.recv(SHORT) is None  # a timeout with nothing sent is still None
+
+
 def test_many_small_text_frames_in_one_burst(mode_link):
     conn, peer = mode_link
     rng = random.Random(7)
