@@ -526,8 +526,12 @@ class _BaseSession:
         # queued, so nothing queued before them is left behind. The idle clock pauses while a subscription still
         # owed is reconnecting: that is bounded by its own reconnect budget (it ends with its end of stream or a
         # SubscriptionError), so a reconnect that waits its turn is not a stall.
+        # The markers (SlotMark, EndOfStream) stay in the buffer and are applied when served, as behind a step
+        # barrier: applied now, ``delivered_through`` would reach the range's end while the trailing notifications
+        # are still unreturned, and the streamed run writer would drop them as late.
+        ended = set(self._ended)
         while True:
-            pending = [s for s in self._subscriptions if s not in self._ended]
+            pending = [s for s in self._subscriptions if s not in ended]
             if not pending:
                 break
             now = time.monotonic()
@@ -555,9 +559,11 @@ class _BaseSession:
                 terminal = item
                 break
             if type(item) is EndOfStream:
-                self._ended.add(item.subscription)
+                ended.add(item.subscription)
+                buffered.append(item)
                 continue
             if type(item) is SlotMark:
+                buffered.append(item)
                 continue
             buffered.append(item)
             spent = 0.0
@@ -571,6 +577,9 @@ class _BaseSession:
             self._finished = True
             return None
         item = self._drain.pop(0)
+        while type(item) is SlotMark or type(item) is EndOfStream:  # the terminal item is last: an event follows
+            self._apply_marker(item)
+            item = self._drain.pop(0)
         if isinstance(item, BaseException):
             self._drain = []
             self._finished = True
