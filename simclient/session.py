@@ -572,6 +572,7 @@ class _BaseSession:
         return self._serve_drain()
 
     def _serve_drain(self) -> Optional[ev.Event]:
+        """The next drained event; the markers before it are applied first (see :meth:`_serve_ready`)."""
         assert self._drain is not None
         if not self._drain:
             self._finished = True
