@@ -98,8 +98,14 @@ def test_summarize_accounts(sim, run_file):
     start, end = sim.first_slot, sim.first_slot + int(SLOTS)
     account = sim.chain.accounts_of(sim.program_ids[0])[0]
     r = cli(None, "summarize", str(run_file), "--accounts", account, "--json")
-    a = json.loads(r.stdout)["accounts"][account]
+    s = json.loads(r.stdout)
+    a = s["accounts"][account]
     truth = sim.chain.transactions(start, end, sim.program_ids)
+    # first the whole file: a failure below then says which transactions went missing or came twice
+    assert s["complete"] is True, json.loads(run_file.read_text())["metadata"]
+    got = Counter(t["signature"] for t in json.loads(run_file.read_text())["transactions"])
+    want = Counter(t["transaction"]["signatures"][0] for t in truth)
+    assert got == want, (f"missing {sorted(want - got)}, extra {sorted(got - want)}")
     sol = 0
     for t in truth:
         keys = t["transaction"]["message"]["accountKeys"]
