@@ -69,7 +69,7 @@ register(SubscriptionKind(
 
 register(SubscriptionKind(
     ACCOUNT_DIFFS, lambda programs: f"diff-{programs[0][:6]}",
-    # one accountDiffSubscribe per program on the socket (§9.2: the filter names one address)
+    # §9.2: the filter names one address; the session gives each program its own socket (Subscription refuses more)
     lambda programs: [(wire.account_diff_filter(p), p) for p in programs],
     wire.account_diff_from_result, "key"))
 

@@ -170,6 +170,11 @@ class Subscription:
         programs = [str(p) for p in program_ids]
         if spec.needs_programs and not programs:
             raise ValueError("program_ids must name at least one program")
+        if len(spec.requests(programs)) != 1:
+            # one subscription per socket: the worker's resume cursor and dedup (last_slot) are per socket, and a
+            # resubscribe replays each subscription from the cursor in turn, which would break the slot order
+            raise ValueError(f"a {kind} subscription filters one address per socket, got {len(programs)}: "
+                             "make one Subscription per program")
         self.kind = kind
         self.spec = spec
         self.program_ids = programs
