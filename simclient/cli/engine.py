@@ -373,6 +373,13 @@ def execute_run(client: Any, opts: RunOptions, output_file: Optional[str] = None
     finally:
         interrupt.restore()
     outcome.doc = {"metadata": metadata, "summary": summary}
+    late = metadata.get("late_events_dropped")
+    if complete and late and outcome.exit_code == EXIT_OK:
+        # the stream delivered events the file could not take (their slot was already written): a backtest file
+        # that silently lacks data must not look like a success to a script checking the exit status
+        outcome.exit_code = EXIT_FAILED
+        outcome.error = (f"{late} event(s) arrived after their slot was written and are missing from the file "
+                         '("complete": false, "late_events_dropped" in its metadata)')
     outcome.programs = Counter(recorder.programs)
     outcome.account_diffs = recorder.attributed_diffs
     if output_file and write:

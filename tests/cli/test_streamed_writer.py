@@ -283,3 +283,29 @@ def test_stdout_output_is_the_same_json(sim, tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["metadata"]["complete"] is True and doc["summary"]["total"] == len(doc["transactions"]) > 0
+
+
+def test_a_run_whose_file_lost_late_events_exits_failed(tmp_path, monkeypatch):
+    # a backtest file that lacks events the stream delivered must not look like a success to a script
+    import io
+
+    from simclient import Client
+    from simclient.cli import engine
+    from simclient.cli.common import EXIT_FAILED
+    from simclient.local import LocalSimulator
+    from simclient.testing import fast_config
+
+    class LateRecorder(engine.StreamingRunRecorder):
+        def advance(self, session_id, through):  # type: ignore[override]
+            super().advance(session_id, through)
+            if self.total and not self.late_events:  # one event for a slot already written (a broken slot order)
+                self.add_event(session_id, _diff("late", self.start_slot, "X"))
+
+    monkeypatch.setattr(engine, "StreamingRunRecorder", LateRecorder)
+    with LocalSimulator(port=0) as sim:
+        opts = engine.RunOptions(sim.first_slot, sim.first_slot + 99, program_ids=list(sim.program_ids))
+        out = engine.execute_run(Client(sim.url, sim.api_key, fast_config()), opts, str(tmp_path / "run.json"),
+                                 progress="none", stream=io.StringIO())
+    assert out.exit_code == EXIT_FAILED and "missing from the file" in (out.error or "")
+    doc = _load(tmp_path / "run.json")
+    assert doc["metadata"]["complete"] is False and doc["metadata"]["late_events_dropped"] == 1
