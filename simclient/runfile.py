@@ -193,14 +193,9 @@ class _SessionInfo:
     error: Optional[str] = None
 
 
-class RunRecorder:
-    """Collects Transaction / AccountDiff events into the run document. Thread-safe.
-
-    :meth:`document` orders transactions by slot, then by arrival of the transaction itself (a transaction
-    subscription delivers in chain order; the sub-sessions of a parallel run cover disjoint slot ranges). Account diffs are
-    joined to their transaction by signature; a diff whose transaction was not subscribed to gets a record of its
-    own with ``success``/``error`` null, and a diff without a signature is kept in ``unattributed_account_diffs``.
-    """
+class _RunBook:
+    """What both recorders (:class:`RunRecorder`, :class:`simclient.runwriter.StreamingRunRecorder`) keep besides
+    the records: the run's bounds and metadata, its (sub-)sessions and their failures, under one lock."""
 
     def __init__(self, start_slot: int, end_slot: int, program_ids: Sequence[str] = (),
                  extra_metadata: Optional[Mapping[str, Any]] = None):
@@ -209,19 +204,8 @@ class RunRecorder:
         self.program_ids = [str(p) for p in program_ids]
         self.extra_metadata = dict(extra_metadata or {})
         self._lock = threading.Lock()
-        self._records: Dict[str, Dict[str, Any]] = {}
-        self._order: Dict[str, Tuple[int, int]] = {}     # signature -> (0, tx arrival) or (1, first diff arrival)
-        self._arrivals = 0
-        self._unattributed: List[Dict[str, Any]] = []
         self._sessions: Dict[str, _SessionInfo] = {}
         self._failures: List[Dict[str, Any]] = []
-        self._actions: List[Dict[str, Any]] = []
-        self.diff_count = 0
-
-    # --------------------------------------------------------------------------- feeding
-    def add_session(self, session_id: str, start_slot: int, end_slot: int) -> None:
-        with self._lock:
-            self._sessions.setdefault(session_id, _SessionInfo(session_id, start_slot, end_slot))
 
     def mark_completed(self, session_id: str) -> None:
         with self._lock:
@@ -234,6 +218,31 @@ class RunRecorder:
                 self._sessions[session_id].error = reason
             self._failures.append({"session_id": session_id, "start_slot": rng[0] if rng else None,
                                    "end_slot": rng[1] if rng else None, "reason": reason})
+
+
+class RunRecorder(_RunBook):
+    """Collects Transaction / AccountDiff events into the run document. Thread-safe.
+
+    :meth:`document` orders transactions by slot, then by arrival of the transaction itself (a transaction
+    subscription delivers in chain order; the sub-sessions of a parallel run cover disjoint slot ranges). Account diffs are
+    joined to their transaction by signature; a diff whose transaction was not subscribed to gets a record of its
+    own with ``success``/``error`` null, and a diff without a signature is kept in ``unattributed_account_diffs``.
+    """
+
+    def __init__(self, start_slot: int, end_slot: int, program_ids: Sequence[str] = (),
+                 extra_metadata: Optional[Mapping[str, Any]] = None):
+        super().__init__(start_slot, end_slot, program_ids, extra_metadata)
+        self._records: Dict[str, Dict[str, Any]] = {}
+        self._order: Dict[str, Tuple[int, int]] = {}     # signature -> (0, tx arrival) or (1, first diff arrival)
+        self._arrivals = 0
+        self._unattributed: List[Dict[str, Any]] = []
+        self._actions: List[Dict[str, Any]] = []
+        self.diff_count = 0
+
+    # --------------------------------------------------------------------------- feeding
+    def add_session(self, session_id: str, start_slot: int, end_slot: int) -> None:
+        with self._lock:
+            self._sessions.setdefault(session_id, _SessionInfo(session_id, start_slot, end_slot))
 
     def add_event(self, event: ev.Event) -> None:
         """Record a Transaction, AccountDiff or ActionResult (other events are ignored)."""

@@ -24,12 +24,11 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 from collections import Counter
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
 
 from . import events as ev
-from .runfile import _SessionInfo, check_output_path, run_metadata, target_mode, transaction_record
+from .runfile import _RunBook, _SessionInfo, check_output_path, run_metadata, target_mode, transaction_record
 
 try:  # Protocol is 3.8+; keep the import cheap and optional for type checkers only
     from typing import Protocol
@@ -204,7 +203,7 @@ class _Window:
         self.ended = False
 
 
-class StreamingRunRecorder:
+class StreamingRunRecorder(_RunBook):
     """Joins Transaction / AccountDiff events per (sub-)session and streams final records to ``sink``.
 
     Thread-safe (``ParallelRun.drive`` feeds it from worker threads). The caller tells it how far each session's
@@ -215,16 +214,10 @@ class StreamingRunRecorder:
     def __init__(self, start_slot: int, end_slot: int, program_ids: Sequence[str] = (),
                  extra_metadata: Optional[Dict[str, Any]] = None, sink: Optional[RunSink] = None,
                  joins_diffs: bool = True):
+        super().__init__(start_slot, end_slot, program_ids, extra_metadata)
         self.joins_diffs = joins_diffs  # False (no diff subscription): a transaction's record is final at once
-        self.start_slot = start_slot
-        self.end_slot = end_slot
-        self.program_ids = [str(p) for p in program_ids]
-        self.extra_metadata = dict(extra_metadata or {})
         self.sink = sink
-        self._lock = threading.Lock()
         self._windows: Dict[str, _Window] = {}
-        self._sessions: Dict[str, _SessionInfo] = {}
-        self._failures: List[Dict[str, Any]] = []
         self._arrivals = 0
         self._closed = False
         self.total = self.successes = self.failures = 0
@@ -243,18 +236,6 @@ class StreamingRunRecorder:
             self._windows[session_id] = _Window(start_slot)
             if self.sink is not None:
                 self.sink.add_session(session_id, start_slot, end_slot)
-
-    def mark_completed(self, session_id: str) -> None:
-        with self._lock:
-            if session_id in self._sessions:
-                self._sessions[session_id].completed = True
-
-    def add_failure(self, session_id: str, rng: Optional[Tuple[int, int]], reason: str) -> None:
-        with self._lock:
-            if session_id in self._sessions:
-                self._sessions[session_id].error = reason
-            self._failures.append({"session_id": session_id, "start_slot": rng[0] if rng else None,
-                                   "end_slot": rng[1] if rng else None, "reason": reason})
 
     # --------------------------------------------------------------------------- events
     def add_event(self, session_id: str, event: ev.Event) -> None:

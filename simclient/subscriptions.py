@@ -42,6 +42,9 @@ from .compression import new_inflater
 from .framelog import logging_inflater
 from .config import ClientConfig
 from .errors import ConnectionLostError, InternalError, ProtocolError, SimclientError, SubscriptionError
+from .kinds import ACCOUNT_DIFFS as ACCOUNT_DIFFS  # re-exported: older imports take them from here
+from .kinds import TRANSACTIONS as TRANSACTIONS
+from .kinds import kind as _kind
 from .reconnect import (
     ConnectionFactory,
     ConnectionLike,
@@ -62,10 +65,6 @@ log = logging.getLogger("simclient.subscriptions")
 #: markers sends one, and a stall must not cut the tail off a capture (the drain's own deadline,
 #: ``completion_drain_timeout``, still bounds the wait, loudly). Process-wide: learnt once, kept for the process.
 _MARKER_SERVERS: Set[str] = set()
-
-from .kinds import ACCOUNT_DIFFS as ACCOUNT_DIFFS  # noqa: E402 - re-exported (older imports)
-from .kinds import TRANSACTIONS as TRANSACTIONS  # noqa: E402
-from .kinds import kind as _kind  # noqa: E402
 
 #: Ping payload prefix of a step barrier; the generation number follows in ASCII.
 BARRIER_PREFIX = b"simclient-step-"
