@@ -9,6 +9,8 @@ Clients (each decodes every frame it receives):
 
 * ``null``: bare sockets that only count bytes (the server's own rate; it must be >= 2x every real client);
 * ``sdk-json`` / ``sdk-orjson``: ``session.events()`` end to end (decode, dedup, queue, completion drain);
+* ``sdk-read``: ``sdk-orjson`` whose consumer also reads every payload (``Transaction.value``, ``AccountDiff.pre``),
+  which the SDK decodes on first read: the like of a raw loop that builds every frame's tree;
 * ``wsclient``: websocket-client ``recv()`` + ``json.loads`` (``skip_utf8_validation=True``, one thread per socket);
 * ``websockets``: the ``websockets`` sync client ``recv()`` + ``json.loads`` (one thread per socket);
 * ``picows``: picows (Cython frame parser, asyncio) ``on_ws_frame`` + ``json.loads``, all sockets on one loop.
@@ -46,7 +48,7 @@ from _common import API_KEY, FIRST_SLOT, HERE, REPO, _die_with_parent, median, s
 STREAMS = ("control", "tx", "txdiff")
 STREAM_LABEL = {"control": "control stream only", "tx": "control + transactions",
                 "txdiff": "control + transactions + account diffs"}
-CLIENTS = ("null", "sdk-json", "sdk-orjson", "wsclient", "websockets", "picows")
+CLIENTS = ("null", "sdk-json", "sdk-orjson", "sdk-read", "wsclient", "websockets", "picows")
 FANOUTS = (1, 8, 32, 64, 128)
 # Hot-path special cases, each replaced by the plain path in a worker of its own (see _apply_toggle).
 TOGGLES = {
@@ -56,6 +58,7 @@ TOGGLES = {
     "notification-inline": ("tx",),
     "transaction-inline": ("tx",),
     "object-new-events": ("txdiff",),
+    "deferred-payload": ("tx", "txdiff"),
 }
 
 
@@ -404,6 +407,11 @@ def _count_threads() -> None:
         cls._run = counted  # type: ignore[method-assign]
 
 
+#: sdk-read (SIMCLIENT_BENCH_READ=1): the SDK with a consumer that reads every event's payload, the fair match of a
+#: raw loop that builds every frame's tree (the SDK decodes Transaction.value / AccountDiff.pre, post on first read)
+_READ_PAYLOADS = os.environ.get("SIMCLIENT_BENCH_READ") == "1"
+
+
 def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any]) -> Dict[str, Any]:
     from simclient import Client, ClientConfig, CreateSession
     from simclient import events as ev
@@ -428,9 +436,16 @@ def sdk_run(base: str, man: Dict[str, Any], stream: str, config: Dict[str, Any])
         s.send_continue(advance_count=1 if stepwise else m["slots"])
         events = 0
         last = None
+        read = _READ_PAYLOADS
         for item in it:
             events += 1
             last = item
+            if read:  # sdk-read: the consumer reads every payload (Transaction.value, AccountDiff.pre/post)
+                kind = type(item)
+                if kind is ev.Transaction:
+                    item.value  # noqa: B018 - the read is the point
+                elif kind is ev.AccountDiff:
+                    item.pre  # noqa: B018
             if stepwise and type(item) is ev.ReadyForContinue:
                 s.send_continue(advance_count=1)
         t1 = _now()
@@ -576,12 +591,15 @@ def _apply_toggle(name: str) -> None:
             return orig(raw)
         wire.decode_subscription_frame = plain_decode
     elif name == "transaction-inline":
-        def plain_tx(result: Any) -> Any:
+        orig_tx = wire.transaction_from_result
+
+        def plain_tx(result: Any, frame: Any = None) -> Any:
             ctx_slot, value = wire._unwrap(result)
             value = wire._obj(value, "transactionNotification.value")
             slot = value.get("slot", ctx_slot)
-            return ev.Transaction(slot=wire._u64(slot, "transaction.slot"), signature=wire._tx_signature(value),
-                                  value=value)
+            event = ev.Transaction(slot=wire._u64(slot, "transaction.slot"), signature=wire._tx_signature(value),
+                                   value=value)
+            return _defer(event, frame, orig_tx)
         wire.transaction_from_result = plain_tx
         _set_converters()
     elif name == "object-new-events":
@@ -604,7 +622,7 @@ def _apply_toggle(name: str) -> None:
                         return notification(method, sub, params.get("result"))
             return orig_sub(raw)
 
-        def ctor_tx(result: Any) -> Any:
+        def ctor_tx(result: Any, frame: Any = None) -> Any:
             if type(result) is dict and "context" in result:
                 value = result.get("value")
                 if type(value) is dict:
@@ -613,10 +631,10 @@ def _apply_toggle(name: str) -> None:
                     if type(slot) is int and type(tx) is dict and 0 <= slot <= u64_max:
                         sigs = tx.get("signatures")
                         if type(sigs) is list and sigs and type(sigs[0]) is str:
-                            return transaction(slot, sigs[0], value)
-            return orig_tx(result)
+                            return _defer(transaction(slot, sigs[0], value), frame, orig_tx)
+            return orig_tx(result, frame)
 
-        def ctor_diff(result: Any) -> Any:  # account_diff_from_result's validation, then the constructor
+        def ctor_diff(result: Any, frame: Any = None) -> Any:  # account_diff_from_result's checks, the constructor
             try:
                 ctx_slot, value = wire._unwrap(result)
                 value = wire._obj(value, "accountDiffNotification")
@@ -630,14 +648,30 @@ def _apply_toggle(name: str) -> None:
                 post = None if post is None else wire._obj(post, "post")
             except wire._Bad:
                 return orig_diff(result)  # raises the ProtocolError
-            return account_diff(slot, account, signature, pre, post)
+            return _defer(account_diff(slot, account, signature, pre, post), frame, orig_diff)
 
         wire.decode_subscription_frame = ctor_decode
         wire.transaction_from_result = ctor_tx
         wire.account_diff_from_result = ctor_diff
         _set_converters()
+    elif name == "deferred-payload":
+        # the decoded payloads handed to the consumer with the event, as before deferral (events._Deferred)
+        eager_tx, eager_diff = wire.transaction_from_result, wire.account_diff_from_result
+        wire.transaction_from_result = lambda result, frame=None: eager_tx(result)
+        wire.account_diff_from_result = lambda result, frame=None: eager_diff(result)
+        _set_converters()
     else:
         raise ValueError(f"unknown toggle {name}")
+
+
+def _defer(event: Any, frame: Any, convert: Callable[..., Any]) -> Any:
+    """What the SDK's converter does with a frame (events._Deferred), for a toggle's own converter."""
+    if frame is not None:
+        d = event.__dict__
+        for name in type(event)._DEFERRED:
+            del d[name]
+        d["_source"] = (frame, convert)
+    return event
 
 
 # --- the same toggles, deterministic: recorded frames through the SDK's stages from memory (bench_hotpath) ------
@@ -913,8 +947,8 @@ def _workers(server: ReplayProcess, names: Sequence[str]) -> List[Worker]:
     for name in names:
         if name == "sdk-json":
             out.append(Worker(name, "sdk", server.base, env={"SIMCLIENT_JSON": "json"}))
-        elif name == "sdk-orjson":
-            w = Worker(name, "sdk", server.base)
+        elif name in ("sdk-orjson", "sdk-read"):
+            w = Worker(name, "sdk", server.base, env={"SIMCLIENT_BENCH_READ": "1"} if name == "sdk-read" else None)
             if w.backend != "orjson":
                 w.close()
                 print("    (orjson not installed: sdk-orjson skipped)")
@@ -949,7 +983,7 @@ def _print_stream(stream: str, runs: Dict[str, List[Any]]) -> None:
             cpu_ratio = f"{median(c):.2f}x ({_rng(c)})"
         print(f"    {name:<11} {median(rates):>9,.0f} ({_rng(rates, '{:,.0f}'):<15}) {median(cpus):>9.2f} "
               f"({_rng(cpus, '{:.1f}'):<9}) {ratio:>24} {cpu_ratio:>19}  {_pace(rs)}")
-    for name in ("sdk-orjson", "sdk-json"):
+    for name in ("sdk-orjson", "sdk-read", "sdk-json"):
         rs = runs.get(name)
         if rs and all("threads" in r for r in rs):
             kinds = list(rs[0]["threads"])

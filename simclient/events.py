@@ -37,6 +37,38 @@ class Event:
     __slots__ = ()
 
 
+class _Deferred:
+    """Fields decoded from the notification's frame on first access (``Transaction.value``, ``AccountDiff.pre`` /
+    ``post``).
+
+    The subscription reader decodes and checks every frame in full (a malformed one never becomes an event), keeps
+    what it needs (slot, signature, dedup key) and drops the rest; the event holds the frame's bytes and the converter
+    that made it (``_source``). The first read of a deferred field runs that converter again on the same bytes, on
+    the reading thread, and keeps its fields: the same values the eager path gives. Why: a decoded tree handed from
+    the reader thread to the consumer thread cost more than the decode itself (docs/performance.md: the garbage
+    collector and the other core's cache), and a consumer that never reads ``value`` pays nothing for it.
+    A deferred field must have no class-level default (one would be found before ``__getattr__`` is asked)."""
+
+    __slots__ = ()
+    _DEFERRED: Tuple[str, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:  # only for names not in the instance's __dict__
+        if name in type(self)._DEFERRED:
+            d = self.__dict__
+            source = d.get("_source")
+            if source is not None:
+                frame, convert = source
+                from .protocol import notification_result
+
+                full = convert(notification_result(frame)).__dict__
+                for field_name in type(self)._DEFERRED:
+                    d.setdefault(field_name, full[field_name])  # frozen: filled as the fast constructors do
+                d.pop("_source", None)
+            if name in d:
+                return d[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
 @dataclass(frozen=True)
 class ReadyForContinue(Event):
     """The session is idle and waits for ``send_continue`` / ``send_continue_to``."""
@@ -120,8 +152,13 @@ class ServerError(Event):
 
 
 @dataclass(frozen=True)
-class Transaction(Event):
-    """One executed transaction from ``transactionSubscribe`` (what ``getTransaction`` would return)."""
+class Transaction(_Deferred, Event):
+    """One executed transaction from ``transactionSubscribe`` (what ``getTransaction`` would return).
+
+    ``value`` is decoded from the frame when first read (see :class:`_Deferred`); every frame was checked whole
+    when it arrived."""
+
+    _DEFERRED = ("value",)
 
     slot: int
     signature: str
@@ -151,9 +188,12 @@ class Transaction(Event):
 
 
 @dataclass(frozen=True)
-class AccountDiff(Event):
+class AccountDiff(_Deferred, Event):
     """One account write from ``accountDiffSubscribe``. ``pre`` is None for a created account, ``post`` for a
-    deleted one; both are Solana ``UiAccount`` dicts."""
+    deleted one; both are Solana ``UiAccount`` dicts, decoded from the frame when first read (see
+    :class:`_Deferred`)."""
+
+    _DEFERRED = ("pre", "post")
 
     slot: int
     account: str
@@ -185,6 +225,10 @@ class AccountDiff(Event):
         except ImportError:
             return self.account
         return Pubkey.from_string(self.account)
+
+
+# A deferred field must not be found on the class (see _Deferred): the constructor keeps its defaults (None).
+del AccountDiff.pre, AccountDiff.post
 
 
 @dataclass(frozen=True)

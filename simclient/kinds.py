@@ -34,15 +34,18 @@ class SubscriptionKind:
     ``needs_programs``: the kind is filtered by program ids (False for a keyless kind).
     ``bind(program_ids)``, when given, makes the converter of one worker (in place of ``convert``): for a kind
     whose notifications do not say which of the worker's filters they answer (logs).
+    ``takes_frame``: ``convert(result, frame)`` is given the notification's bytes too, and may keep them in place of
+    decoded fields (:class:`simclient.events._Deferred`).
     """
 
     name: str
     tag: Callable[[Sequence[str]], str]
     requests: Callable[[Sequence[str]], List[Tuple[Any, str]]]
-    convert: Callable[[Any], Any]
+    convert: Callable[..., Any]  # (result) → event; (result, frame) → event when takes_frame
     key_attr: str
     needs_programs: bool = True
     bind: Optional[Callable[[Sequence[str]], Callable[[Any], Any]]] = None
+    takes_frame: bool = False
 
 
 KINDS: Dict[str, SubscriptionKind] = {}
@@ -65,13 +68,13 @@ register(SubscriptionKind(
     TRANSACTIONS, lambda programs: "tx",
     # one transactionSubscribe names every program (§9.1)
     lambda programs: [(wire.transaction_filter(programs), "programs")],
-    wire.transaction_from_result, "signature"))
+    wire.transaction_from_result, "signature", takes_frame=True))
 
 register(SubscriptionKind(
     ACCOUNT_DIFFS, lambda programs: f"diff-{programs[0][:6]}",
     # §9.2: the filter names one address; the session gives each program its own socket (Subscription refuses more)
     lambda programs: [(wire.account_diff_filter(p), p) for p in programs],
-    wire.account_diff_from_result, "key"))
+    wire.account_diff_from_result, "key", takes_frame=True))
 
 register(SubscriptionKind(
     LOGS, lambda programs: f"logs-{programs[0][:6]}",

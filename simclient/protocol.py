@@ -981,6 +981,9 @@ class Notification:
     method: str
     subscription: int
     result: Any
+    #: The frame's bytes (fast path only): what a converter given it may keep instead of the decoded result
+    #: (events._Deferred). Not part of equality or repr.
+    frame: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -1037,6 +1040,7 @@ def decode_subscription_frame(raw: Union[str, bytes]) -> Any:
                 d["method"] = method
                 d["subscription"] = sub
                 d["result"] = params.get("result")
+                d["frame"] = raw
                 return note
     elif not isinstance(obj, dict):
         raise ProtocolError("subscription frame is not a JSON object", _text(raw))
@@ -1074,8 +1078,16 @@ def _unwrap(result: Any) -> Tuple[Optional[int], Any]:
     return None, result
 
 
-def transaction_from_result(result: Any) -> ev.Transaction:
-    """A ``transactionNotification`` result → :class:`events.Transaction`."""
+def notification_result(frame: Union[str, bytes]) -> Any:
+    """``params.result`` of a notification frame that :func:`decode_subscription_frame` already accepted (a
+    deferred event's fields are made again from it, see :class:`events._Deferred`)."""
+    return loads(frame)["params"].get("result")
+
+
+def transaction_from_result(result: Any, frame: Any = None) -> ev.Transaction:
+    """A ``transactionNotification`` result → :class:`events.Transaction`. With ``frame`` (the notification's
+    bytes, :attr:`Notification.frame`), a well-formed result's ``value`` is left to be decoded from it on first
+    access (the frame was decoded and checked whole; see :class:`events._Deferred`)."""
     if type(result) is dict and "context" in result:
         # Fast path: ``{context, value: {slot: u64, transaction: {signatures: [str, ...]}, ...}}``. Any other shape,
         # and every malformed one, takes the general path below, unchanged.
@@ -1090,7 +1102,10 @@ def transaction_from_result(result: Any) -> ev.Transaction:
                     d = event.__dict__
                     d["slot"] = slot
                     d["signature"] = sigs[0]
-                    d["value"] = value
+                    if frame is None:
+                        d["value"] = value
+                    else:
+                        d["_source"] = (frame, transaction_from_result)
                     return event
     try:
         ctx_slot, value = _unwrap(result)
@@ -1117,8 +1132,10 @@ def _tx_signature(value: Dict[str, Any]) -> str:
     raise _Bad("transaction has no signature")
 
 
-def account_diff_from_result(result: Any) -> ev.AccountDiff:
-    """An ``accountDiffNotification`` result → :class:`events.AccountDiff` (context may sit inside or around)."""
+def account_diff_from_result(result: Any, frame: Any = None) -> ev.AccountDiff:
+    """An ``accountDiffNotification`` result → :class:`events.AccountDiff` (context may sit inside or around).
+    With ``frame`` (:attr:`Notification.frame`), ``pre`` and ``post`` are left to be decoded from it on first access
+    (both were checked here; see :class:`events._Deferred`)."""
     try:
         ctx_slot, value = _unwrap(result)
         value = _obj(value, "accountDiffNotification")
@@ -1137,8 +1154,11 @@ def account_diff_from_result(result: Any) -> ev.AccountDiff:
     d["slot"] = slot
     d["account"] = account
     d["signature"] = signature
-    d["pre"] = pre
-    d["post"] = post
+    if frame is None:
+        d["pre"] = pre
+        d["post"] = post
+    else:
+        d["_source"] = (frame, account_diff_from_result)
     return event
 
 

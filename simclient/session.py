@@ -84,7 +84,7 @@ class _Drain:
         self.completed = completed
         self.idle = idle
         self.spent = 0.0  # idle time while connected, since the last event
-        self.last = time.monotonic()
+        self.last: Optional[float] = time.monotonic()  # when spent was last brought up to date (None: not counting)
 
 
 class _BaseSession:
@@ -546,15 +546,27 @@ class _BaseSession:
         assert drain is not None
         if self._finished:
             return None
+        if not self._requeue:  # the common case, a notification already queued: no clock, no connection states
+            try:
+                item = self._route.sink.get(False)
+            except queue.Empty:
+                pass
+            else:
+                if type(item) in _DATA_EVENTS:
+                    drain.spent = 0.0
+                    drain.last = None
+                    self._route.stats.events_delivered += 1
+                    return item  # type: ignore[no-any-return]
+                self._requeue.append(item)  # anything else: read first by the full path below
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             pending = [s for s in self._subscriptions if s not in self._ended]
             if not pending:
                 return self._end_drain(drain.completed)
             now = time.monotonic()
-            if not any(s.reconnecting for s in pending):
+            if drain.last is not None and not any(s.reconnecting for s in pending):
                 drain.spent += now - drain.last
-            drain.last = now
+            drain.last = now  # None after an event: the caller's time between two calls is not idle time
             left = drain.idle - drain.spent
             if left <= 0:
                 return self._end_drain(CompletionDrainStalled(
@@ -581,6 +593,7 @@ class _BaseSession:
             if (kind is SlotMark or kind is EndOfStream) and self._apply_marker(item):
                 continue
             drain.spent = 0.0
+            drain.last = None
             self._route.stats.events_delivered += 1
             return item  # type: ignore[no-any-return]
 

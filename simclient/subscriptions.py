@@ -210,7 +210,10 @@ class Subscription:
         self._sup = ReconnectSupervisor(config, f"{kind} subscription of session {session_id}", self._stop,
                                         logger=log)
         self._lost_reason = "connection lost"
-        self._convert: Callable[[Any], Any] = spec.convert if spec.bind is None else spec.bind(programs)
+        convert: Callable[..., Any] = spec.convert if spec.bind is None else spec.bind(programs)
+        #: (result, frame) → event: a kind whose converter takes the frame may defer fields (events._Deferred)
+        self._convert: Callable[[Any, Any], Any] = (
+            convert if spec.takes_frame and spec.bind is None else lambda result, frame: convert(result))
         self._key_attr = spec.key_attr  # the event attribute that identifies it within its slot (dedup)
         # step barrier: generation requested (consumer thread) / passed (worker thread); the lock pairs the
         # request with ``up`` so that either the consumer or the worker sends the ping of a new generation
@@ -617,7 +620,7 @@ class Subscription:
             _MARKER_SERVERS.add(self._server)
             return len(ended) >= len(ids)
         try:
-            event = self._convert(result)
+            event = self._convert(result, msg.frame)
         except ProtocolError as exc:
             self.stats.frames_discarded += 1
             log.warning("discarding undecodable %s notification: %s", self.kind, exc)

@@ -205,3 +205,26 @@ def test_a_completed_sessions_subscription_reconnects_without_waiting_for_a_turn
         sub.join(2)
         coord.release()
     assert not sub.thread.is_alive()
+
+
+def test_the_callers_time_between_two_calls_is_not_drain_idle_time(monkeypatch):
+    """The idle clock counts only time spent waiting for the queue: a consumer that takes longer than the drain
+    timeout over one event (a slow handler) must not find the drain stalled at its next call."""
+    import simclient.session as session_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(session_mod.time, "monotonic", lambda: clock[0])
+    sub = FakeSub()
+    s, sink = session(sub, drain=5)
+    sink.put(ev.Completed())
+    first = ev.Transaction(slot=1, signature="a", value={})
+    sink.put(first)
+    assert s.next_event(1) == first
+    clock[0] += 60  # the caller spent a minute on that event
+    sink.put(SlotMark(sub, 2))  # type: ignore[arg-type]  # a marker first: the drain's full path runs
+    second = ev.Transaction(slot=2, signature="b", value={})
+    sink.put(second)
+    assert s.next_event(1) == second
+    clock[0] += 60
+    sink.put(EndOfStream(sub))  # type: ignore[arg-type]
+    assert s.next_event(1) == ev.Completed()
