@@ -63,6 +63,7 @@ CONTROL = "control"
 SUBSCRIPTION = "subscription"
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_READ_REST_MAX = 4 * READ_AHEAD  # frames up to this size that straddle a read are completed by Connection._read_rest
 _DIRECT = object()  # _read_ahead: read with the socket's own timeout (websocket-client's close handshake)
 
 
@@ -112,6 +113,7 @@ class Connection:
         # The read-ahead is also where the reader waits for readability (see the module docstring).
         self._rbuf = b""
         self._rpos = 0
+        self._partial = False  # _recv_buffered found only the start of a frame it can cut (see _read_rest)
         self._wait: Any = None  # the current recv()'s timeout, for _read_ahead (None: no limit)
         frame_buffer: Any = getattr(ws, "frame_buffer", None)
         self._hooked = frame_buffer is not None and hasattr(frame_buffer, "recv")
@@ -298,13 +300,20 @@ class Connection:
     def _recv_buffered(self) -> Optional[Tuple[int, bytes]]:
         """A whole text/binary frame (FIN, unmasked, no RSV bits, no fragment pending) already in the read-ahead
         buffer, cut straight out of it: what websocket-client's parser would return for it, without its per-frame
-        overhead. None when there is no such frame (then websocket-client reads the next frame as usual)."""
+        overhead. None when there is no such frame; then ``_partial`` says whether the cutter can take the next
+        frame once more bytes are read (the buffer ends before a frame header, or inside a frame it can cut: see
+        :meth:`_read_rest`), and otherwise websocket-client's parser reads it (control frames, fragments, large
+        frames)."""
         fb = self._fb
         with fb.lock:
             buf = self._rbuf
             pos = self._rpos
             avail = len(buf) - pos
-            if avail < 2 or fb.header is not None or fb.recv_buffer or self._cont.cont_data is not None:
+            self._partial = False
+            if fb.header is not None or fb.recv_buffer or self._cont.cont_data is not None:
+                return None
+            if avail < 2:
+                self._partial = True
                 return None
             b0 = buf[pos]
             length = buf[pos + 1]  # mask bit clear: < 0x80
@@ -313,19 +322,38 @@ class Connection:
             start = pos + 2
             if length == 126:
                 if avail < 4:
+                    self._partial = True
                     return None
                 length = int.from_bytes(buf[pos + 2:pos + 4], "big")
                 start = pos + 4
             elif length == 127:
                 if avail < 10:
+                    self._partial = True
                     return None
                 length = int.from_bytes(buf[pos + 2:pos + 10], "big")
                 start = pos + 10
             end = start + length
             if end > len(buf):
+                # the frame's start is here, its end not yet: recv() reads the rest itself, unless the frame is
+                # large (each read-rest copies the buffered part; websocket-client's parser joins chunks once)
+                self._partial = length <= _READ_REST_MAX
                 return None
             self._rpos = end
             return b0 & 0x0F, buf[start:end]
+
+    def _read_rest(self, timeout: Optional[float]) -> None:
+        """The read-ahead buffer holds no whole frame, and the next one is one the cutter can take (or its header
+        is not all here yet): one more read (waiting at most ``timeout``), appended behind the buffered part,
+        instead of handing the frame to websocket-client's parser (on the transaction stream a 1.4 KB frame
+        straddles every ~11th 16 KiB read). Raises websocket-client's timeout / connection exceptions as the
+        read-ahead does; what was buffered stays put."""
+        fb = self._fb
+        with fb.lock:
+            self._partial = False
+            self._wait = timeout
+            data = self._refill()
+            self._rbuf = self._rbuf[self._rpos:] + data if self._rpos < len(self._rbuf) else data
+            self._rpos = 0
 
     def recv(self, timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
         """The next data frame as ``(opcode, payload)``, or ``None`` when ``timeout`` passed with nothing.
@@ -336,6 +364,9 @@ class Connection:
         try:
             if self._fast:
                 fast = self._recv_buffered()
+                while fast is None and self._partial:
+                    self._read_rest(timeout)
+                    fast = self._recv_buffered()
                 if fast is not None:
                     return fast
             if self._hooked:

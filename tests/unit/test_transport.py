@@ -233,9 +233,12 @@ def _laddr(conn: Connection) -> Tuple[str, int]:
 
 
 def _is_mid_frame(conn: Connection) -> bool:
-    """websocket-client's parser holds part of a frame (or of a fragmented message) and waits for the rest."""
+    """The connection holds part of a frame (or of a fragmented message) and waits for the rest: websocket-client's
+    parser does, or the read-ahead buffer ends inside a frame that the frame cutter completes itself
+    (``Connection._read_rest``)."""
     fb = conn._ws.frame_buffer
-    return fb.header is not None or bool(fb.recv_buffer) or conn._ws.cont_frame.cont_data is not None
+    return (fb.header is not None or bool(fb.recv_buffer) or conn._ws.cont_frame.cont_data is not None
+            or conn._rpos < len(conn._rbuf))
 
 
 @pytest.fixture
@@ -580,6 +583,27 @@ def test_recv_timeout_in_the_middle_of_a_frame(mode_link, length):
             got = conn.recv(WAIT)
             assert got is not None and got[0] == opcode and got[1] == payload, f"cut {cut}: frame differs"
             assert conn.recv(WAIT) == (OPCODE_TEXT, b"after"), f"cut {cut}"
+
+
+@pytest.mark.parametrize("length", [20, 1_449, 40_000], ids=["7bit", "16bit", "16bit-beyond-one-read"])
+def test_a_frame_that_straddles_a_read_is_cut_whole_without_websocket_clients_parser(link, length):
+    """Connection._read_rest: the read-ahead ends inside a data frame; the cutter reads the rest itself (the
+    transaction stream's 1.4 KB frames straddle every ~11th 16 KiB read). websocket-client's parser is not used."""
+    conn, peer = link
+    assert conn._fast
+
+    def parser_unused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("websocket-client's parser was asked for a frame the cutter can take")
+    conn._ws.recv_data_frame = parser_unused
+    payload = text(length, 2)
+    raw = frame(OPCODE_TEXT, payload)
+    for cut in (1, 3, len(raw) // 2, len(raw) - 1):
+        peer.write(frame(OPCODE_TEXT, b"before") + raw[:cut])
+        assert conn.recv(WAIT) == (OPCODE_TEXT, b"before")
+        assert conn.recv(SHORT) is None  # the rest is late: a timeout, the part read so far kept
+        peer.write(raw[cut:] + frame(OPCODE_BINARY, b"after"))
+        assert conn.recv(WAIT) == (OPCODE_TEXT, payload), f"cut {cut}"
+        assert conn.recv(WAIT) == (OPCODE_BINARY, b"after")
 
 
 def test_recv_timeout_with_nothing_sent(mode_link):
