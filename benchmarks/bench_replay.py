@@ -591,15 +591,13 @@ def _apply_toggle(name: str) -> None:
             return orig(raw)
         wire.decode_subscription_frame = plain_decode
     elif name == "transaction-inline":
-        orig_tx = wire.transaction_from_result
-
         def plain_tx(result: Any, frame: Any = None) -> Any:
             ctx_slot, value = wire._unwrap(result)
             value = wire._obj(value, "transactionNotification.value")
             slot = value.get("slot", ctx_slot)
             event = ev.Transaction(slot=wire._u64(slot, "transaction.slot"), signature=wire._tx_signature(value),
                                    value=value)
-            return _defer(event, frame, orig_tx)
+            return _defer(event, frame, wire._fill_transaction)
         wire.transaction_from_result = plain_tx
         _set_converters()
     elif name == "object-new-events":
@@ -631,7 +629,7 @@ def _apply_toggle(name: str) -> None:
                     if type(slot) is int and type(tx) is dict and 0 <= slot <= u64_max:
                         sigs = tx.get("signatures")
                         if type(sigs) is list and sigs and type(sigs[0]) is str:
-                            return _defer(transaction(slot, sigs[0], value), frame, orig_tx)
+                            return _defer(transaction(slot, sigs[0], value), frame, wire._fill_transaction)
             return orig_tx(result, frame)
 
         def ctor_diff(result: Any, frame: Any = None) -> Any:  # account_diff_from_result's checks, the constructor
@@ -648,7 +646,7 @@ def _apply_toggle(name: str) -> None:
                 post = None if post is None else wire._obj(post, "post")
             except wire._Bad:
                 return orig_diff(result)  # raises the ProtocolError
-            return _defer(account_diff(slot, account, signature, pre, post), frame, orig_diff)
+            return _defer(account_diff(slot, account, signature, pre, post), frame, wire._fill_account_diff)
 
         wire.decode_subscription_frame = ctor_decode
         wire.transaction_from_result = ctor_tx
@@ -664,13 +662,13 @@ def _apply_toggle(name: str) -> None:
         raise ValueError(f"unknown toggle {name}")
 
 
-def _defer(event: Any, frame: Any, convert: Callable[..., Any]) -> Any:
+def _defer(event: Any, frame: Any, fill: Callable[..., Any]) -> Any:
     """What the SDK's converter does with a frame (events._Deferred), for a toggle's own converter."""
     if frame is not None:
         d = event.__dict__
         for name in type(event)._DEFERRED:
             del d[name]
-        d["_source"] = (frame, convert)
+        d["_source"] = (frame, fill)
     return event
 
 

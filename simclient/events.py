@@ -42,9 +42,10 @@ class _Deferred:
     ``post``).
 
     The subscription reader decodes and checks every frame in full (a malformed one never becomes an event), keeps
-    what it needs (slot, signature, dedup key) and drops the rest; the event holds the frame's bytes and the converter
-    that made it (``_source``). The first read of a deferred field runs that converter again on the same bytes, on
-    the reading thread, and keeps its fields: the same values the eager path gives. Why: a decoded tree handed from
+    what it needs (slot, signature, dedup key) and drops the rest; the event holds the frame's bytes and the
+    function that fills the deferred fields from them (``_source``: the converter's own extraction, in
+    :mod:`simclient.protocol`). The first read of a deferred field decodes the same bytes again, on the reading
+    thread: the same values the eager path gives. Why: a decoded tree handed from
     the reader thread to the consumer thread cost more than the decode itself (docs/performance.md: the garbage
     collector and the other core's cache), and a consumer that never reads ``value`` pays nothing for it.
     A deferred field must have no class-level default (one would be found before ``__getattr__`` is asked)."""
@@ -57,12 +58,8 @@ class _Deferred:
             d = self.__dict__
             source = d.get("_source")
             if source is not None:
-                frame, convert = source
-                from .protocol import notification_result
-
-                full = convert(notification_result(frame)).__dict__
-                for field_name in type(self)._DEFERRED:
-                    d.setdefault(field_name, full[field_name])  # frozen: filled as the fast constructors do
+                frame, fill = source
+                fill(frame, d)  # frozen: the fields are set in __dict__, as the fast constructors do
                 d.pop("_source", None)
             if name in d:
                 return d[name]

@@ -1078,10 +1078,18 @@ def _unwrap(result: Any) -> Tuple[Optional[int], Any]:
     return None, result
 
 
-def notification_result(frame: Union[str, bytes]) -> Any:
-    """``params.result`` of a notification frame that :func:`decode_subscription_frame` already accepted (a
-    deferred event's fields are made again from it, see :class:`events._Deferred`)."""
-    return loads(frame)["params"].get("result")
+def _fill_transaction(frame: Union[str, bytes], fields: Dict[str, Any]) -> None:
+    """A deferred :class:`events.Transaction`'s ``value`` from its frame, which :func:`transaction_from_result`
+    checked (``{context, value: {...}}``)."""
+    fields["value"] = loads(frame)["params"]["result"]["value"]
+
+
+def _fill_account_diff(frame: Union[str, bytes], fields: Dict[str, Any]) -> None:
+    """A deferred :class:`events.AccountDiff`'s ``pre`` and ``post`` from its frame, which
+    :func:`account_diff_from_result` checked."""
+    _, value = _unwrap(loads(frame)["params"].get("result"))
+    fields["pre"] = value.get("pre")
+    fields["post"] = value.get("post")
 
 
 def transaction_from_result(result: Any, frame: Any = None) -> ev.Transaction:
@@ -1105,7 +1113,7 @@ def transaction_from_result(result: Any, frame: Any = None) -> ev.Transaction:
                     if frame is None:
                         d["value"] = value
                     else:
-                        d["_source"] = (frame, transaction_from_result)
+                        d["_source"] = (frame, _fill_transaction)
                     return event
     try:
         ctx_slot, value = _unwrap(result)
@@ -1158,7 +1166,7 @@ def account_diff_from_result(result: Any, frame: Any = None) -> ev.AccountDiff:
         d["pre"] = pre
         d["post"] = post
     else:
-        d["_source"] = (frame, account_diff_from_result)
+        d["_source"] = (frame, _fill_account_diff)
     return event
 
 
