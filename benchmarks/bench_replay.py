@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import urllib.request
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -59,6 +60,8 @@ TOGGLES = {
     "transaction-inline": ("tx",),
     "object-new-events": ("txdiff",),
     "deferred-payload": ("tx", "txdiff"),
+    "transport-read-rest": ("control", "tx"),
+    "read-ahead-16k": ("control", "tx"),
 }
 
 
@@ -518,7 +521,8 @@ def wsclient_fanout(base: str, man: Dict[str, Any], n: int) -> Dict[str, Any]:
 
 # --- hot-path toggles: the plain path put back in this process -------------------------------------------------
 
-_PATCHED = (("transport", "Connection.__init__"), ("protocol", "_status"), ("protocol", "decode_subscription_frame"),
+_PATCHED = (("transport", "Connection.__init__"), ("transport", "Connection._recv_buffered"), ("transport", "READ_AHEAD"),
+            ("protocol", "_status"), ("protocol", "decode_subscription_frame"),
             ("protocol", "transaction_from_result"), ("protocol", "account_diff_from_result"))
 
 
@@ -569,12 +573,26 @@ def _apply_toggle(name: str) -> None:
     if name in ("transport-fast-path", "transport-read-ahead"):
         init = transport.Connection.__init__
 
-        def plain_init(self: Any, ws: Any, url: str) -> None:
-            init(self, ws, url)
+        def plain_init(self: Any, ws: Any, url: str, *args: Any, **kwargs: Any) -> None:
+            init(self, ws, url, *args, **kwargs)
             self._fast = False
             if name == "transport-read-ahead" and getattr(ws, "frame_buffer", None) is not None:
                 ws.frame_buffer.recv = ws._recv
+            secret = kwargs.get("secret")
+            if secret:  # the key scrubber took the fast cutter when it wrapped recv: wrap the plain recv again
+                self.recv = transport._scrubbing(types.MethodType(transport.Connection.recv, self), secret)
         transport.Connection.__init__ = plain_init  # type: ignore[method-assign]
+    elif name == "transport-read-rest":
+        # a frame that straddles the read-ahead goes to websocket-client's parser, as before Connection._read_rest
+        cut = transport.Connection._recv_buffered
+
+        def cut_whole_only(self: Any) -> Any:
+            got = cut(self)
+            self._partial = False
+            return got
+        transport.Connection._recv_buffered = cut_whole_only  # type: ignore[method-assign]
+    elif name == "read-ahead-16k":
+        transport.READ_AHEAD = 16 * 1024  # the read size before this issue (read when each refill reads)
     elif name == "status-cache":
         wire._status = ev.Status  # a new frozen Status per frame instead of the shared one per phase
     elif name == "notification-inline":
@@ -587,7 +605,7 @@ def _apply_toggle(name: str) -> None:
                 params = obj.get("params")
                 if method.endswith("Notification") and isinstance(params, dict):
                     return wire.Notification(method, wire._u64(wire._require(params, "subscription", method),
-                                                               "subscription"), params.get("result"))
+                                                               "subscription"), params.get("result"), raw)
             return orig(raw)
         wire.decode_subscription_frame = plain_decode
     elif name == "transaction-inline":
@@ -617,7 +635,7 @@ def _apply_toggle(name: str) -> None:
                     sub = params.get("subscription")
                     if (type(method) is str and type(sub) is int and method.endswith("Notification")
                             and 0 <= sub <= u64_max):
-                        return notification(method, sub, params.get("result"))
+                        return notification(method, sub, params.get("result"), raw)
             return orig_sub(raw)
 
         def ctor_tx(result: Any, frame: Any = None) -> Any:
@@ -716,6 +734,7 @@ def hotpath_worker(rounds: int) -> None:
               "account-diff pipeline": (diff_sdk, diff_frames)}
     relevant = {"transport-fast-path": ("transport, control", "transport, transactions"),
                 "transport-read-ahead": ("transport, control", "transport, transactions"),
+                "transport-read-rest": ("transport, control", "transport, transactions"),
                 "status-cache": ("control pipeline",),
                 "notification-inline": ("transaction pipeline", "account-diff pipeline"),
                 "transaction-inline": ("transaction pipeline",),
