@@ -33,8 +33,10 @@ IDLE_WAIT = 0.002
 #: drive() without ``on_event`` (nothing of the caller's runs on the consumer threads, so nothing can block them)
 #: and without ``max_workers``/``consumers``: this many grouped consumers once there are more sub-sessions than that.
 #: One thread per sub-session cost 12-28% more CPU per event at 32-128 sub-sessions than at one, grouped consumers
-#: within 3% (docs/performance.md, replay figure C).
-DEFAULT_CONSUMERS = 4
+#: within 3-9% (docs/performance.md, replay figure C). Two, not more: with the interpreter lock only one runs at a
+#: time, and each extra thread adds lock hand-offs (at 64 / 128 sub-sessions 4.86 / 4.87 us CPU per event with 2,
+#: 5.02 / 5.18 with 4, 5.11 / 5.29 with 8; one thread alone scans 128 queues per round: 0.88x of N = 1 at 128).
+DEFAULT_CONSUMERS = 2
 
 
 @dataclass(frozen=True)
