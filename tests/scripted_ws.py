@@ -1,9 +1,10 @@
 """A scripted subscription socket for unit tests of the subscription worker (no sockets, no simulator)."""
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 from simclient import protocol as wire
 from simclient.transport import OPCODE_PONG, OPCODE_TEXT, TransportError
@@ -85,3 +86,28 @@ class Script:
         with self.opened:
             assert self.opened.wait_for(lambda: len(self.conns) >= n, 5.0)
             return self.conns[n - 1]
+
+
+@contextlib.contextmanager
+def scripted_worker(kind: str, programs: List[str], keepalive_deadline: float = 0.5
+                    ) -> Iterator[Tuple[Script, Any, "queue.SimpleQueue[Any]"]]:
+    """A started subscription worker (``Subscription``) of session ``s1`` whose sockets are scripted: yields
+    ``(script, sub, sink)``, and stops and joins the worker on the way out."""
+    from simclient.stats import SessionStats
+    from simclient.subscriptions import Subscription
+    from simclient.testing import fast_config
+
+    script = Script()
+    sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+    sub = Subscription(kind, programs, "http://127.0.0.1:1/backtest/s1", sink,
+                       fast_config(keepalive_interval=0.05, keepalive_deadline=keepalive_deadline,
+                                   backoff_initial=0.0),
+                       threading.Event(), 100, "s1", SessionStats(),
+                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout))
+    sub.start()
+    try:
+        yield script, sub, sink
+    finally:
+        sub.stop()
+        sub.join(2.0)
+        assert not sub.thread.is_alive()

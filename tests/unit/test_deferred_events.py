@@ -16,11 +16,9 @@ from simclient import events as ev
 from simclient import protocol
 from simclient.errors import ProtocolError
 from simclient.kinds import TRANSACTIONS
-from simclient.stats import SessionStats
 from simclient.subscriptions import SlotMark, Subscription
-from simclient.testing import fast_config
 
-from scripted_ws import Script, note
+from scripted_ws import Script, note, scripted_worker
 
 pytestmark = pytest.mark.usefixtures("json_backend")
 
@@ -97,17 +95,8 @@ def test_two_threads_reading_value_at_once_both_get_it():
 
 @pytest.fixture
 def worker() -> Iterator[Tuple[Script, Subscription, "queue.SimpleQueue[Any]"]]:
-    script = Script()
-    sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-    sub = Subscription(TRANSACTIONS, ["Prog1111111111111111111111111111111111111111"], "http://127.0.0.1:1/backtest/s1",
-                       sink, fast_config(keepalive_interval=0.05, keepalive_deadline=0.5, backoff_initial=0.0),
-                       threading.Event(), 100, "s1", SessionStats(),
-                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout))
-    sub.start()
-    yield script, sub, sink
-    sub.stop()
-    sub.join(2.0)
-    assert not sub.thread.is_alive()
+    with scripted_worker(TRANSACTIONS, ["Prog1111111111111111111111111111111111111111"]) as got:
+        yield got
 
 
 def test_the_worker_delivers_deferred_transactions_and_still_discards_bad_frames(worker):

@@ -3,7 +3,6 @@ and consumer applied to the logs kind, through scripted connections (no sockets,
 from __future__ import annotations
 
 import queue
-import threading
 from typing import Any, Iterator, List, Tuple
 
 import pytest
@@ -14,11 +13,10 @@ from simclient.control import Route
 from simclient.errors import ProtocolError
 from simclient.kinds import LOGS, kind
 from simclient.session import _BaseSession
-from simclient.stats import SessionStats
 from simclient.subscriptions import BarrierPassed, EndOfStream, SlotMark, Subscription
 from simclient.testing import fast_config
 
-from scripted_ws import Script
+from scripted_ws import Script, scripted_worker
 
 PROG = "Prog1111111111111111111111111111111111111111"
 LINES = ["Program X invoke [1]", "Program log: hello", "Program X success"]
@@ -90,17 +88,8 @@ def test_subscribe_request_is_standard_logs_subscribe():
 
 @pytest.fixture
 def worker() -> Iterator[Tuple[Script, Subscription, "queue.SimpleQueue[Any]"]]:
-    script = Script()
-    sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-    sub = Subscription(LOGS, [PROG], "http://127.0.0.1:1/backtest/s1", sink,
-                       fast_config(keepalive_interval=0.05, keepalive_deadline=0.5, backoff_initial=0.0),
-                       threading.Event(), 100, "s1", SessionStats(),
-                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout))
-    sub.start()
-    yield script, sub, sink
-    sub.stop()
-    sub.join(2.0)
-    assert not sub.thread.is_alive()
+    with scripted_worker(LOGS, [PROG]) as got:
+        yield got
 
 
 def events_of(sink: "queue.SimpleQueue[Any]", n: int) -> List[Any]:

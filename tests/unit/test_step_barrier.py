@@ -3,7 +3,6 @@ worker side (subscriptions.py) against a scripted connection. No sockets."""
 from __future__ import annotations
 
 import queue
-import threading
 from typing import Any, List, Optional, Tuple
 
 import pytest
@@ -14,11 +13,10 @@ from simclient import subscriptions as subs_mod
 from simclient.control import Route
 from simclient.errors import SubscriptionError
 from simclient.session import _BaseSession
-from simclient.stats import SessionStats
-from simclient.subscriptions import BARRIER_PREFIX, BarrierPassed, EndOfStream, SlotMark, Subscription
+from simclient.subscriptions import BARRIER_PREFIX, BarrierPassed, EndOfStream, SlotMark
 from simclient.testing import fast_config
 
-from scripted_ws import Script, note
+from scripted_ws import note, scripted_worker
 
 RFC = ev.ReadyForContinue()
 
@@ -144,17 +142,8 @@ def test_knob_off_delivers_in_queue_order():
 
 @pytest.fixture
 def worker():
-    script = Script()
-    sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-    sub = Subscription(subs_mod.TRANSACTIONS, ["Prog1"], "http://127.0.0.1:1/backtest/s1", sink,
-                       fast_config(keepalive_interval=0.05, keepalive_deadline=0.3, backoff_initial=0.0),
-                       threading.Event(), 100, "s1", SessionStats(),
-                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout))
-    sub.start()
-    yield script, sub, sink
-    sub.stop()
-    sub.join(2.0)
-    assert not sub.thread.is_alive()
+    with scripted_worker(subs_mod.TRANSACTIONS, ["Prog1"], keepalive_deadline=0.3) as got:
+        yield got
 
 
 def next_event(sink: "queue.SimpleQueue[Any]") -> Any:
