@@ -50,6 +50,35 @@ def drive(session: Any, advance_count: int, timeout: float = 15.0) -> Captured:
     return cap
 
 
+def drive_one_slot_steps(session: Any, data_kind: type, on_step: Optional[Any] = None,
+                         timeout: float = 15.0) -> Tuple[int, List[Any]]:
+    """Drive ``session`` one slot per continue to completion. Returns ``(late, delivered)``: the events of type
+    ``data_kind`` in delivery order, and how many of them came after the step that held their slot had ended (its
+    ``ReadyForContinue`` was delivered). ``on_step(session)`` runs before each continue."""
+    late = 0
+    delivered: List[Any] = []
+    ended_through: Optional[int] = None  # highest slot of the steps that ended so far
+    step_slots: List[int] = []  # slots announced since the last continue
+    continued = False
+    for event in session.events(timeout=timeout):
+        kind = type(event)
+        if kind is data_kind:
+            delivered.append(event)
+            if ended_through is not None and event.slot <= ended_through:
+                late += 1
+        elif kind is ev.Slot:
+            step_slots.append(event.slot)
+        elif kind is ev.ReadyForContinue:
+            if continued and step_slots:
+                ended_through = max(step_slots)
+            step_slots = []
+            if on_step is not None:
+                on_step(session)
+            session.send_continue(advance_count=1)
+            continued = True
+    return late, delivered
+
+
 def truth_diff_keys(chain: Any, start: int, end: int, programs: List[str]) -> List[Tuple[int, str, Optional[str]]]:
     return sorted((d["context"]["slot"], d["account"], d.get("signature"))
                   for d in chain.account_diffs(start, end, programs))

@@ -29,6 +29,8 @@ from simclient.local import FaultPlan, LocalSimulator
 from simclient.local.actions import FAIL_MARKER, LAMPORTS_PER_TX, expected_action_results
 from simclient.testing import fast_config
 
+from simhelpers import drive_one_slot_steps
+
 TX = b"\x01" + b"\x05" * 64 + b"user-message"
 
 
@@ -213,26 +215,9 @@ def steps(sim: LocalSimulator, barrier: bool, n: int = 80) -> Tuple[int, List[ev
     """``n`` one-slot continues; returns how many results came after the ReadyForContinue that ended their slot."""
     client = Client(sim.url, sim.api_key, fast_config(step_barrier=barrier))
     create = CreateSession(start_slot=sim.first_slot, slot_count=n - 1, actions=dense_actions(sim))
-    late = 0
-    results: List[ev.ActionResult] = []
-    ended_through: Optional[int] = None
-    step_slots: List[int] = []
-    continued = False
     with client.start_session(create) as session:
         session.subscribe_actions()
-        for event in session.events(timeout=15):
-            if isinstance(event, ev.ActionResult):
-                results.append(event)
-                if ended_through is not None and event.slot <= ended_through:
-                    late += 1
-            elif isinstance(event, ev.Slot):
-                step_slots.append(event.slot)
-            elif isinstance(event, ev.ReadyForContinue):
-                if continued and step_slots:
-                    ended_through = max(step_slots)
-                step_slots = []
-                session.send_continue(advance_count=1)
-                continued = True
+        late, results = drive_one_slot_steps(session, ev.ActionResult)
     return late, results, create
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import pytest
 
@@ -16,6 +16,8 @@ from simclient import Client, CreateSession
 from simclient import events as ev
 from simclient.local import FaultPlan, LocalSimulator
 from simclient.testing import fast_config
+
+from simhelpers import drive_one_slot_steps
 
 SLOTS = 300
 
@@ -121,25 +123,9 @@ def drive_steps(sim: LocalSimulator, barrier: bool, steps: int) -> Dict[str, Any
     """One-slot continues; counts the Logs delivered after the ReadyForContinue that ended their slot."""
     client = Client(sim.url, sim.api_key, fast_config(step_barrier=barrier))
     create = CreateSession(start_slot=sim.first_slot, slot_count=steps - 1)
-    late, delivered = 0, []
-    ended_through: Optional[int] = None
-    step_slots: List[int] = []
-    continued = False
     with client.start_session(create) as session:
         session.subscribe_logs(sim.program_ids[:2])
-        for event in session.events(timeout=15):
-            if isinstance(event, ev.Logs):
-                delivered.append(event)
-                if ended_through is not None and event.slot <= ended_through:
-                    late += 1
-            elif isinstance(event, ev.Slot):
-                step_slots.append(event.slot)
-            elif isinstance(event, ev.ReadyForContinue):
-                if continued and step_slots:
-                    ended_through = max(step_slots)
-                step_slots = []
-                session.send_continue(advance_count=1)
-                continued = True
+        late, delivered = drive_one_slot_steps(session, ev.Logs)
     expected = sum(len(truth(sim, create.start_slot, create.resolved_end_slot, p)) for p in sim.program_ids[:2])
     return {"late": late, "delivered": delivered, "expected": expected}
 

@@ -15,7 +15,7 @@ from simclient import events as ev
 from simclient.local import FaultPlan, LocalSimulator
 from simclient.testing import fast_config
 
-from simhelpers import truth_signatures
+from simhelpers import drive_one_slot_steps, truth_signatures
 
 STEPS = 300
 
@@ -25,34 +25,14 @@ def drive_steps(sim: LocalSimulator, barrier: bool, steps: int = STEPS, diffs: b
     """``steps`` one-slot continues; returns the late count, every signature and the session's stats."""
     client = Client(sim.url, sim.api_key, fast_config(step_barrier=barrier))
     create = CreateSession(start_slot=sim.first_slot, slot_count=steps - 1)
-    late = 0
-    signatures = []
-    ended_through: Optional[int] = None  # highest slot of the steps that ended so far
-    step_slots: list = []  # slots announced since the last continue
-    continued = False
     with client.start_session(create) as session:
         session.subscribe_transactions(sim.program_ids)
         if diffs:
             session.subscribe_account_diffs(sim.program_ids[:1])
-        for event in session.events(timeout=15):
-            kind = type(event)
-            if kind is ev.Transaction:
-                signatures.append(event.signature)
-                if ended_through is not None and event.slot <= ended_through:
-                    late += 1
-            elif kind is ev.Slot:
-                step_slots.append(event.slot)
-            elif kind is ev.ReadyForContinue:
-                if continued and step_slots:
-                    ended_through = max(step_slots)
-                step_slots = []
-                if on_step is not None:
-                    on_step(session)
-                session.send_continue(advance_count=1)
-                continued = True
+        late, transactions = drive_one_slot_steps(session, ev.Transaction, on_step)
         stats = session.stats
     truth = truth_signatures(sim.chain, create.start_slot, create.resolved_end_slot, sim.program_ids)
-    return {"late": late, "signatures": signatures, "truth": truth, "stats": stats}
+    return {"late": late, "signatures": [t.signature for t in transactions], "truth": truth, "stats": stats}
 
 
 @pytest.mark.parametrize("delay_ms", [0, 5])
