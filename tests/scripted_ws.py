@@ -89,21 +89,24 @@ class Script:
 
 
 @contextlib.contextmanager
-def scripted_worker(kind: str, programs: List[str], keepalive_deadline: float = 0.5
+def scripted_worker(kind: str, programs: List[str], keepalive_deadline: float = 0.5, *,
+                    script: Optional[Script] = None, compression: Optional[str] = None, config: Any = None
                     ) -> Iterator[Tuple[Script, Any, "queue.SimpleQueue[Any]"]]:
-    """A started subscription worker (``Subscription``) of session ``s1`` whose sockets are scripted: yields
-    ``(script, sub, sink)``, and stops and joins the worker on the way out."""
+    """A started subscription worker (``Subscription``) of session ``s1`` whose sockets are scripted (by ``script``,
+    a new :class:`Script` by default): yields ``(script, sub, sink)``, and stops and joins the worker on the way out.
+    ``config`` replaces the fast keepalive settings it runs with otherwise."""
     from simclient.stats import SessionStats
     from simclient.subscriptions import Subscription
     from simclient.testing import fast_config
 
-    script = Script()
+    script = script if script is not None else Script()
     sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-    sub = Subscription(kind, programs, "http://127.0.0.1:1/backtest/s1", sink,
-                       fast_config(keepalive_interval=0.05, keepalive_deadline=keepalive_deadline,
-                                   backoff_initial=0.0),
+    if config is None:
+        config = fast_config(keepalive_interval=0.05, keepalive_deadline=keepalive_deadline, backoff_initial=0.0)
+    sub = Subscription(kind, programs, "http://127.0.0.1:1/backtest/s1", sink, config,
                        threading.Event(), 100, "s1", SessionStats(),
-                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout))
+                       connection_factory=lambda url, key, timeout: script.open(url, key, timeout),
+                       compression=compression)
     sub.start()
     try:
         yield script, sub, sink

@@ -3,11 +3,11 @@ the option's validation, and the subscription worker's hook (frames in order, a 
 an undecodable compressed frame is a lost connection), through scripted connections."""
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sys
-import threading
-from typing import Any, List
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 
@@ -21,7 +21,7 @@ from simclient.subscriptions import SlotMark, Subscription
 from simclient.testing import fast_config
 from simclient.transport import OPCODE_BINARY, OPCODE_TEXT
 
-from scripted_ws import Script, ScriptedConn, note
+from scripted_ws import Script, ScriptedConn, note, scripted_worker
 
 try:
     import zstandard
@@ -213,13 +213,13 @@ class ZstdScript(Script):
         return conn
 
 
-def _worker(script: Script, compression: Any = "zstd") -> Any:
-    sink: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-    stats = SessionStats()
-    sub = Subscription(subs_mod.TRANSACTIONS, ["P"], "http://127.0.0.1:1/backtest/s1", sink,
-                       fast_config(backoff_initial=0.0), threading.Event(), 100, "s1", stats,
-                       connection_factory=script.open, compression=compression)
-    return sub, sink, stats
+@contextlib.contextmanager
+def _worker(script: Script, compression: Any = "zstd") -> Iterator[Tuple[Subscription, "queue.SimpleQueue[Any]",
+                                                                       SessionStats]]:
+    """A started transaction worker on ``script``'s sockets: ``(sub, sink, stats)``; stopped and joined after."""
+    with scripted_worker(subs_mod.TRANSACTIONS, ["P"], script=script, compression=compression,
+                         config=fast_config(backoff_initial=0.0)) as (_, sub, sink):
+        yield sub, sink, sub.stats
 
 
 def _transactions(sink: "queue.SimpleQueue[Any]", n: int) -> List[ev.Transaction]:
@@ -239,9 +239,7 @@ def _transactions(sink: "queue.SimpleQueue[Any]", n: int) -> List[ev.Transaction
 @pytest.mark.parametrize("compressed_acks", [False, True])
 def test_compressed_stream_decodes_and_a_reconnect_starts_a_fresh_decompressor(compressed_acks):
     script = ZstdScript(compressed_acks)
-    sub, sink, stats = _worker(script)
-    sub.start()
-    try:
+    with _worker(script) as (sub, sink, stats):
         first = script.wait_conns(1)
         assert sub.ready.wait(5)
         assert first.sent[0]["params"][1]["compression"] == "zstd"
@@ -259,18 +257,12 @@ def test_compressed_stream_decodes_and_a_reconnect_starts_a_fresh_decompressor(c
         assert second.sent[0]["params"][1] == {"commitment": "confirmed", "encoding": "json",
                                                "maxSupportedTransactionVersion": 0, "replayFromSlot": 101,
                                                "compression": "zstd"}
-    finally:
-        sub.stop()
-        sub.join(2)
-    assert not sub.thread.is_alive()
 
 
 @needs_zstd
 def test_an_undecodable_compressed_frame_loses_the_connection_and_replays_from_the_cursor():
     script = ZstdScript()
-    sub, sink, stats = _worker(script)
-    sub.start()
-    try:
+    with _worker(script) as (sub, sink, stats):
         first = script.wait_conns(1)
         assert sub.ready.wait(5)
         first.put_note(100, "a0")
@@ -285,35 +277,24 @@ def test_an_undecodable_compressed_frame_loses_the_connection_and_replays_from_t
         assert stats.decompress_failures == 1
         assert stats.subscription_reconnects == 1
         assert stats.frames_discarded == 0
-    finally:
-        sub.stop()
-        sub.join(2)
-    assert not sub.thread.is_alive()
 
 
 @needs_zstd
 def test_a_compressed_frame_that_is_not_json_after_decompressing_loses_the_connection():
     script = ZstdScript()
-    sub, sink, stats = _worker(script)
-    sub.start()
-    try:
+    with _worker(script) as (sub, sink, stats):
         first = script.wait_conns(1)
         assert sub.ready.wait(5)
         first.put_frame("this is not json")
         script.wait_conns(2)
         assert stats.decompress_failures == 1
-    finally:
-        sub.stop()
-        sub.join(2)
 
 
 @needs_zstd
 def test_text_frames_still_decode_on_a_compressed_subscription():
     """A server that ignores the option (§9.3) sends Text: read as before."""
     script = Script()  # plain Text acks and notifications
-    sub, sink, stats = _worker(script)
-    sub.start()
-    try:
+    with _worker(script) as (sub, sink, stats):
         first = script.wait_conns(1)
         assert sub.ready.wait(5)
         assert first.sent[0]["params"][1]["compression"] == "zstd"
@@ -321,24 +302,16 @@ def test_text_frames_still_decode_on_a_compressed_subscription():
         first.put_note(101, "b0")
         assert [t.signature for t in _transactions(sink, 2)] == ["a0", "b0"]
         assert stats.decompress_failures == 0
-    finally:
-        sub.stop()
-        sub.join(2)
 
 
 def test_a_plain_subscription_sends_no_compression_and_reads_binary_json_as_before():
     script = Script()
-    sub, sink, stats = _worker(script, compression=None)
-    sub.start()
-    try:
+    with _worker(script, compression=None) as (sub, sink, stats):
         first = script.wait_conns(1)
         assert sub.ready.wait(5)
         assert "compression" not in first.sent[0]["params"][1]
         first.frames.put((OPCODE_BINARY, note(100, "a0").encode()))
         assert [t.signature for t in _transactions(sink, 1)] == ["a0"]
-    finally:
-        sub.stop()
-        sub.join(2)
 
 
 def test_the_wire_request_carries_the_option():
