@@ -88,6 +88,24 @@ class Script:
             return self.conns[n - 1]
 
 
+class FakeSubscription:
+    """What the session's consumer side needs of a Subscription for a step barrier: identity, ``kind``,
+    ``reconnecting``, ``has_been_up`` and ``request_barrier()`` (a new generation each time; None once ``ended``)."""
+
+    def __init__(self, kind: str = "transaction", ended: bool = False):
+        self.gen = 0
+        self.ended = ended
+        self.kind = kind
+        self.reconnecting = False
+        self.has_been_up = True
+
+    def request_barrier(self) -> Optional[int]:
+        if self.ended:
+            return None
+        self.gen += 1
+        return self.gen
+
+
 @contextlib.contextmanager
 def scripted_worker(kind: str, programs: List[str], keepalive_deadline: float = 0.5, *,
                     script: Optional[Script] = None, compression: Optional[str] = None, config: Any = None

@@ -33,7 +33,7 @@ from simclient.stats import SessionStats
 from simclient.subscriptions import BarrierPassed, SlotMark, Subscription
 from simclient.testing import fast_config
 
-from scripted_ws import Script
+from scripted_ws import FakeSubscription, Script
 
 JUP = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"
 TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
@@ -282,21 +282,8 @@ def test_worker_resumes_from_the_last_slot_and_drops_replayed_results():
 # ------------------------------------------------------------------------------------------ consumer: barrier
 
 
-class _FakeSub:
-    kind = "action"
-    reconnecting = False
-    has_been_up = True
-
-    def __init__(self) -> None:
-        self.gen = 0
-
-    def request_barrier(self) -> int:
-        self.gen += 1
-        return self.gen
-
-
 def test_an_action_result_read_behind_the_step_end_is_delivered_before_it():
-    sub = _FakeSub()
+    sub = FakeSubscription("action")
     route = Route("sess-1", "http://x/backtest/sess-1", None)
     s = _BaseSession(None, route, fast_config())  # type: ignore[arg-type]
     s._subscriptions = [sub]  # type: ignore[list-item]

@@ -16,7 +16,7 @@ from simclient.session import _BaseSession
 from simclient.subscriptions import BarrierPassed, EndOfStream, SlotMark, Subscription
 from simclient.testing import fast_config
 
-from scripted_ws import Script, scripted_worker
+from scripted_ws import FakeSubscription, Script, scripted_worker
 
 PROG = "Prog1111111111111111111111111111111111111111"
 LINES = ["Program X invoke [1]", "Program log: hello", "Program X success"]
@@ -135,23 +135,10 @@ def test_worker_end_of_stream_on_null_result(worker):
 
 # ------------------------------------------------------------------------------------------- the consumer
 
-class _FakeSub:
-    kind = LOGS
-    reconnecting = False
-    has_been_up = True
-
-    def __init__(self) -> None:
-        self.gen = 0
-
-    def request_barrier(self) -> int:
-        self.gen += 1
-        return self.gen
-
-
 def test_logs_read_behind_a_step_end_are_delivered_before_it():
     """The in-order step rule covers Logs: read after ReadyForContinue but before the barrier's pong, they come
     first (a Logs treated as a control event would be delivered after the held event)."""
-    fake = _FakeSub()
+    fake = FakeSubscription(LOGS)
     route = Route("sess-1", "http://x/backtest/sess-1", None)
     s = _BaseSession(None, route, fast_config())  # type: ignore[arg-type]
     s._subscriptions = [fake]  # type: ignore[list-item]

@@ -3,7 +3,7 @@ worker side (subscriptions.py) against a scripted connection. No sockets."""
 from __future__ import annotations
 
 import queue
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 
@@ -16,7 +16,7 @@ from simclient.session import _BaseSession
 from simclient.subscriptions import BARRIER_PREFIX, BarrierPassed, EndOfStream, SlotMark
 from simclient.testing import fast_config
 
-from scripted_ws import note, scripted_worker
+from scripted_ws import FakeSubscription, note, scripted_worker
 
 RFC = ev.ReadyForContinue()
 
@@ -25,24 +25,7 @@ def tx(slot: int, sig: str) -> ev.Transaction:
     return ev.Transaction(slot=slot, signature=sig, value={})
 
 
-class FakeSub:
-    """What the consumer needs of a Subscription: request_barrier() and identity."""
-
-    def __init__(self, ended: bool = False):
-        self.gen = 0
-        self.ended = ended
-        self.kind = "transaction"
-        self.reconnecting = False
-        self.has_been_up = True
-
-    def request_barrier(self) -> Optional[int]:
-        if self.ended:
-            return None
-        self.gen += 1
-        return self.gen
-
-
-def session(*subs: FakeSub, barrier: bool = True) -> Tuple[_BaseSession, "queue.SimpleQueue[Any]"]:
+def session(*subs: FakeSubscription, barrier: bool = True) -> Tuple[_BaseSession, "queue.SimpleQueue[Any]"]:
     route = Route("sess-1", "http://x/backtest/sess-1", None)
     s = _BaseSession(None, route, fast_config(step_barrier=barrier))  # type: ignore[arg-type]
     s._subscriptions = list(subs)  # type: ignore[arg-type]
@@ -54,7 +37,7 @@ def take(s: _BaseSession, n: int, timeout: float = 1.0) -> List[Any]:
 
 
 def test_notifications_read_behind_the_step_end_are_delivered_before_it():
-    sub = FakeSub()
+    sub = FakeSubscription()
     s, sink = session(sub)
     for item in (RFC, tx(1, "a"), tx(1, "b"), BarrierPassed(sub, 1)):  # type: ignore[arg-type]
         sink.put(item)
@@ -63,7 +46,7 @@ def test_notifications_read_behind_the_step_end_are_delivered_before_it():
 
 
 def test_control_events_read_while_held_stay_behind_it():
-    sub = FakeSub()
+    sub = FakeSubscription()
     s, sink = session(sub)
     status = ev.Status("decodedTransactions")
     for item in (RFC, status, tx(1, "a"), BarrierPassed(sub, 1), tx(2, "c")):  # type: ignore[arg-type]
@@ -72,7 +55,7 @@ def test_control_events_read_while_held_stay_behind_it():
 
 
 def test_every_subscription_must_pass_and_an_ended_one_counts_at_its_end_of_stream():
-    a, b, done = FakeSub(), FakeSub(), FakeSub(ended=True)
+    a, b, done = FakeSubscription(), FakeSubscription(), FakeSubscription(ended=True)
     s, sink = session(a, b, done)
     sink.put(RFC)
     sink.put(BarrierPassed(a, 1))  # type: ignore[arg-type]
@@ -92,7 +75,7 @@ def test_every_subscription_must_pass_and_an_ended_one_counts_at_its_end_of_stre
 
 
 def test_an_older_generation_does_not_release_a_newer_barrier():
-    sub = FakeSub()
+    sub = FakeSubscription()
     s, sink = session(sub)
     sink.put(RFC)
     sink.put(BarrierPassed(sub, 1))  # type: ignore[arg-type]
@@ -107,7 +90,7 @@ def test_an_older_generation_does_not_release_a_newer_barrier():
 
 
 def test_an_error_while_held_comes_after_the_held_event():
-    sub = FakeSub()
+    sub = FakeSubscription()
     s, sink = session(sub)
     boom = SubscriptionError("boom")
     for item in (RFC, tx(1, "a"), boom):
@@ -119,7 +102,7 @@ def test_an_error_while_held_comes_after_the_held_event():
 
 
 def test_paused_is_a_step_end_and_completed_keeps_its_drain():
-    sub = FakeSub()
+    sub = FakeSubscription()
     s, sink = session(sub)
     paused = ev.Paused(slot=5, batch_index=0)
     done = ev.Completed()
@@ -130,7 +113,7 @@ def test_paused_is_a_step_end_and_completed_keeps_its_drain():
 
 
 def test_knob_off_delivers_in_queue_order():
-    sub = FakeSub()
+    sub = FakeSubscription()
     s, sink = session(sub, barrier=False)
     for item in (RFC, tx(1, "a")):
         sink.put(item)
@@ -213,7 +196,7 @@ def test_a_barrier_without_pong_declares_the_socket_dead(worker):
 def test_a_subscription_that_was_never_up_is_not_waited_for():
     """Nothing can be owed by a subscription that never subscribed (e.g. its subscribe is not acked yet): the first
     ReadyForContinue is not held behind it (else a never-acked subscribe would hide every control event)."""
-    up, never = FakeSub(), FakeSub()
+    up, never = FakeSubscription(), FakeSubscription()
     never.has_been_up = False
     s, sink = session(up, never)
     for item in (RFC, tx(1, "a"), BarrierPassed(up, 1)):  # type: ignore[arg-type]
@@ -226,7 +209,7 @@ def test_delivered_through_never_runs_ahead_of_what_a_barrier_has_returned():
     """Markers read while a step end is held (SlotMark, EndOfStream) count only once the events read before them
     were returned: else the streamed writer finalises a slot whose transactions are still in the barrier's hands and
     drops them as 'late' (seen once in a clean-clone CI run: one transaction missing from a 'complete' run file)."""
-    a, b = FakeSub(), FakeSub()
+    a, b = FakeSubscription(), FakeSubscription()
     s, sink = session(a, b)
     s._route.range = (70, 200)
     s._marks = {a: 80, b: 80}
