@@ -588,8 +588,7 @@ def _apply_toggle(name: str) -> None:
 
         def cut_whole_only(self: Any) -> Any:
             got = cut(self)
-            self._partial = False
-            return got
+            return None if got is transport._READ_MORE else got
         transport.Connection._recv_buffered = cut_whole_only  # type: ignore[method-assign]
     elif name == "read-ahead-16k":
         transport.READ_AHEAD = 16 * 1024  # the read size before this issue (read when each refill reads)

@@ -68,6 +68,7 @@ SUBSCRIPTION = "subscription"
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _READ_REST_MAX = 4 * READ_AHEAD  # frames up to this size that straddle a read are completed by Connection._read_rest
+_READ_MORE = object()  # Connection._recv_buffered: no whole frame buffered, but the cutter can take it once read
 _DIRECT = object()  # _read_ahead: read with the socket's own timeout (websocket-client's close handshake)
 
 
@@ -117,7 +118,6 @@ class Connection:
         # The read-ahead is also where the reader waits for readability (see the module docstring).
         self._rbuf = b""
         self._rpos = 0
-        self._partial = False  # _recv_buffered found only the start of a frame it can cut (see _read_rest)
         self._wait: Any = None  # the current recv()'s timeout, for _read_ahead (None: no limit)
         frame_buffer: Any = getattr(ws, "frame_buffer", None)
         self._hooked = frame_buffer is not None and hasattr(frame_buffer, "recv")
@@ -301,24 +301,21 @@ class Connection:
 
     # ------------------------------------------------------------------ receiving (one thread)
 
-    def _recv_buffered(self) -> Optional[Tuple[int, bytes]]:
+    def _recv_buffered(self) -> Union[None, object, Tuple[int, bytes]]:
         """A whole text/binary frame (FIN, unmasked, no RSV bits, no fragment pending) already in the read-ahead
         buffer, cut straight out of it: what websocket-client's parser would return for it, without its per-frame
-        overhead. None when there is no such frame; then ``_partial`` says whether the cutter can take the next
-        frame once more bytes are read (the buffer ends before a frame header, or inside a frame it can cut: see
-        :meth:`_read_rest`), and otherwise websocket-client's parser reads it (control frames, fragments, large
-        frames)."""
+        overhead. :data:`_READ_MORE` when the cutter can take the next frame once more bytes are read (the buffer
+        ends before a frame header, or inside a frame it can cut: see :meth:`_read_rest`); None when
+        websocket-client's parser must read it (control frames, fragments, large frames)."""
         fb = self._fb
         with fb.lock:
             buf = self._rbuf
             pos = self._rpos
             avail = len(buf) - pos
-            self._partial = False
             if fb.header is not None or fb.recv_buffer or self._cont.cont_data is not None:
                 return None
             if avail < 2:
-                self._partial = True
-                return None
+                return _READ_MORE
             b0 = buf[pos]
             length = buf[pos + 1]  # mask bit clear: < 0x80
             if (b0 != 0x81 and b0 != 0x82) or length >= 0x80:
@@ -326,22 +323,19 @@ class Connection:
             start = pos + 2
             if length == 126:
                 if avail < 4:
-                    self._partial = True
-                    return None
+                    return _READ_MORE
                 length = int.from_bytes(buf[pos + 2:pos + 4], "big")
                 start = pos + 4
             elif length == 127:
                 if avail < 10:
-                    self._partial = True
-                    return None
+                    return _READ_MORE
                 length = int.from_bytes(buf[pos + 2:pos + 10], "big")
                 start = pos + 10
             end = start + length
             if end > len(buf):
                 # the frame's start is here, its end not yet: recv() reads the rest itself, unless the frame is
                 # large (each read-rest copies the buffered part; websocket-client's parser joins chunks once)
-                self._partial = length <= _READ_REST_MAX
-                return None
+                return _READ_MORE if length <= _READ_REST_MAX else None
             if end == len(buf):
                 self._rbuf = b""  # used up: do not keep up to READ_AHEAD bytes alive until the next frame
                 self._rpos = 0
@@ -357,7 +351,6 @@ class Connection:
         as the read-ahead does; what was buffered stays put."""
         fb = self._fb
         with fb.lock:
-            self._partial = False
             self._wait = timeout
             data = self._refill()
             self._rbuf = self._rbuf[self._rpos:] + data if self._rpos < len(self._rbuf) else data
@@ -372,11 +365,11 @@ class Connection:
         try:
             if self._fast:
                 fast = self._recv_buffered()
-                while fast is None and self._partial:
+                while fast is _READ_MORE:
                     self._read_rest(timeout)
                     fast = self._recv_buffered()
                 if fast is not None:
-                    return fast
+                    return fast  # type: ignore[return-value]
             if self._hooked:
                 self._wait = timeout  # _read_ahead waits for readability at most this long per refill
             elif timeout != self._timeout:
@@ -473,7 +466,7 @@ def _scrubbing(recv: Callable[[Optional[float]], Optional[Tuple[int, Union[bytes
 
     def recv_scrubbed(timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
         frame = fast() if fast is not None else None  # Connection.recv's own first step, one call less
-        if frame is None:
+        if type(frame) is not tuple:  # None or _READ_MORE: Connection.recv reads on
             frame = recv(timeout)
         if frame is not None:
             payload = frame[1]
