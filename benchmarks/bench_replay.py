@@ -13,7 +13,12 @@ Clients (each decodes every frame it receives):
   which the SDK decodes on first read: the like of a raw loop that builds every frame's tree;
 * ``wsclient``: websocket-client ``recv()`` + ``json.loads`` (``skip_utf8_validation=True``, one thread per socket);
 * ``websockets``: the ``websockets`` sync client ``recv()`` + ``json.loads`` (one thread per socket);
-* ``picows``: picows (Cython frame parser, asyncio) ``on_ws_frame`` + ``json.loads``, all sockets on one loop.
+* ``picows``: picows (Cython frame parser, asyncio) ``on_ws_frame`` + ``json.loads``, all sockets on one loop;
+* ``wsclient-orjson``, ``websockets-orjson``, ``picows-orjson``: the same raw loops parsing with ``orjson.loads``.
+
+Each raw loop is compared twice: with the SDK using orjson (the SDK's best against the raw loop as written with the
+stdlib), and with the SDK using the same JSON decoder as the loop (``sdk-json`` beside the stdlib rows,
+``sdk-orjson`` beside the ``-orjson`` rows): the like-for-like figure, in which the decoder's own speed cancels out.
 
 Streams: ``control`` (10,000-slot session, control frames only), ``tx`` (2,000 slots, control + transaction
 notifications), ``txdiff`` (``tx`` + account diffs of two programs, one socket each), ``steps-tx`` /
@@ -49,7 +54,8 @@ from _common import API_KEY, FIRST_SLOT, HERE, REPO, _die_with_parent, median, s
 STREAMS = ("control", "tx", "txdiff")
 STREAM_LABEL = {"control": "control stream only", "tx": "control + transactions",
                 "txdiff": "control + transactions + account diffs"}
-CLIENTS = ("null", "sdk-json", "sdk-orjson", "sdk-read", "wsclient", "websockets", "picows")
+CLIENTS = ("null", "sdk-json", "sdk-orjson", "sdk-read", "wsclient", "websockets", "picows", "wsclient-orjson",
+           "websockets-orjson", "picows-orjson")
 FANOUTS = (1, 8, 32, 64, 128)
 # Hot-path special cases, each replaced by the plain path in a worker of its own (see _apply_toggle).
 TOGGLES = {
@@ -800,6 +806,10 @@ def worker(args: argparse.Namespace) -> None:
     if kind == "sdk":
         _count_threads()
     loads: Callable[[Any], Any] = json.loads
+    if os.environ.get("SIMCLIENT_BENCH_RAW_LOADS") == "orjson":  # the raw loops' -orjson rows
+        import orjson
+
+        loads = orjson.loads
 
     def one(cmd: Dict[str, Any]) -> Dict[str, Any]:
         stream = cmd["stream"]
@@ -970,6 +980,13 @@ def _workers(server: ReplayProcess, names: Sequence[str]) -> List[Worker]:
                 print("    (orjson not installed: sdk-orjson skipped)")
                 continue
             out.append(w)
+        elif name.endswith("-orjson") and name != "sdk-orjson":  # a raw loop decoding with orjson
+            base = name[:-len("-orjson")]
+            module = {"wsclient": "websocket"}.get(base, base)
+            if importlib.util.find_spec("orjson") is None or importlib.util.find_spec(module) is None:
+                print(f"    (orjson or {base} not installed: {name} skipped)")
+                continue
+            out.append(Worker(name, base, server.base, env={"SIMCLIENT_BENCH_RAW_LOADS": "orjson"}))
         elif name in ("websockets", "picows") and importlib.util.find_spec(name) is None:
             print(f"    ({name} not installed: its row is skipped; pip install -e '.[bench]')")
         else:
@@ -977,11 +994,19 @@ def _workers(server: ReplayProcess, names: Sequence[str]) -> List[Worker]:
     return out
 
 
+RAW = ("wsclient", "websockets", "picows")
+
+
+def _same_decoder_sdk(name: str) -> str:
+    """The SDK row a raw loop is matched with: the one parsing with the same JSON decoder."""
+    return "sdk-orjson" if name.endswith("-orjson") else "sdk-json"
+
+
 def _print_stream(stream: str, runs: Dict[str, List[Any]]) -> None:
     first = next(iter(runs.values()))[0]
     print(f"  {STREAM_LABEL[stream]} ({first['events']:,} events per run):")
-    print(f"    {'client':<11} {'events/s':>9} {'(range)':<17} {'CPU us/ev':>9} {'(range)':<11} "
-          f"{'SDK-orjson / this, wall':>24} {'this CPU / SDK CPU':>19}  pace set by")
+    print(f"    {'client':<17} {'events/s':>9} {'(range)':<17} {'CPU us/ev':>9} {'(range)':<11} "
+          f"{'this CPU / SDK-orjson CPU':>25} {'this CPU / SDK CPU, same decoder':>33}  pace set by")
     sdk = runs.get("sdk-orjson") or runs.get("sdk-json")
     expected = runs["null"][0]["events"] if "null" in runs else first["events"]
     for name, rs in runs.items():
@@ -991,14 +1016,17 @@ def _print_stream(stream: str, runs: Dict[str, List[Any]]) -> None:
                   f"(each still ended with Completed)")
         rates = [_rate(r) for r in rs]
         cpus = [_cpu_us(r) for r in rs]
-        ratio = cpu_ratio = ""
+        cpu_ratio = same = ""
         if sdk is not None and name not in ("sdk-orjson", "null"):
-            w = [_rate(s) / _rate(r) for s, r in zip(sdk, rs)]
             c = [_cpu_us(r) / _cpu_us(s) for s, r in zip(sdk, rs)]
-            ratio = f"{median(w):.2f}x ({_rng(w)})"
             cpu_ratio = f"{median(c):.2f}x ({_rng(c)})"
-        print(f"    {name:<11} {median(rates):>9,.0f} ({_rng(rates, '{:,.0f}'):<15}) {median(cpus):>9.2f} "
-              f"({_rng(cpus, '{:.1f}'):<9}) {ratio:>24} {cpu_ratio:>19}  {_pace(rs)}")
+        base = name[:-len("-orjson")] if name.endswith("-orjson") else name
+        match = runs.get(_same_decoder_sdk(name))
+        if base in RAW and match is not None:
+            c = [_cpu_us(r) / _cpu_us(s) for s, r in zip(match, rs)]
+            same = f"{median(c):.2f}x ({_rng(c)}) vs {_same_decoder_sdk(name)}"
+        print(f"    {name:<17} {median(rates):>9,.0f} ({_rng(rates, '{:,.0f}'):<15}) {median(cpus):>9.2f} "
+              f"({_rng(cpus, '{:.1f}'):<9}) {cpu_ratio:>25} {same:>33}  {_pace(rs)}")
     for name in ("sdk-orjson", "sdk-read", "sdk-json"):
         rs = runs.get(name)
         if rs and all("threads" in r for r in rs):
