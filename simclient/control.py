@@ -501,10 +501,10 @@ class ControlConnection:
 
     def _message_loop(self, conn: ConnectionLike, reader: LinkReader) -> Optional[str]:
         """Read until the work is done (None) or the connection is lost (the reason)."""
-        recv = reader.recv
-        route = self.mode.route
+        recv, route, closing, decode = reader.recv, self.mode.route, self._closing.is_set, wire.decode_response
+        stats = self.stats
         while True:
-            if self._closing.is_set():
+            if closing():
                 return None
             if self._maybe_done:
                 self._maybe_done = False
@@ -515,10 +515,13 @@ class ControlConnection:
                 if frame is not None:
                     opcode, payload = frame
                     if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
-                        self.stats.frames_received += 1
-                        decoded = self._decode(payload)
-                        if decoded is not None:
-                            route(decoded.seq_id, decoded.message)
+                        stats.frames_received += 1
+                        try:
+                            decoded = decode(payload)
+                        except ProtocolError as exc:
+                            self._discard(exc)
+                            continue
+                        route(decoded.seq_id, decoded.message)
                 elif self._maybe_done is False and self.routes and self._finished():
                     return None
             except Stopped:
@@ -544,16 +547,20 @@ class ControlConnection:
         return self.mode.route
 
     def _decode(self, payload: Any) -> Optional[wire.Frame]:
+        """The frame, or None (counted and logged) when it does not decode."""
         try:
             return wire.decode_response(payload)
         except ProtocolError as exc:
-            self.stats.frames_discarded += 1
-            for route in self.routes.values():
-                route.stats.frames_discarded += 1
-            if self._api_key and self._api_key in str(exc):
-                exc = ProtocolError(self._r(exc))
-            log.warning("discarding undecodable control frame: %s", exc)
+            self._discard(exc)
             return None
+
+    def _discard(self, exc: ProtocolError) -> None:
+        self.stats.frames_discarded += 1
+        for route in self.routes.values():
+            route.stats.frames_discarded += 1
+        if self._api_key and self._api_key in str(exc):
+            exc = ProtocolError(self._r(exc))
+        log.warning("discarding undecodable control frame: %s", exc)
 
     def _v1_form_error(self, err: wire.BacktestError, refused: Optional[Route] = None) -> bool:
         """A "duplicate field" answering our superset ``*SessionV1`` form (§3.5): switch to the minimal form (see

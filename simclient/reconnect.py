@@ -203,8 +203,10 @@ class LinkReader:
     def __init__(self, conn: ConnectionLike, config: ClientConfig, stop: threading.Event, poll: float,
                  clock: Callable[[], float] = time.monotonic):
         self.conn = conn
+        self._recv = conn.recv
         self._config = config
         self._stop = stop
+        self._stopped = stop.is_set
         self.poll = poll
         self._clock = clock
         now = clock()
@@ -213,10 +215,10 @@ class LinkReader:
 
     def recv(self, timeout: Optional[float] = None) -> Optional[Frame]:
         """One inbound frame (any opcode) or None after at most ``min(timeout, poll)`` seconds."""
-        if self._stop.is_set():
+        if self._stopped():
             raise Stopped()
         wait = self.poll if timeout is None else max(0.0, min(timeout, self.poll))
-        frame = self.conn.recv(wait)
+        frame = self._recv(wait)
         now = self._clock()
         if frame is not None:
             self.last_inbound = now

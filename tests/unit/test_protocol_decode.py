@@ -5,6 +5,7 @@ malformed frames must raise ``ProtocolError`` and nothing else (also under a hyp
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -619,3 +620,83 @@ def test_fuzz_frame_shaped_json_only_raises_protocol_error(obj):
     raw = json.dumps(obj)
     _only_protocol_error(protocol.decode_response, raw)
     _only_protocol_error(protocol.decode_subscription_frame, raw)
+
+
+# --- the inline fast path of the two per-slot frames (status, slotNotification with a seqId) -------------------
+
+def _general(text: str) -> object:
+    """What decode_response's general path makes of ``text``: (message, seq_id), or the ProtocolError class."""
+    obj = json.loads(text)
+    try:
+        seq = obj["seqId"] if "seqId" in obj else obj.get("seq_id")
+        seq_id = None if seq is None else protocol._u64(seq, "seqId")
+        return protocol._decode_message(obj), seq_id
+    except protocol._Bad:
+        return ProtocolError
+
+
+@pytest.mark.parametrize("text", [
+    '{"seqId":5,"method":"status","params":{"status":"decodedTransactions"}}',
+    '{"seqId":0,"method":"status","params":{"status":"somethingNew","extra":1}}',
+    '{"seqId":18446744073709551615,"method":"status","params":{"status":"bundleReady"}}',
+    '{"seqId":7,"method":"slotNotification","params":300000001}',
+    '{"seqId":7,"method":"slotNotification","params":0}',
+    '{"seqId":7,"method":"slotNotification","params":18446744073709551615}',
+    # every one below leaves the fast path, and must come out as the general path decides
+    '{"seqId":7,"method":"slotNotification","params":18446744073709551616}',
+    '{"seqId":7,"method":"slotNotification","params":-1}',
+    '{"seqId":7,"method":"slotNotification","params":true}',
+    '{"seqId":7,"method":"slotNotification","params":"5"}',
+    '{"seqId":7,"method":"slotNotification","params":{"slot":5}}',
+    '{"seqId":7,"method":"slotNotification"}',
+    '{"seqId":5,"method":"status","params":{"status":5}}',
+    '{"seqId":5,"method":"status","params":{}}',
+    '{"seqId":5,"method":"status","params":"startingRuntime"}',
+    '{"seqId":5,"method":"status"}',
+    '{"seqId":-1,"method":"status","params":{"status":"bundleReady"}}',
+    '{"seqId":true,"method":"slotNotification","params":5}',
+    '{"seqId":18446744073709551616,"method":"slotNotification","params":5}',
+    '{"seqId":null,"seq_id":9,"method":"slotNotification","params":5}',
+    '{"seq_id":9,"method":"status","params":{"status":"bundleReady"}}',
+])
+def test_per_slot_frames_decode_as_the_general_path_does(text, assert_fields):
+    expected = _general(text)
+    if expected is ProtocolError:
+        with pytest.raises(ProtocolError):
+            protocol.decode_response(text)
+        return
+    frame = protocol.decode_response(text.encode())
+    message, seq = expected
+    assert frame.seq_id == seq
+    assert_fields(frame.message, message)
+    assert frame.message == message and hash(frame.message) == hash(message)
+
+
+def test_the_fast_slot_event_is_the_constructed_one():
+    slot = protocol.decode_response(b'{"seqId":1,"method":"slotNotification","params":42}').message
+    assert type(slot) is ev.Slot and slot == ev.Slot(42) and repr(slot) == "Slot(slot=42)"
+    assert vars(slot) == vars(ev.Slot(42))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        slot.slot = 1  # type: ignore[misc]  # still frozen
+
+
+# --- the stdlib backend decodes bytes as json.loads(bytes) does ---------------------------------------------
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1}', b'{"s":"caf\xc3\xa9"}', b'[1,2]', b'{ }', b'7', b'  {"a": [true, null]}  ',
+    b'\xef\xbb\xbf{"bom":1}',  # UTF-8 BOM: json.loads reads it as utf-8-sig
+    '{"u16":1}'.encode("utf-16-le"), '{"u16":1}'.encode("utf-16-be"), '{"u16":1}'.encode("utf-16"),
+    '{"u32":1}'.encode("utf-32"),
+    b'{"s":"\xed\xa0\x80"}',  # an encoded surrogate: json.loads decodes with surrogatepass
+    b'{"s":"\xff"}', b'{"a":1', b'{"a":1}x', b'', b'{', b'1e999', b'{"a":NaN}',
+])
+def test_stdlib_loads_of_bytes_matches_json_loads(raw, monkeypatch):
+    monkeypatch.setattr(protocol, "_orjson", None)
+    try:
+        expected = json.loads(raw)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            protocol.loads(raw)
+        return
+    got = protocol.loads(raw)
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
