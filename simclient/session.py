@@ -547,17 +547,23 @@ class _BaseSession:
         if self._finished:
             return None
         if not self._requeue:  # the common case, a notification already queued: no clock, no connection states
-            try:
-                item = self._route.sink.get(False)
-            except queue.Empty:
-                pass
-            else:
-                if type(item) in _DATA_EVENTS:
+            get = self._route.sink.get
+            while True:
+                try:
+                    item = get(False)
+                except queue.Empty:
+                    break
+                kind = type(item)
+                if kind in _DATA_EVENTS:
                     drain.spent = 0.0
                     drain.last = None
                     self._route.stats.events_delivered += 1
                     return item  # type: ignore[no-any-return]
+                if kind is SlotMark:  # a subscription's next slot (one per slot): applied, and on to its events
+                    self._apply_marker(item)
+                    continue
                 self._requeue.append(item)  # anything else: read first by the full path below
+                break
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             pending = [s for s in self._subscriptions if s not in self._ended]

@@ -324,7 +324,7 @@ class Connection:
             if length == 126:
                 if avail < 4:
                     return _READ_MORE
-                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                length = (buf[pos + 2] << 8) | buf[pos + 3]  # 16-bit big-endian length, without a slice
                 start = pos + 4
             elif length == 127:
                 if avail < 10:
