@@ -62,6 +62,7 @@ TOGGLES = {
     "transport-fast-path": ("control", "tx"),
     "transport-read-ahead": ("control", "tx"),
     "status-cache": ("control",),
+    "control-inline": ("control",),
     "notification-inline": ("tx",),
     "transaction-inline": ("tx",),
     "object-new-events": ("txdiff",),
@@ -600,6 +601,20 @@ def _apply_toggle(name: str) -> None:
         transport.READ_AHEAD = 16 * 1024  # the read size before this issue (read when each refill reads)
     elif name == "status-cache":
         wire._status = ev.Status  # a new frozen Status per frame instead of the shared one per phase
+    elif name == "control-inline":
+        # every control frame through decode_response's general path (the per-slot frames' inline checks skipped)
+        orig_control = wire.decode_response
+
+        def plain_control(raw: Any) -> Any:
+            obj = wire.loads(raw)
+            try:
+                seq = obj["seqId"] if "seqId" in obj else obj.get("seq_id")
+                seq_id = seq if seq is None or (type(seq) is int and 0 <= seq <= wire._U64_MAX) else wire._u64(
+                    seq, "seqId")
+                return wire.Frame(wire._decode_message(obj), seq_id)
+            except Exception:  # noqa: BLE001 - malformed: the SDK's own errors
+                return orig_control(raw)
+        wire.decode_response = plain_control
     elif name == "notification-inline":
         orig = wire.decode_subscription_frame
 
@@ -741,6 +756,7 @@ def hotpath_worker(rounds: int) -> None:
                 "transport-read-ahead": ("transport, control", "transport, transactions"),
                 "transport-read-rest": ("transport, control", "transport, transactions"),
                 "status-cache": ("control pipeline",),
+                "control-inline": ("control pipeline",),
                 "notification-inline": ("transaction pipeline", "account-diff pipeline"),
                 "transaction-inline": ("transaction pipeline",),
                 "object-new-events": ("transaction pipeline", "account-diff pipeline")}
