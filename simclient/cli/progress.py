@@ -33,6 +33,9 @@ class _Track:
     first_slot_at: Optional[float] = None
     slots_seen: int = 0
     transactions: int = 0
+    diffs: int = 0      # AccountDiff events
+    logs: int = 0       # Logs events
+    actions: int = 0    # ActionResult events
     finished: bool = False
     failed: bool = False
     reconnecting: int = 0   # the reconnect attempt in progress (SessionStats.reconnecting_attempt), 0: connected
@@ -48,6 +51,17 @@ class _Track:
     @property
     def label(self) -> str:
         return f"{self.start}..{self.end}"
+
+
+def _data_text(tracks: List[_Track]) -> str:
+    """The data events delivered so far: "N txs", then each other kind that has any ("M diffs", "K logs",
+    "A actions"), so a run without a transaction subscription does not look idle."""
+    parts = [f"{sum(t.transactions for t in tracks)} txs"]
+    for name in ("diffs", "logs", "actions"):
+        n = sum(getattr(t, name) for t in tracks)
+        if n:
+            parts.append(f"{n} {name}")
+    return ", ".join(parts)
 
 
 class ProgressModel:
@@ -109,6 +123,12 @@ class ProgressModel:
                 return
             if kind is ev.Transaction:
                 t.transactions += 1
+            elif kind is ev.AccountDiff:
+                t.diffs += 1
+            elif kind is ev.Logs:
+                t.logs += 1
+            elif kind is ev.ActionResult:
+                t.actions += 1
             elif kind is ev.Slot:
                 now = time.monotonic()
                 if t.first_slot_at is None:
@@ -293,7 +313,6 @@ class LineRenderer(_Renderer):
         else:
             total = sum(t.total for t in tracks)
             done = sum(t.done for t in tracks)
-            txs = sum(t.transactions for t in tracks)
             finished = sum(t.finished for t in tracks)
             failed = sum(t.failed for t in tracks)
             since = now - info["first_slot_at"]
@@ -301,7 +320,7 @@ class LineRenderer(_Renderer):
             rate = _rate_text(done, total, since, final)
             if rate:
                 text += " " + rate.replace(", ", " ")
-            text += f" | {txs} txs"
+            text += f" | {_data_text(tracks)}"
             if len(tracks) > 1:
                 text += f" | {finished}/{len(tracks)} sessions done" + (f", {failed} failed" if failed else "")
             waiting = [t for t in tracks if t.first_slot_at is None and not t.finished]
@@ -403,7 +422,7 @@ class TqdmRenderer(_Renderer):
             bar.reset(total=t.total)
         state = "failed" if t.failed else ("done" if t.finished else reconnecting)
         rate = "" if t.finished else _rate_text(t.done, t.total, now - (t.first_slot_at or now), final)
-        self._show(bar, t.label, t.done, t.total, ", ".join(x for x in (rate, state, f"{t.transactions} txs") if x))
+        self._show(bar, t.label, t.done, t.total, ", ".join(x for x in (rate, state, _data_text([t])) if x))
 
     def _draw_text(self, i: int, key: Optional[str], text: str, ncols: int) -> None:
         bar = self._slots[i]
@@ -417,7 +436,6 @@ class TqdmRenderer(_Renderer):
         done = sum(t.done for t in tracks)
         finished = sum(t.finished for t in tracks)
         failed = sum(t.failed for t in tracks)
-        txs = sum(t.transactions for t in tracks)
         waiting = [t for t in tracks if t.first_slot_at is None and not t.finished]
         reconnecting = [t for t in tracks if t.reconnecting]
         many = len(tracks) > 1
@@ -436,7 +454,7 @@ class TqdmRenderer(_Renderer):
             self._total.reset(total=total)
         if self._total.total != total:
             self._total.total = total
-        parts = [_rate_text(done, total, now - info["first_slot_at"], final), f"{txs} txs"]
+        parts = [_rate_text(done, total, now - info["first_slot_at"], final), _data_text(tracks)]
         if many:
             parts.append(f"{finished}/{len(tracks)} done")
         if failed:

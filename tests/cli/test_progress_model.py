@@ -93,3 +93,20 @@ def test_the_create_progress_on_a_terminal_bar():
     r.close()
     assert "creating parallel sessions for" in out.getvalue()
     assert "created 2 sub-sessions, bundleReady" in out.getvalue()
+
+
+def test_every_data_event_kind_is_counted_not_only_transactions():
+    """A logs-only or diffs-only run must not look idle: each data kind that arrived is shown beside the txs."""
+    model, out = _model(1), io.StringIO()
+    sid = "session-00000000"
+    model.on_event(sid, ev.Slot(10))
+    for i in range(3):
+        model.on_event(sid, ev.AccountDiff(slot=10, account="A", signature=f"s{i}", pre=None, post=None))
+    for i in range(2):
+        model.on_event(sid, ev.Logs(slot=10, signature=f"s{i}", err=None, logs=[], program_id="P"))
+    LineRenderer(model, out, interval=60).render()
+    line = out.getvalue().splitlines()[-1]
+    assert "| 0 txs, 3 diffs, 2 logs" in line and "actions" not in line
+    model.on_event(sid, ev.Transaction(slot=11, signature="t", value={}))
+    LineRenderer(model, out, interval=60).render()
+    assert "| 1 txs, 3 diffs, 2 logs" in out.getvalue().splitlines()[-1]
