@@ -15,6 +15,11 @@ What is read, and how:
   A server that acks or ends the stream in Binary too is read the same way (either reading of §9.4 works).
 * The first Binary frame of a connection that is not zstd but starts like JSON (``{``): that server sends plain JSON
   in Binary frames; the connection reads its Binary frames as is from then on.
+* A Binary frame that decompresses to more than :data:`MAX_INFLATED` bytes (64 MiB; a Solana account is at most
+  10 MiB, so a notification with both states base64-encoded stays far below) is refused as it is decompressed, in
+  slices of :data:`_SLICE` compressed bytes, so a small frame that would expand to gigabytes (a decompression bomb,
+  or a broken server) costs at most the cap plus one slice's output (a zstd block regenerates at most 128 KiB from
+  at least 4 bytes), never the whole expansion. It counts as a frame that does not decompress (below).
 * A Binary frame that does not decompress, decompresses to nothing, or does not decode to one message after
   decompressing: the stream cannot be trusted past it (the next frame depends on this one), so the connection is
   treated as lost: counted in ``SessionStats.decompress_failures``, logged, reconnected and replayed from the cursor
@@ -35,8 +40,8 @@ from .errors import CompressionUnavailableError, ProtocolError
 
 log = logging.getLogger("simclient.compression")
 
-__all__ = ["ZSTD", "COMPRESSIONS", "INSTALL_HINT", "check_compression", "resolve_compression", "require_zstd",
-           "ZstdInflater", "CorruptCompressedFrame", "new_inflater"]
+__all__ = ["ZSTD", "COMPRESSIONS", "INSTALL_HINT", "MAX_INFLATED", "check_compression", "resolve_compression",
+           "require_zstd", "ZstdInflater", "CorruptCompressedFrame", "new_inflater"]
 
 ZSTD = "zstd"
 #: The values ``compression`` accepts: ``"zstd"``, or ``"none"`` (plain, also when the config's default is zstd).
@@ -45,6 +50,11 @@ INSTALL_HINT = "pip install 'simclient[zstd]'"
 #: zstandard's ``decompressobj(read_across_frames=True)`` (0.22) reads a server that ends a zstd frame per message.
 _MIN_VERSION = (0, 22)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: The most one Binary frame may decompress to (bytes); more is refused (see the module docstring).
+MAX_INFLATED = 64 * 1024 * 1024
+#: Compressed bytes fed to the decompressor at a time: one slice can regenerate at most 128 KiB per 4 bytes
+#: (8 MiB for 256 bytes), so the cap is checked before a bomb's output grows past it by more than that.
+_SLICE = 256
 
 
 def check_compression(value: Any, field: str = "compression") -> Optional[str]:
@@ -120,7 +130,7 @@ class ZstdInflater:
         if self.plain:
             return payload
         try:
-            out = self._decompress(payload)
+            out = self._decompress(payload) if len(payload) <= _SLICE else self._decompress_bounded(payload)
         except self._error as exc:
             if self._first and bytes(payload[:1]) == b"{" and bytes(payload[:4]) != _ZSTD_MAGIC:
                 self.plain = True
@@ -128,12 +138,32 @@ class ZstdInflater:
                 return payload
             raise CorruptCompressedFrame(f"compressed subscription frame #{self.frames + 1} does not decompress "
                                          f"({exc})", bytes(payload[:64])) from None
+        if len(out) > MAX_INFLATED:  # one slice's worth (<= 8 MiB) past the cap at most: see _decompress_bounded
+            raise self._too_big(payload)
         self._first = False
         self.frames += 1
         if not out:
             raise CorruptCompressedFrame(f"compressed subscription frame #{self.frames} decompressed to nothing "
                                          "(a truncated or misordered stream)", bytes(payload[:64]))
         return out
+
+    def _decompress_bounded(self, payload: Any) -> bytes:
+        """``payload`` decompressed slice by slice, refused once the output passes :data:`MAX_INFLATED`."""
+        view = memoryview(payload)
+        parts = []
+        size = 0
+        for start in range(0, len(view), _SLICE):
+            part = self._decompress(view[start:start + _SLICE])
+            size += len(part)
+            if size > MAX_INFLATED:
+                raise self._too_big(payload)
+            parts.append(part)
+        return b"".join(parts)
+
+    def _too_big(self, payload: Any) -> CorruptCompressedFrame:
+        return CorruptCompressedFrame(
+            f"compressed subscription frame #{self.frames + 1} ({len(payload):,} bytes) decompresses to more than "
+            f"{MAX_INFLATED:,} bytes: refused (a decompression bomb, or a broken stream)", bytes(payload[:64]))
 
 
 def new_inflater(compression: Optional[str]) -> Optional[Callable[[Any], Any]]:

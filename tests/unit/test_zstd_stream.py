@@ -119,6 +119,51 @@ def test_a_truncated_frame_decompresses_to_nothing_and_is_refused():
         inflate(stream.frame(MESSAGES[1])[:3])
 
 
+def _bomb(total: int, stream: "ZstdStream | None" = None) -> bytes:
+    """One Binary frame of ``total`` zero bytes, compressed in 1 MiB pieces (never all in memory at once)."""
+    c = (stream or ZstdStream())._c
+    piece = bytes(1024 * 1024)
+    out = [c.compress(piece) for _ in range(total // len(piece))]
+    return b"".join(out) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+
+@needs_zstd
+def test_a_frame_that_inflates_past_the_cap_is_refused_at_the_default_cap():
+    bomb = _bomb(comp.MAX_INFLATED + 4 * 1024 * 1024)
+    assert len(bomb) < 64 * 1024  # thousands of times smaller than what it expands to
+    inflate = comp.new_inflater("zstd")
+    assert inflate is not None
+    with pytest.raises(comp.CorruptCompressedFrame, match="decompresses to more than 67,108,864 bytes"):
+        inflate(bomb)
+
+
+@needs_zstd
+def test_the_cap_is_checked_while_decompressing_and_frames_below_it_pass(monkeypatch):
+    monkeypatch.setattr(comp, "MAX_INFLATED", 3 * 1024 * 1024)
+    stream = ZstdStream()
+    inflate = comp.new_inflater("zstd")
+    assert inflate is not None
+    assert inflate(stream.frame(MESSAGES[0])).decode() == MESSAGES[0]
+    assert inflate(_bomb(2 * 1024 * 1024, stream)) == bytes(2 * 1024 * 1024)  # below the cap: whole, in order
+    assert inflate(stream.frame(MESSAGES[1])).decode() == MESSAGES[1]  # and the stream goes on
+    fed: List[int] = []
+    real = inflate.__self__._decompress  # type: ignore[attr-defined]
+
+    def counting(chunk: Any) -> bytes:
+        fed.append(len(chunk))
+        return real(chunk)
+    inflate.__self__._decompress = counting  # type: ignore[attr-defined]
+    bomb = _bomb(32 * 1024 * 1024, stream)  # zeros: 4-byte blocks of 128 KiB each, so 1 KiB of frame
+    assert len(bomb) > comp._SLICE
+    with pytest.raises(comp.CorruptCompressedFrame, match="more than 3,145,728 bytes"):
+        inflate(bomb)
+    assert sum(fed) < len(bomb)  # refused before the whole frame went in
+    small = comp.new_inflater("zstd")
+    assert small is not None
+    with pytest.raises(comp.CorruptCompressedFrame, match="more than 3,145,728 bytes"):
+        small(_bomb(4 * 1024 * 1024))  # one slice or less: the cap holds there too
+
+
 def test_no_inflater_when_plain():
     assert comp.new_inflater(None) is None
 
