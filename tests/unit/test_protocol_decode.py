@@ -689,14 +689,18 @@ def test_the_fast_slot_event_is_the_constructed_one():
     '{"u32":1}'.encode("utf-32"),
     b'{"s":"\xed\xa0\x80"}',  # an encoded surrogate: json.loads decodes with surrogatepass
     b'{"s":"\xff"}', b'{"a":1', b'{"a":1}x', b'', b'{', b'1e999', b'{"a":NaN}',
+    # str frames (and whitespace around, extra data, a BOM): json.loads(str)'s results and errors
+    '{"a":[1,{"b":null}]}', ' {"a":1}', '{"a":1} \n', '{"a":1} {"b":2}', '', '   ', '\ufeff{"a":1}', '"x"',
+    '{"a":"\x01"}', '{"a":1,}', '[' * 5000 + ']' * 5000, '{"k":"caf\u00e9 \ud83d"}',
 ])
 def test_stdlib_loads_of_bytes_matches_json_loads(raw, monkeypatch):
     monkeypatch.setattr(protocol, "_orjson", None)
     try:
         expected = json.loads(raw)
-    except ValueError as exc:
-        with pytest.raises(type(exc)):
+    except (ValueError, RecursionError) as exc:
+        with pytest.raises(type(exc)) as info:
             protocol.loads(raw)
+        assert str(info.value) == str(exc)
         return
     got = protocol.loads(raw)
     assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
