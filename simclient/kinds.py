@@ -36,6 +36,8 @@ class SubscriptionKind:
     whose notifications do not say which of the worker's filters they answer (logs).
     ``takes_frame``: ``convert(result, frame)`` is given the notification's bytes too, and may keep them in place of
     decoded fields (:class:`simclient.events._Deferred`).
+    ``decode_frame``: the worker's frame decoder, when not :func:`simclient.protocol.decode_subscription_frame`
+    (transactions: :func:`simclient.protocol.decode_transaction_frame`, whose result ``convert`` passes through).
     """
 
     name: str
@@ -46,6 +48,7 @@ class SubscriptionKind:
     needs_programs: bool = True
     bind: Optional[Callable[[Sequence[str]], Callable[[Any], Any]]] = None
     takes_frame: bool = False
+    decode_frame: Optional[Callable[[Any], Any]] = None
 
 
 KINDS: Dict[str, SubscriptionKind] = {}
@@ -68,7 +71,7 @@ register(SubscriptionKind(
     TRANSACTIONS, lambda programs: "tx",
     # one transactionSubscribe names every program (§9.1)
     lambda programs: [(wire.transaction_filter(programs), "programs")],
-    wire.transaction_from_result, "signature", takes_frame=True))
+    wire.transaction_from_result, "signature", takes_frame=True, decode_frame=wire.decode_transaction_frame))
 
 register(SubscriptionKind(
     ACCOUNT_DIFFS, lambda programs: f"diff-{programs[0][:6]}",

@@ -215,6 +215,7 @@ class Subscription:
         self._convert: Callable[[Any, Any], Any] = (
             convert if spec.takes_frame and spec.bind is None else lambda result, frame: convert(result))
         self._key_attr = spec.key_attr  # the event attribute that identifies it within its slot (dedup)
+        self._decode_frame = spec.decode_frame  # None: protocol.decode_subscription_frame (looked up per stream)
         # step barrier: generation requested (consumer thread) / passed (worker thread); the lock pairs the
         # request with ``up`` so that either the consumer or the worker sends the ping of a new generation
         self._barrier_lock = threading.Lock()
@@ -502,7 +503,8 @@ class Subscription:
             conn.ping(BARRIER_PREFIX + str(pending).encode())  # after the acks: the server's replay precedes the pong
         # per-frame lookups, hoisted
         stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
-        decode, notification, on_notification = wire.decode_subscription_frame, wire.Notification, self._on_notification
+        decode = self._decode_frame or wire.decode_subscription_frame
+        notification, on_notification = wire.Notification, self._on_notification
         inflate = self._inflate  # this connection's decompressor (§9.4), None when plain
         while True:
             if stopped():
