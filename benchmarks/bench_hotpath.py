@@ -245,6 +245,17 @@ def control_sdk(payloads: List[bytes]) -> float:
 
 
 def sub_sdk(payloads: List[bytes]) -> float:
+    """The transaction pipeline as the orjson path decodes it (``decode_subscription_frame``)."""
+    return _sub_pipeline(payloads, "decode_subscription_frame")
+
+
+def sub_sdk_reader(payloads: List[bytes]) -> float:
+    """The transaction pipeline as a transaction worker decodes it (``decode_transaction_frame``: pysimdjson's
+    validating parse when installed, else the same as :func:`sub_sdk`)."""
+    return _sub_pipeline(payloads, "decode_transaction_frame")
+
+
+def _sub_pipeline(payloads: List[bytes], decoder: str) -> float:
     from simclient import protocol as wire
     from simclient.subscriptions import Subscription
 
@@ -253,7 +264,7 @@ def sub_sdk(payloads: List[bytes]) -> float:
                        "sid", route.stats)
     ids: Dict[int, str] = {1: "programs"}
     ended: set = set()
-    dec, on, nxt = wire.decode_subscription_frame, sub._on_notification, s.next_event
+    dec, on, nxt = getattr(wire, decoder), sub._on_notification, s.next_event
 
     def run() -> None:
         for p in payloads:

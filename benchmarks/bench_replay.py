@@ -67,6 +67,7 @@ TOGGLES = {
     "transaction-inline": ("tx",),
     "object-new-events": ("txdiff",),
     "deferred-payload": ("tx", "txdiff"),
+    "simdjson-reader": ("tx", "txdiff"),
     "transport-read-rest": ("control", "tx"),
     "read-ahead-16k": ("control", "tx"),
 }
@@ -530,7 +531,8 @@ def wsclient_fanout(base: str, man: Dict[str, Any], n: int) -> Dict[str, Any]:
 
 _PATCHED = (("transport", "Connection.__init__"), ("transport", "Connection._recv_buffered"), ("transport", "READ_AHEAD"),
             ("protocol", "_status"), ("protocol", "decode_subscription_frame"),
-            ("protocol", "transaction_from_result"), ("protocol", "account_diff_from_result"))
+            ("protocol", "transaction_from_result"), ("protocol", "account_diff_from_result"),
+            ("protocol", "_simdjson"), ("protocol", "decode_response"))
 
 
 def _snapshot() -> List[Tuple[Any, str, Any]]:
@@ -690,6 +692,8 @@ def _apply_toggle(name: str) -> None:
         wire.transaction_from_result = ctor_tx
         wire.account_diff_from_result = ctor_diff
         _set_converters()
+    elif name == "simdjson-reader":
+        wire._simdjson = None  # the transaction worker's frames through decode_subscription_frame (orjson) instead
     elif name == "deferred-payload":
         # the decoded payloads handed to the consumer with the event, as before deferral (events._Deferred)
         eager_tx, eager_diff = wire.transaction_from_result, wire.account_diff_from_result
@@ -751,6 +755,7 @@ def hotpath_worker(rounds: int) -> None:
 
     stages = {"transport, control": (hp.transport_sdk, ctl), "transport, transactions": (hp.transport_sdk, tx),
               "control pipeline": (hp.control_sdk, ctl), "transaction pipeline": (hp.sub_sdk, tx),
+              "transaction reader": (hp.sub_sdk_reader, tx),
               "account-diff pipeline": (diff_sdk, diff_frames)}
     relevant = {"transport-fast-path": ("transport, control", "transport, transactions"),
                 "transport-read-ahead": ("transport, control", "transport, transactions"),
@@ -759,7 +764,8 @@ def hotpath_worker(rounds: int) -> None:
                 "control-inline": ("control pipeline",),
                 "notification-inline": ("transaction pipeline", "account-diff pipeline"),
                 "transaction-inline": ("transaction pipeline",),
-                "object-new-events": ("transaction pipeline", "account-diff pipeline")}
+                "object-new-events": ("transaction pipeline", "account-diff pipeline"),
+                "simdjson-reader": ("transaction reader",)}
     snap = _snapshot()
     out: Dict[str, Any] = {}
     for toggle, names in relevant.items():
@@ -794,7 +800,7 @@ def run_hotpath_toggles(e2e: Optional[Dict[str, float]] = None, rounds: int = 5)
         raise RuntimeError(f"hot-path worker failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     stream_of = {"transport, control": "control", "control pipeline": "control", "transport, transactions": "tx",
-                 "transaction pipeline": "tx", "account-diff pipeline": "txdiff"}
+                 "transaction pipeline": "tx", "transaction reader": "tx", "account-diff pipeline": "txdiff"}
     print(f"    {'special case':<22} {'stage':<24} {'with ns':>8} {'without ns':>10} {'extra':>7} "
           f"{'share of e2e SDK CPU/event':>27}")
     for toggle, stages in out.items():
