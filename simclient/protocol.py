@@ -1196,7 +1196,10 @@ def _simd_transaction(raw: bytes) -> Optional[Tuple[int, ev.Transaction]]:
     obj, arr = _simdjson.Object, _simdjson.Array
     try:
         doc = _simd_parser().parse(raw)
-    except (ValueError, RuntimeError):  # not JSON (or beyond simdjson's limits): the general path's verdict
+    except ValueError:  # not JSON to simdjson: the general path's verdict
+        return None
+    except RuntimeError:  # beyond simdjson's limits (depth, integer range), or the parser still held elsewhere:
+        _simd_local.parser = None  # a fresh parser for the next frame, and the general path's verdict for this one
         return None
     if type(doc) is not obj or doc.get("method") != "transactionNotification":
         return None
