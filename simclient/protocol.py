@@ -1223,6 +1223,14 @@ def _simd_transaction(raw: bytes) -> Optional[Tuple[int, ev.Transaction]]:
     sig = sigs[0]
     if type(sig) is not str:
         return None
+    # No key read above may be repeated: simdjson finds a key's first occurrence, orjson and json keep the last (and
+    # the value read later comes from orjson). So every object read must hold its known keys only, each once
+    # (§9.1: the value is an EncodedConfirmedTransactionWithStatusMeta); a repeated or unknown key sends the frame to
+    # the general path.
+    if (len(doc) != 2 + ("jsonrpc" in doc) or len(params) != 2 or len(result) != 2
+            or len(value) != 2 + ("meta" in value) + ("blockTime" in value) + ("version" in value)
+            or len(tx) != 1 + ("message" in tx)):
+        return None
     event = _new_event(ev.Transaction)
     fields = event.__dict__
     fields["slot"] = slot

@@ -98,6 +98,18 @@ FRAMES = [
     b'{"jsonrpc":"2.0","result":7,"id":1}',
     b'{"jsonrpc":"2.0","error":{"code":-32602,"message":"bad"},"id":1}',
     b"[1,2]", b"{", b"", b"null",
+    # a repeated key: simdjson would read the first, orjson reads the last; the frame must go to the general path
+    tx_frame(',"slot":300000009'),
+    tx_frame(',"transaction":{"signatures":["other"]}'),
+    tx_frame(tx_extra=',"signatures":["other"]'),
+    b'{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":7,"subscription":8,"result":'
+    b'{"context":{"slot":1},"value":{"slot":1,"transaction":{"signatures":["s"]}}}}}',
+    b'{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":7,"result":{"context":{"slot":1},'
+    b'"value":{"slot":1,"transaction":{"signatures":["s"]}},"value":{"slot":2,"transaction":{"signatures":["t"]}}}}}',
+    b'{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":7,"result":{"context":{"slot":1},'
+    b'"value":{"slot":1,"transaction":{"signatures":["s"]}}}},"params":{"subscription":8,"result":{"context":'
+    b'{"slot":2},"value":{"slot":2,"transaction":{"signatures":["t"]}}}}}',
+    tx_frame(',"unknownField":1'),  # an unknown key: general path too (it cannot tell it from a repeat cheaply)
 ]
 
 
@@ -114,6 +126,14 @@ def test_a_well_formed_notification_takes_the_simdjson_path_and_defers_its_value
     assert "value" not in vars(event)  # deferred: decoded from the frame when read
     assert wire.transaction_from_result(event, raw) is event
     assert event == wire.transaction_from_result(wire.decode_subscription_frame(raw).result)
+
+
+@pytest.mark.parametrize("raw", [tx_frame(',"slot":300000009'), tx_frame(tx_extra=',"signatures":["other"]')])
+def test_a_repeated_key_is_read_as_orjson_reads_it_last_wins(raw: bytes) -> None:
+    msg = wire.decode_transaction_frame(raw)
+    assert type(msg.result) is dict  # not the simdjson path (it would have read the first occurrence)
+    event = wire.transaction_from_result(msg.result, msg.frame)
+    assert (event.slot, event.signature) in ((300000009, SIG), (300000001, "other"))
 
 
 def test_a_frame_orjson_would_refuse_after_simdjson_accepted_it_is_still_read(monkeypatch: Any) -> None:
