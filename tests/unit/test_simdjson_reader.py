@@ -20,6 +20,12 @@ pytestmark = pytest.mark.skipif(wire._simdjson is None or wire._orjson is None,
 SIG = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW"
 
 
+# PROTOCOL §9.1's example notification, with a signature (its transaction is {}) and without a version
+SPEC_EXAMPLE = (b'{"jsonrpc":"2.0","method":"transactionNotification","params":{"subscription":7,"result":{"context":'
+                b'{"slot":400000124},"value":{"slot":400000124,"transaction":{"signatures":["' + SIG.encode() + b'"]},'
+                b'"meta":{},"blockTime":1760000000}}}}')
+
+
 def tx_frame(value_extra: str = "", *, slot: str = "300000001", sigs: str = f'["{SIG}"]', sub: str = "7",
              method: str = "transactionNotification", tx_extra: str = "") -> bytes:
     return (f'{{"jsonrpc":"2.0","method":"{method}","params":{{"subscription":{sub},"result":{{"context":'
@@ -110,6 +116,12 @@ FRAMES = [
     b'"value":{"slot":1,"transaction":{"signatures":["s"]}}}},"params":{"subscription":8,"result":{"context":'
     b'{"slot":2},"value":{"slot":2,"transaction":{"signatures":["t"]}}}}}',
     tx_frame(',"unknownField":1'),  # an unknown key: general path too (it cannot tell it from a repeat cheaply)
+    # known keys absent (the §9.1 example has no version): still the simdjson path, and the same decision
+    SPEC_EXAMPLE,
+    SPEC_EXAMPLE.replace(b',"blockTime":1760000000', b''),
+    SPEC_EXAMPLE.replace(b'"jsonrpc":"2.0",', b''),
+    tx_frame(tx_extra=',"message":{"accountKeys":[]}').replace(b'"meta":{"err":null,"logMessages":["Program log: hi"]}',
+                                                               b'"version":0'),
 ]
 
 
@@ -134,6 +146,11 @@ def test_a_repeated_key_is_read_as_orjson_reads_it_last_wins(raw: bytes) -> None
     assert type(msg.result) is dict  # not the simdjson path (it would have read the first occurrence)
     event = wire.transaction_from_result(msg.result, msg.frame)
     assert (event.slot, event.signature) in ((300000009, SIG), (300000001, "other"))
+
+
+@pytest.mark.parametrize("raw", [SPEC_EXAMPLE, SPEC_EXAMPLE.replace(b'"jsonrpc":"2.0",', b'')])
+def test_frames_without_optional_keys_still_take_the_simdjson_path(raw: bytes) -> None:
+    assert type(wire.decode_transaction_frame(raw).result) is ev.Transaction
 
 
 def test_a_frame_orjson_would_refuse_after_simdjson_accepted_it_is_still_read(monkeypatch: Any) -> None:
