@@ -250,9 +250,30 @@ def sub_sdk(payloads: List[bytes]) -> float:
 
 
 def sub_sdk_reader(payloads: List[bytes]) -> float:
-    """The transaction pipeline as a transaction worker decodes it (``decode_transaction_frame``: pysimdjson's
-    validating parse when installed, else the same as :func:`sub_sdk`)."""
-    return _sub_pipeline(payloads, "decode_transaction_frame")
+    """The transaction pipeline as a transaction worker reads it: the kind's reader (``read_transaction_frame``,
+    msgspec's typed decode when installed) and the event queued, else the general path as in :func:`sub_sdk`."""
+    from simclient import protocol as wire
+    from simclient.subscriptions import Subscription
+
+    read = getattr(wire, "read_transaction_frame", None)
+    if read is None:  # an older client (SIMCLIENT_BENCH_CLIENT_PATH): its transaction decoder
+        return _sub_pipeline(payloads, "decode_transaction_frame")
+    _cc, route, s, cfg = _session()
+    sub = Subscription("transaction", ["p"], "http://127.0.0.1:1/backtest/sid", route.sink, cfg, route.completed, 1,
+                       "sid", route.stats)
+    ids: Dict[int, str] = {1: "programs"}
+    ended: set = set()
+    dec, on, deliver, nxt = wire.decode_subscription_frame, sub._on_notification, sub._deliver, s.next_event
+
+    def run() -> None:
+        for p in payloads:
+            hit = read(p)
+            if hit is not None:
+                deliver(hit[1])
+            else:
+                on(dec(p), ids, ended)
+            nxt(None)
+    return per_frame(run, len(payloads))
 
 
 def _sub_pipeline(payloads: List[bytes], decoder: str) -> float:

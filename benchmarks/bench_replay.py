@@ -67,7 +67,7 @@ TOGGLES = {
     "transaction-inline": ("tx",),
     "object-new-events": ("txdiff",),
     "deferred-payload": ("tx", "txdiff"),
-    "simdjson-reader": ("tx", "txdiff"),
+    "msgspec-reader": ("tx", "txdiff"),
     "transport-read-rest": ("control", "tx"),
     "read-ahead-16k": ("control", "tx"),
 }
@@ -532,7 +532,7 @@ def wsclient_fanout(base: str, man: Dict[str, Any], n: int) -> Dict[str, Any]:
 _PATCHED = (("transport", "Connection.__init__"), ("transport", "Connection._recv_buffered"), ("transport", "READ_AHEAD"),
             ("protocol", "_status"), ("protocol", "decode_subscription_frame"),
             ("protocol", "transaction_from_result"), ("protocol", "account_diff_from_result"),
-            ("protocol", "_simdjson"), ("protocol", "decode_response"))
+            ("protocol", "_decode_transaction"), ("protocol", "decode_response"))
 
 
 def _snapshot() -> List[Tuple[Any, str, Any]]:
@@ -692,8 +692,8 @@ def _apply_toggle(name: str) -> None:
         wire.transaction_from_result = ctor_tx
         wire.account_diff_from_result = ctor_diff
         _set_converters()
-    elif name == "simdjson-reader":
-        wire._simdjson = None  # the transaction worker's frames through decode_subscription_frame (orjson) instead
+    elif name == "msgspec-reader":
+        wire._decode_transaction = None  # the transaction worker's frames through decode_subscription_frame (orjson)
     elif name == "deferred-payload":
         # the decoded payloads handed to the consumer with the event, as before deferral (events._Deferred)
         eager_tx, eager_diff = wire.transaction_from_result, wire.account_diff_from_result
@@ -765,7 +765,7 @@ def hotpath_worker(rounds: int) -> None:
                 "notification-inline": ("transaction pipeline", "account-diff pipeline"),
                 "transaction-inline": ("transaction pipeline",),
                 "object-new-events": ("transaction pipeline", "account-diff pipeline"),
-                "simdjson-reader": ("transaction reader",)}
+                "msgspec-reader": ("transaction reader",)}
     snap = _snapshot()
     out: Dict[str, Any] = {}
     for toggle, names in relevant.items():

@@ -36,8 +36,10 @@ class SubscriptionKind:
     whose notifications do not say which of the worker's filters they answer (logs).
     ``takes_frame``: ``convert(result, frame)`` is given the notification's bytes too, and may keep them in place of
     decoded fields (:class:`simclient.events._Deferred`).
-    ``decode_frame``: the worker's frame decoder, when not :func:`simclient.protocol.decode_subscription_frame`
-    (transactions: :func:`simclient.protocol.decode_transaction_frame`, whose result ``convert`` passes through).
+    ``read_frame``: the worker's reader of the kind's common frame, tried before
+    :func:`simclient.protocol.decode_subscription_frame`: ``read_frame(payload)`` gives ``(subscription id, event)``
+    for a well-formed notification of the usual shape, None for anything else (which the general path decodes);
+    it raises nothing (transactions: :func:`simclient.protocol.read_transaction_frame`).
     """
 
     name: str
@@ -48,7 +50,7 @@ class SubscriptionKind:
     needs_programs: bool = True
     bind: Optional[Callable[[Sequence[str]], Callable[[Any], Any]]] = None
     takes_frame: bool = False
-    decode_frame: Optional[Callable[[Any], Any]] = None
+    read_frame: Optional[Callable[[Any], Optional[Tuple[int, Any]]]] = None
 
 
 KINDS: Dict[str, SubscriptionKind] = {}
@@ -71,7 +73,7 @@ register(SubscriptionKind(
     TRANSACTIONS, lambda programs: "tx",
     # one transactionSubscribe names every program (§9.1)
     lambda programs: [(wire.transaction_filter(programs), "programs")],
-    wire.transaction_from_result, "signature", takes_frame=True, decode_frame=wire.decode_transaction_frame))
+    wire.transaction_from_result, "signature", takes_frame=True, read_frame=wire.read_transaction_frame))
 
 register(SubscriptionKind(
     ACCOUNT_DIFFS, lambda programs: f"diff-{programs[0][:6]}",

@@ -33,7 +33,6 @@ import binascii
 import json
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -45,8 +44,8 @@ from .errors import ProtocolError
 #: e.g. to compare the two backends (``benchmarks/bench_throughput.py`` does).
 _FORCE_STDLIB_JSON = os.environ.get("SIMCLIENT_JSON", "").strip().lower() in ("json", "stdlib")
 
-#: ``SIMCLIENT_JSON=orjson`` keeps orjson but not pysimdjson (to compare the two notification readers).
-_NO_SIMDJSON = _FORCE_STDLIB_JSON or os.environ.get("SIMCLIENT_JSON", "").strip().lower() == "orjson"
+#: ``SIMCLIENT_JSON=orjson`` keeps orjson but not msgspec (to compare the two notification readers).
+_NO_MSGSPEC = _FORCE_STDLIB_JSON or os.environ.get("SIMCLIENT_JSON", "").strip().lower() == "orjson"
 
 _orjson: Any = None
 if not _FORCE_STDLIB_JSON:
@@ -55,12 +54,12 @@ if not _FORCE_STDLIB_JSON:
     except ImportError:  # pragma: no cover - depends on the environment
         _orjson = None
 
-_simdjson: Any = None
-if not _NO_SIMDJSON:
-    try:  # optional speed-up (extra ``fast``): the transaction reader's validating parse (decode_transaction_frame)
-        import simdjson as _simdjson  # type: ignore[import-not-found, import-untyped, no-redef, unused-ignore]
+_msgspec: Any = None
+if not _NO_MSGSPEC:
+    try:  # optional speed-up (extra ``fast``): the transaction reader's typed decode (read_transaction_frame)
+        import msgspec as _msgspec  # type: ignore[import-not-found, no-redef, unused-ignore]
     except ImportError:  # pragma: no cover - depends on the environment
-        _simdjson = None
+        _msgspec = None
 
 __all__ = [
     "loads", "dumps", "JSON_BACKEND",
@@ -1139,116 +1138,84 @@ def _fill_transaction(frame: Union[str, bytes], fields: Dict[str, Any]) -> None:
 
 
 def _loads_checked(frame: Union[str, bytes]) -> Any:
-    """A frame the reader already checked, decoded: by ``loads``, or, should orjson refuse what pysimdjson
-    accepted (no such frame is known; the two are strict RFC 8259 parsers), by pysimdjson itself."""
+    """A frame the reader already checked, decoded: by ``loads``, or, where orjson refuses what msgspec accepted (a
+    number beyond a double's range, such as ``1e400``: msgspec checks a number it skips for its syntax only), by
+    the stdlib, as an install without orjson decodes it (``inf``)."""
     try:
         return loads(frame)
     except ValueError:
-        if _simdjson is None:
+        if _orjson is None:
             raise
-        return _simdjson.loads(frame)
+        return json.loads(frame)
 
 
-# --- the transaction reader's validating parse (pysimdjson, extra ``fast``) ------------------------------------
+# --- the transaction reader's typed decode (msgspec, extra ``fast``) ----------------------------------------------
 #
 # orjson builds the whole tree of a 1.4 KB transaction notification (2.7 us with freeing it) although the reader
 # keeps only the subscription id, slot and signature (Transaction.value is decoded from the frame when first read).
-# simdjson's parser checks the whole document (structure, UTF-8, escapes, number ranges) without building Python
-# objects, and the few fields are read from it: 0.9 us (docs/performance.md). Only the well-formed frame of the
-# usual shape takes this path; anything else is decoded by decode_subscription_frame, unchanged.
-
-_simd_local = threading.local()  # one parser per thread: a parser is not thread-safe, and reusable only once
-# every object of its previous document is gone (this module keeps none)
-
-
-def _simd_parser() -> Any:
-    parser = getattr(_simd_local, "parser", None)
-    if parser is None:
-        parser = _simd_local.parser = _simdjson.Parser()
-    return parser
+# msgspec decodes the frame into a schema of those few fields: it checks the whole document's syntax (every value
+# it skips too) and builds only what the schema names, in 1.2 us (docs/performance.md). A key that repeats counts
+# at its last occurrence, as in orjson and json; unknown keys are skipped. Only a frame of the usual shape takes
+# this path; anything else (msgspec's refusal, a value outside u64, another method, an empty signature list, any
+# byte outside ASCII: msgspec does not check the UTF-8 of the strings it skips) is decoded by
+# decode_subscription_frame, unchanged.
 
 
-def decode_transaction_frame(raw: Union[str, bytes]) -> Any:
-    """:func:`decode_subscription_frame` for a transaction subscription's socket. A well-formed
-    ``transactionNotification`` (``{"method", "params": {"subscription": u64, "result": {"context": {...},
-    "value": {"slot": u64, "transaction": {"signatures": [str, ...]}, ...}}}}``, starting with ``{``) comes back as
-    a :class:`Notification` whose ``result`` is the :class:`events.Transaction` already (``value`` deferred to the
-    frame), which :func:`transaction_from_result` passes through; with pysimdjson and orjson installed. Every
-    other frame, and every frame without them, goes to :func:`decode_subscription_frame`."""
-    if _simdjson is None or _orjson is None or type(raw) is not bytes or raw[:1] != b"{":
-        return decode_subscription_frame(raw)
-    event = _simd_transaction(raw)
-    if event is None:
-        return decode_subscription_frame(raw)  # not JSON to simdjson, or another shape: orjson decides
-    note = _new_notification(Notification)
-    d = note.__dict__
-    d["method"] = "transactionNotification"
-    d["subscription"] = event[0]
-    d["result"] = event[1]
-    d["frame"] = raw
-    return note
+def _transaction_decoder() -> Optional[Callable[[bytes], Any]]:
+    """msgspec's decoder of ``{"method", "params": {"subscription", "result": {"context", "value": {"slot",
+    "transaction": {"signatures"}}}}}``; None without msgspec."""
+    if _msgspec is None:
+        return None
+    struct = _msgspec.defstruct
+    tx = struct("Tx", [("signatures", List[str])], gc=False)
+    value = struct("Value", [("slot", int), ("transaction", tx)], gc=False)
+    result = struct("Result", [("context", _msgspec.Raw), ("value", value)], gc=False)
+    params = struct("Params", [("subscription", int), ("result", result)], gc=False)
+    doc = struct("TransactionNotification", [("method", str), ("params", params)], gc=False)
+    decode: Callable[[bytes], Any] = _msgspec.json.Decoder(doc).decode
+    return decode
 
 
-_TX_VALUE_KEYS = frozenset({"slot", "transaction", "meta", "blockTime", "version"})  # §9.1
+_decode_transaction = _transaction_decoder()
 
 
-def _only_keys(o: Any, known: "frozenset[str]") -> bool:
-    """``o`` (a simdjson object) holds keys of ``known`` only, each once (lists its keys: ~350 ns for five)."""
-    names = set(o)
-    return len(names) == len(o) and names <= known
-
-
-def _simd_transaction(raw: bytes) -> Optional[Tuple[int, ev.Transaction]]:
-    """(subscription id, deferred Transaction) of a well-formed transactionNotification, else None: the checks of
-    decode_subscription_frame's and transaction_from_result's fast paths, on simdjson's document. Every value kept
-    is a plain Python object; no simdjson object outlives this call (the thread's parser is reused by the next)."""
-    obj, arr = _simdjson.Object, _simdjson.Array
+def read_transaction_frame(raw: Any) -> Optional[Tuple[int, ev.Transaction]]:
+    """``(subscription id, Transaction)`` of a well-formed ``transactionNotification`` (``{"method", "params":
+    {"subscription": u64, "result": {"context": ..., "value": {"slot": u64, "transaction": {"signatures": [str,
+    ...]}, ...}}}}`` as ASCII bytes), its ``value`` deferred to the frame; None for every other frame, and for every
+    frame without msgspec: :func:`decode_subscription_frame` decides those. The transaction worker's reader (the
+    kind table's ``read_frame``): no :class:`Notification` is built for the common frame."""
+    decode = _decode_transaction
+    if decode is None or type(raw) is not bytes or not raw.isascii():
+        return None
     try:
-        doc = _simd_parser().parse(raw)
-    except ValueError:  # not JSON to simdjson: the general path's verdict
+        doc = decode(raw)
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError: not JSON, or another shape
         return None
-    except RuntimeError:  # beyond simdjson's limits (depth, integer range), or the parser still held elsewhere:
-        _simd_local.parser = None  # a fresh parser for the next frame, and the general path's verdict for this one
-        return None
-    if type(doc) is not obj or doc.get("method") != "transactionNotification":
-        return None
-    params = doc.get("params")
-    if type(params) is not obj:
-        return None
-    sub = params.get("subscription")
-    result = params.get("result")
-    if type(sub) is not int or not 0 <= sub <= _U64_MAX or type(result) is not obj or "context" not in result:
-        return None
-    value = result.get("value")
-    if type(value) is not obj:
-        return None
-    slot = value.get("slot")
-    tx = value.get("transaction")
-    if type(slot) is not int or not 0 <= slot <= _U64_MAX or type(tx) is not obj:
-        return None
-    sigs = tx.get("signatures")
-    if type(sigs) is not arr or not len(sigs):
-        return None
-    sig = sigs[0]
-    if type(sig) is not str:
-        return None
-    # No key read above may be repeated: simdjson finds a key's first occurrence, orjson and json keep the last (and
-    # the value read later comes from orjson). So every object read must hold its known keys only, each once
-    # (§9.1: the value is an EncodedConfirmedTransactionWithStatusMeta); a repeated or unknown key sends the frame to
-    # the general path. Lengths first: pysimdjson's lookup of an absent key costs ~1.6 us (a present one ~30 ns),
-    # so a key is looked up only when the length says every known key is there.
-    nd, nt, nv = len(doc), len(tx), len(value)
-    if (not (nd == 2 or (nd == 3 and "jsonrpc" in doc)) or len(params) != 2 or len(result) != 2
-            or not (nt == 1 or (nt == 2 and "message" in tx))
-            or not (nv == 2 or (nv == 5 and "meta" in value and "blockTime" in value and "version" in value)
-                    or _only_keys(value, _TX_VALUE_KEYS))):
+    params = doc.params
+    sub = params.subscription
+    value = params.result.value
+    slot = value.slot
+    sigs = value.transaction.signatures
+    if doc.method != "transactionNotification" or not sigs or not 0 <= sub <= _U64_MAX or not 0 <= slot <= _U64_MAX:
         return None
     event = _new_event(ev.Transaction)
     fields = event.__dict__
     fields["slot"] = slot
-    fields["signature"] = sig
+    fields["signature"] = sigs[0]
     fields["_source"] = (raw, _fill_transaction)
     return sub, event
+
+
+def decode_transaction_frame(raw: Union[str, bytes]) -> Any:
+    """:func:`decode_subscription_frame` for a transaction subscription's socket: a frame
+    :func:`read_transaction_frame` reads comes back as a :class:`Notification` whose ``result`` is the
+    :class:`events.Transaction` already (which :func:`transaction_from_result` passes through); every other frame
+    is decoded by :func:`decode_subscription_frame`."""
+    hit = read_transaction_frame(raw)
+    if hit is None:
+        return decode_subscription_frame(raw)  # not msgspec's, or another shape: the general path decides
+    return Notification("transactionNotification", hit[0], hit[1], raw)
 
 
 def _fill_account_diff(frame: Union[str, bytes], fields: Dict[str, Any]) -> None:

@@ -215,7 +215,7 @@ class Subscription:
         self._convert: Callable[[Any, Any], Any] = (
             convert if spec.takes_frame and spec.bind is None else lambda result, frame: convert(result))
         self._key_attr = spec.key_attr  # the event attribute that identifies it within its slot (dedup)
-        self._decode_frame = spec.decode_frame  # None: protocol.decode_subscription_frame (looked up per stream)
+        self._read_frame = spec.read_frame  # the kind's reader of its common frame (None: the general path only)
         # step barrier: generation requested (consumer thread) / passed (worker thread); the lock pairs the
         # request with ``up`` so that either the consumer or the worker sends the ping of a new generation
         self._barrier_lock = threading.Lock()
@@ -503,8 +503,8 @@ class Subscription:
             conn.ping(BARRIER_PREFIX + str(pending).encode())  # after the acks: the server's replay precedes the pong
         # per-frame lookups, hoisted
         stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
-        decode = self._decode_frame or wire.decode_subscription_frame
-        notification, on_notification = wire.Notification, self._on_notification
+        decode, read = wire.decode_subscription_frame, self._read_frame
+        notification, on_notification, deliver = wire.Notification, self._on_notification, self._deliver
         inflate = self._inflate  # this connection's decompressor (§9.4), None when plain
         while True:
             if stopped():
@@ -520,7 +520,8 @@ class Subscription:
                         try:
                             if opcode == OPCODE_BINARY and inflate is not None:
                                 payload = inflate(payload)
-                            msg = decode(payload)
+                            hit = read(payload) if read is not None else None  # (subscription id, event)
+                            msg = decode(payload) if hit is None else None
                         except ProtocolError as exc:
                             if opcode == OPCODE_BINARY and inflate is not None:
                                 self._lost_reason = self._corrupt_frame(exc)
@@ -528,7 +529,12 @@ class Subscription:
                             self.stats.frames_discarded += 1
                             log.warning("discarding undecodable subscription frame: %s", exc)
                             continue
-                        if type(msg) is notification:
+                        if hit is not None:  # the kind's common frame, read by the kind's own reader
+                            if hit[0] in ids:
+                                deliver(hit[1])
+                            else:
+                                self._unknown_id(hit[0])
+                        elif type(msg) is notification:
                             if on_notification(msg, ids, ended):
                                 return True
                         elif type(msg) is wire.SubscriptionComplete:
@@ -614,7 +620,7 @@ class Subscription:
         sub_id = msg.subscription
         result = msg.result
         if sub_id not in ids:
-            log.warning("notification for unknown subscription id %s ignored", sub_id)
+            self._unknown_id(sub_id)
             return False
         if result is None:
             log.debug("%s subscription of %s: end-of-stream marker for id %s", self.kind, self.session_id, sub_id)
@@ -627,6 +633,15 @@ class Subscription:
             self.stats.frames_discarded += 1
             log.warning("discarding undecodable %s notification: %s", self.kind, exc)
             return False
+        self._deliver(event)
+        return False
+
+    def _unknown_id(self, sub_id: int) -> None:
+        log.warning("notification for unknown subscription id %s ignored", sub_id)
+
+    def _deliver(self, event: Any) -> None:
+        """Queue one notification's event, unless it is a duplicate of one already queued (the server replays the
+        cursor's slot inclusively: a reconnect's replay repeats that slot's notifications)."""
         slot = event.slot
         rng = self.slot_range
         if rng is not None and not rng[0] <= slot <= rng[1]:
@@ -639,7 +654,7 @@ class Subscription:
         if last is not None and slot <= last:
             if slot < last or key in self._seen:
                 self.stats.duplicates_dropped += 1
-                return False
+                return
             self._seen.add(key)
         else:
             self.last_slot = slot
@@ -647,7 +662,6 @@ class Subscription:
             self.sink.put(SlotMark(self, slot))
         self.sink.put(event)
         self._sup.made_progress = True  # a new notification: the outage, if any, is over
-        return False
 
 
 def requests_ids(msg: "wire.SubscriptionComplete", ids: Dict[int, str]) -> Set[int]:

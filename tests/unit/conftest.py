@@ -9,20 +9,20 @@ import pytest
 from simclient import protocol
 
 _BACKENDS = ["json"] + (["orjson"] if protocol._orjson is not None else []) + (
-    ["orjson-only"] if protocol._orjson is not None and protocol._simdjson is not None else [])
+    ["orjson-only"] if protocol._orjson is not None and protocol._decode_transaction is not None else [])
 
 
 @pytest.fixture(params=_BACKENDS)
 def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test once per JSON backend: the stdlib one and, when installed, orjson (extra ``fast``; with
-    pysimdjson, also installed by ``fast``, reading transaction notifications) and orjson alone.
+    msgspec, also installed by ``fast``, reading transaction notifications) and orjson alone.
 
-    ``protocol.loads``/``dumps`` and ``decode_transaction_frame`` pick the backend at call time, so patching the
+    ``protocol.loads``/``dumps`` and ``read_transaction_frame`` pick the backend at call time, so patching the
     module globals is enough."""
     if request.param == "json":
         monkeypatch.setattr(protocol, "_orjson", None)
     if request.param in ("json", "orjson-only"):
-        monkeypatch.setattr(protocol, "_simdjson", None)
+        monkeypatch.setattr(protocol, "_decode_transaction", None)
     return request.param
 
 
