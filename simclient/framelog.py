@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .protocol import dumps
+from .reconnect import batch_reader
 from .transport import OPCODE_BINARY, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT, secret_scrubber
 
 __all__ = ["FRAMES_LOGGER", "MAX_TEXT_CHARS", "BINARY_PREFIX_BYTES", "FrameLoggingConnection",
@@ -93,6 +94,7 @@ class FrameLoggingConnection:
         self.label = label
         self._scrub = scrub
         self._send_text: Optional[Callable[[str], None]] = getattr(inner, "send_text", None)
+        self._recv_many = batch_reader(inner)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -131,6 +133,13 @@ class FrameLoggingConnection:
         if frame is not None and log.isEnabledFor(_DEBUG):
             self._log("<", frame[0], frame[1])
         return frame
+
+    def recv_many(self, timeout: Optional[float]) -> List[Tuple[int, Any]]:
+        frames: List[Tuple[int, Any]] = list(self._recv_many(timeout))
+        if frames and log.isEnabledFor(_DEBUG):
+            for opcode, payload in frames:
+                self._log("<", opcode, payload)
+        return frames
 
     def close(self, timeout: float = 1.0) -> None:
         if log.isEnabledFor(_DEBUG):

@@ -28,7 +28,7 @@ import functools
 import logging
 import threading
 import time
-from typing import Any, Callable, List, Optional, Protocol, Tuple
+from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
 from .config import ClientConfig
 from .errors import ConnectionLostError
@@ -61,6 +61,23 @@ class ConnectionLike(Protocol):
     def abort(self) -> None: ...
 
     def release(self) -> None: ...
+
+
+def batch_reader(conn: ConnectionLike) -> Callable[[Optional[float]], Sequence[Frame]]:
+    """``read(timeout)``: the connection's whole buffered frames as one batch (:meth:`Connection.recv_many`), or,
+    for a connection whose class has no such method (the injected ones of tests, wrappers), the one frame
+    ``recv`` gives (none on timeout)."""
+    # looked up on the class: a wrapper that defines recv and hands other names to the connection it wraps
+    # (__getattr__) must not have its recv bypassed by the inner connection's recv_many
+    if getattr(type(conn), "recv_many", None) is not None:
+        many: Callable[[Optional[float]], Sequence[Frame]] = conn.recv_many  # type: ignore[attr-defined]
+        return many
+    recv = conn.recv
+
+    def one(timeout: Optional[float]) -> Sequence[Frame]:
+        frame = recv(timeout)
+        return () if frame is None else (frame,)
+    return one
 
 
 #: ``factory(url, api_key, connect_timeout) -> ConnectionLike``; raises TransportError (or AuthenticationError...).

@@ -52,6 +52,7 @@ from .reconnect import (
     NoAnswer,
     ReconnectSupervisor,
     Stopped,
+    batch_reader,
     connection_factory_for,
 )
 from .stats import SessionStats
@@ -502,7 +503,7 @@ class Subscription:
         if pending:
             conn.ping(BARRIER_PREFIX + str(pending).encode())  # after the acks: the server's replay precedes the pong
         # per-frame lookups, hoisted
-        stopped, recv, monotonic = self._stop.is_set, conn.recv, time.monotonic
+        stopped, recv_many, monotonic = self._stop.is_set, batch_reader(conn), time.monotonic
         decode, read = wire.decode_subscription_frame, self._read_frame
         notification, on_notification, deliver = wire.Notification, self._on_notification, self._deliver
         inflate = self._inflate  # this connection's decompressor (§9.4), None when plain
@@ -510,11 +511,11 @@ class Subscription:
             if stopped():
                 raise _Stopped()
             try:
-                frame = recv(poll)
+                frames = recv_many(poll)  # every whole frame already read, in order (at least one), or none
                 now = monotonic()
-                if frame is not None:
+                if frames:
                     last_inbound = now
-                    opcode, payload = frame
+                for opcode, payload in frames:
                     if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                         last_note = now
                         try:
@@ -545,7 +546,7 @@ class Subscription:
                             log.warning("%s subscription error: %s %s", self.kind, msg.code, msg.message)
                     elif opcode == OPCODE_PONG and payload[:len(BARRIER_PREFIX)] == BARRIER_PREFIX:
                         self._on_barrier_pong(payload)
-                else:
+                if not frames:
                     if completed_at is None and self.completed.is_set():
                         completed_at = now  # silence counts from when we learnt of completion
                     if completed_at is not None and now - max(last_note, completed_at) >= cfg.eos_silence \

@@ -22,7 +22,7 @@ import socket
 import ssl
 import struct
 import threading
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import websocket
@@ -137,6 +137,7 @@ class Connection:
         # connection opened with a key is scrubbed before anyone decodes it (see _scrubbed).
         if secret:
             self.recv = _scrubbing(self.recv, secret)  # type: ignore[method-assign,assignment]
+            self.recv_many = _scrubbing_many(self.recv_many, secret)  # type: ignore[method-assign,assignment]
 
     def _make_refill(self, sock: Any) -> Callable[[], bytes]:
         """The read of a read-ahead refill for ``sock``: it waits for readability at most ``self._wait`` (raising
@@ -356,6 +357,57 @@ class Connection:
             self._rbuf = self._rbuf[self._rpos:] + data if self._rpos < len(self._rbuf) else data
             self._rpos = 0
 
+    def recv_many(self, timeout: Optional[float]) -> List[Tuple[int, Union[bytes, str]]]:
+        """Every whole text/binary frame already in the read-ahead buffer, in order, cut in one pass (a reader
+        takes them as one batch: on the transaction stream about 45 frames per 64 KiB read); when there is none,
+        ``[recv(timeout)]``, or ``[]`` when ``timeout`` passed with nothing. Raises what :meth:`recv` raises."""
+        if self._fast:
+            frames = self._cut_buffered()
+            if frames:
+                return frames
+        frame = Connection.recv(self, timeout)  # the plain read: a key scrubber wraps recv_many itself
+        return [] if frame is None else [frame]
+
+    def _cut_buffered(self) -> List[Tuple[int, Union[bytes, str]]]:
+        """The whole text/binary frames (FIN, unmasked, no RSV bits) at the start of the read-ahead buffer, up to
+        the first frame :meth:`_recv_buffered` would not cut (or a partial one), which stays buffered for it."""
+        out: List[Tuple[int, Union[bytes, str]]] = []
+        fb = self._fb
+        with fb.lock:
+            if fb.header is not None or fb.recv_buffer or self._cont.cont_data is not None:
+                return out
+            buf = self._rbuf
+            pos = self._rpos
+            size = len(buf)
+            append = out.append
+            while pos + 2 <= size:
+                b0 = buf[pos]
+                length = buf[pos + 1]
+                if (b0 != 0x81 and b0 != 0x82) or length >= 0x80:
+                    break
+                start = pos + 2
+                if length == 126:
+                    if pos + 4 > size:
+                        break
+                    length = (buf[pos + 2] << 8) | buf[pos + 3]
+                    start = pos + 4
+                elif length == 127:
+                    if pos + 10 > size:
+                        break
+                    length = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                    start = pos + 10
+                end = start + length
+                if end > size:
+                    break
+                append((b0 & 0x0F, buf[start:end]))
+                pos = end
+            if pos >= size:
+                self._rbuf = b""
+                self._rpos = 0
+            else:
+                self._rpos = pos
+        return out
+
     def recv(self, timeout: Optional[float]) -> Optional[Tuple[int, Union[bytes, str]]]:
         """The next data frame as ``(opcode, payload)``, or ``None`` when ``timeout`` passed with nothing.
         Pings are answered and returned as ``(OPCODE_PING, b"")``, pongs as ``(OPCODE_PONG, payload)``, so callers can
@@ -453,14 +505,35 @@ def secret_scrubber(secret: str) -> Callable[[bytes], bytes]:
     return scrub
 
 
+def _frame_scrubber(secret: str) -> Callable[[Tuple[int, Any]], Tuple[int, Any]]:
+    """``clean(frame) -> frame``: the frame itself when its payload does not contain ``secret`` (raw, or as a JSON
+    string spells it), else the frame with every occurrence replaced by ``***``. One substring search per frame
+    when the key is absent."""
+    raw, escaped = _needles(secret)
+    scrub = secret_scrubber(secret)
+
+    def clean(frame: Tuple[int, Any]) -> Tuple[int, Any]:
+        payload = frame[1]
+        if type(payload) is bytes:
+            # find, not ``in``: bytes.__contains__ first tries the needle as an int (a raised and cleared
+            # TypeError), which doubles the cost of this per-frame search (80 vs 160 ns on a status frame)
+            if payload.find(raw) >= 0 or (escaped is not raw and payload.find(escaped) >= 0):
+                return frame[0], scrub(payload)
+        elif isinstance(payload, (bytes, bytearray)):
+            return frame[0], scrub(bytes(payload))
+        elif isinstance(payload, str):
+            return frame[0], scrub(payload.encode("utf-8")).decode("utf-8")
+        return frame
+
+    return clean
+
+
 def _scrubbing(recv: Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]], secret: str
                ) -> Callable[[Optional[float]], Optional[Tuple[int, Union[bytes, str]]]]:
     """``recv`` of a connection opened with an API key: a payload that contains the key (raw, or as a JSON string
     spells it) has it replaced by ``***`` before anyone decodes it, so no event, exception, log line or repr built
-    from server text can carry it. One substring search per frame when the key is absent."""
-    raw, escaped = _needles(secret)
-    scrub = secret_scrubber(secret)
-
+    from server text can carry it."""
+    clean = _frame_scrubber(secret)
     buffered = getattr(recv, "__self__", None)
     fast: Any = buffered._recv_buffered if isinstance(buffered, Connection) and buffered._fast else None
 
@@ -468,20 +541,20 @@ def _scrubbing(recv: Callable[[Optional[float]], Optional[Tuple[int, Union[bytes
         frame = fast() if fast is not None else None  # Connection.recv's own first step, one call less
         if type(frame) is not tuple:  # None or _READ_MORE: Connection.recv reads on
             frame = recv(timeout)
-        if frame is not None:
-            payload = frame[1]
-            if type(payload) is bytes:
-                # find, not ``in``: bytes.__contains__ first tries the needle as an int (a raised and cleared
-                # TypeError), which doubles the cost of this per-frame search (80 vs 160 ns on a status frame)
-                if payload.find(raw) >= 0 or (escaped is not raw and payload.find(escaped) >= 0):
-                    return frame[0], scrub(payload)
-            elif isinstance(payload, (bytes, bytearray)):
-                return frame[0], scrub(bytes(payload))
-            elif isinstance(payload, str):
-                return frame[0], scrub(payload.encode("utf-8")).decode("utf-8")
-        return frame
+        return None if frame is None else clean(frame)
 
     return recv_scrubbed
+
+
+def _scrubbing_many(recv_many: Callable[[Optional[float]], List[Tuple[int, Union[bytes, str]]]], secret: str
+                    ) -> Callable[[Optional[float]], List[Tuple[int, Union[bytes, str]]]]:
+    """``recv_many`` of a connection opened with an API key: each frame of the batch as :func:`_scrubbing`'s."""
+    clean = _frame_scrubber(secret)
+
+    def recv_many_scrubbed(timeout: Optional[float]) -> List[Tuple[int, Union[bytes, str]]]:
+        return [clean(frame) for frame in recv_many(timeout)]
+
+    return recv_many_scrubbed
 
 
 # ---------------------------------------------------------------------- failures no retry can fix

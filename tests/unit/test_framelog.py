@@ -85,6 +85,29 @@ def test_each_direction_is_logged_and_send_json_serialises_once(caplog) -> None:
                      f"> {label} ping 1B"]
 
 
+class _BatchInner(_Inner):
+    """A connection that reads in batches (as simclient.transport.Connection does)."""
+
+    def recv_many(self, timeout: Optional[float]) -> List[Tuple[int, Any]]:
+        batch, self.frames = self.frames[:3], self.frames[3:]
+        return batch
+
+
+@pytest.mark.parametrize("inner_kind", [_Inner, _BatchInner])
+def test_every_frame_of_a_batch_is_logged(caplog, inner_kind) -> None:
+    """Readers take whole batches (reconnect.batch_reader): each frame of one is logged, from an inner connection
+    with recv_many and from one with recv only."""
+    caplog.set_level(logging.DEBUG, logger=FRAMES_LOGGER)
+    frames = [(OPCODE_TEXT, b'{"n":%d}' % i) for i in range(5)]
+    conn = FrameLoggingConnection(inner_kind(frames), "subscription#9")
+    got = conn.recv_many(0.1) + conn.recv_many(0.1)
+    assert got == frames[:3] + frames[3:] if inner_kind is _BatchInner else got == frames[:2]
+    assert conn.recv_many(0.1) == ([] if inner_kind is _BatchInner else [(OPCODE_TEXT, b'{"n":2}')])
+    lines = [r.getMessage() for r in caplog.records]
+    logged = len(frames) if inner_kind is _BatchInner else 3
+    assert lines == [f"< subscription#9 text 7B {{\"n\":{i}}}" for i in range(logged)]
+
+
 def test_logger_not_at_debug_formats_nothing(caplog, monkeypatch) -> None:
     caplog.set_level(logging.INFO, logger=FRAMES_LOGGER)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import queue
 import random
 import socket
@@ -367,6 +368,101 @@ def test_many_small_frames_sent_by_aiohttp(mode_link):
     peer.send_bytes(*blobs)
     got = _recv_all(conn, len(texts) + len(blobs))
     assert got == [(OPCODE_TEXT, t.encode()) for t in texts] + [(OPCODE_BINARY, b) for b in blobs]
+
+
+# ================================================================================ batches (recv_many)
+
+
+def _recv_many_all(conn: Connection, count: int) -> Tuple[List[Tuple[int, Any]], List[int]]:
+    """``count`` frames read with ``recv_many``, and the size of each batch."""
+    out: List[Tuple[int, Any]] = []
+    sizes: List[int] = []
+    while len(out) < count:
+        batch = conn.recv_many(WAIT)
+        assert batch, f"timed out after {len(out)} of {count} frames"
+        out.extend(batch)
+        sizes.append(len(batch))
+    assert len(out) == count, f"{len(out) - count} frames more than were sent"
+    return out, sizes
+
+
+def _mixed_burst() -> Tuple[bytes, List[Tuple[int, bytes]], int]:
+    """Raw frames of every kind the reader meets, and what ``recv`` gives for them, and the pings in it."""
+    rng = random.Random(11)
+    raws: List[bytes] = []
+    want: List[Tuple[int, bytes]] = []
+    pings = 0
+    for i in range(1200):
+        roll = rng.random()
+        if roll < 0.03:
+            raws.append(frame(OPCODE_PING, b"p%d" % i))
+            want.append((OPCODE_PING, b""))
+            pings += 1
+        elif roll < 0.05:
+            raws.append(frame(OPCODE_PONG, b"q%d" % i))
+            want.append((OPCODE_PONG, b"q%d" % i))
+        elif roll < 0.07:  # a message in three fragments
+            msg = text(rng.choice([10, 300, 5000]), i)
+            raws += [frame(OPCODE_TEXT, msg[:3], fin=False), frame(OP_CONT, msg[3:7], fin=False),
+                     frame(OP_CONT, msg[7:])]
+            want.append((OPCODE_TEXT, msg))
+        else:
+            n = rng.choice([0, 1, 125, 126, 127, 1449, 1449, 1449, 4000, 70_000])
+            opcode = OPCODE_TEXT if rng.random() < 0.8 else OPCODE_BINARY
+            payload = text(n, i) if opcode == OPCODE_TEXT else binary(n, i)
+            raws.append(frame(opcode, payload))
+            want.append((opcode, payload))
+    return b"".join(raws), want, pings
+
+
+def test_recv_many_gives_what_recv_gives_in_the_same_order(mode_link):
+    conn, peer = mode_link
+    raw, want, pings = _mixed_burst()
+    peer.write(raw)
+    got, sizes = _recv_many_all(conn, len(want))
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g == w, f"frame {i} differs: {g!r:.60} != {w!r:.60}"
+    assert conn.recv_many(SHORT) == []  # nothing left over, nothing invented; a timeout is an empty batch
+    assert not _is_mid_frame(conn)
+    assert len([peer.next() for _ in range(pings)]) == pings  # every ping answered
+    if conn._fast:  # the point of the batch: the buffered data frames cut in one pass
+        assert max(sizes) >= 20 and len(sizes) < len(want) / 2, sizes
+    else:
+        assert max(sizes) == 1  # websocket-client's parser: one frame per call, as recv
+
+
+def test_recv_many_stops_at_a_partial_frame_and_completes_it_on_the_next_call(link):
+    conn, peer = link
+    payloads = [text(1449, i) for i in range(5)]
+    raw = b"".join(frame(OPCODE_TEXT, p) for p in payloads)
+    cut = len(raw) - 700  # inside the last frame
+    peer.write(raw[:cut])
+    first, _ = _recv_many_all(conn, 4)
+    assert first == [(OPCODE_TEXT, p) for p in payloads[:4]]
+    assert _is_mid_frame(conn)
+    assert conn.recv_many(SHORT) == []  # the partial frame is kept, not returned
+    peer.write(raw[cut:])
+    assert conn.recv_many(WAIT) == [(OPCODE_TEXT, payloads[4])]
+
+
+def test_recv_many_of_a_connection_with_a_key_scrubs_every_frame(server):
+    key = "k3y-\"quoted\"-0123"
+    conn = Connection.open(server.url, key, timeout=WAIT)
+    try:
+        peer = server.peers.get(timeout=WAIT)
+        assert conn._fast
+        escaped = json.dumps(key)[1:-1].encode()
+        payloads = [b'{"n":%d,"echo":"%s"}' % (i, escaped if i % 3 == 0 else b"nothing") for i in range(300)]
+        payloads[7] = b"raw " + key.encode() + b" raw"
+        peer.write(b"".join(frame(OPCODE_TEXT, p) for p in payloads))
+        got, sizes = _recv_many_all(conn, len(payloads))
+        assert max(sizes) > 1
+        assert [g[1] for g in got] == [p.replace(escaped, b"***").replace(key.encode(), b"***") for p in payloads]
+        assert all(key.encode() not in g[1] and escaped not in g[1] for g in got)
+        peer.write(frame(OPCODE_TEXT, b"single " + key.encode()))
+        assert conn.recv(WAIT) == (OPCODE_TEXT, b"single ***")
+    finally:
+        conn.release()
 
 
 # ================================================================================ length encodings
