@@ -501,7 +501,7 @@ class ControlConnection:
 
     def _message_loop(self, conn: ConnectionLike, reader: LinkReader) -> Optional[str]:
         """Read until the work is done (None) or the connection is lost (the reason)."""
-        recv, route, closing, decode = reader.recv, self.mode.route, self._closing.is_set, wire.decode_response
+        recv_many, route, closing, decode = reader.recv_many, self.mode.route, self._closing.is_set, wire.decode_response
         stats = self.stats
         while True:
             if closing():
@@ -511,9 +511,8 @@ class ControlConnection:
                 if self._finished():
                     return None
             try:
-                frame = recv()
-                if frame is not None:
-                    opcode, payload = frame
+                frames = recv_many()  # every whole frame already read, in order, or none after the poll
+                for opcode, payload in frames:
                     if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                         stats.frames_received += 1
                         try:
@@ -522,7 +521,11 @@ class ControlConnection:
                             self._discard(exc)
                             continue
                         route(decoded.seq_id, decoded.message)
-                elif self._maybe_done is False and self.routes and self._finished():
+                        if self._maybe_done:  # done with this frame: the rest of the batch is not read, as before
+                            self._maybe_done = False
+                            if self._finished():
+                                return None
+                if not frames and self._maybe_done is False and self.routes and self._finished():
                     return None
             except Stopped:
                 return None

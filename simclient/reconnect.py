@@ -221,6 +221,7 @@ class LinkReader:
                  clock: Callable[[], float] = time.monotonic):
         self.conn = conn
         self._recv = conn.recv
+        self._recv_many = batch_reader(conn)
         self._config = config
         self._stop = stop
         self._stopped = stop.is_set
@@ -245,6 +246,22 @@ class LinkReader:
             self._next_ping = now + self._config.keepalive_interval
             self.conn.ping()
         return frame
+
+    def recv_many(self) -> Sequence[Frame]:
+        """:meth:`recv` for a batch: every whole frame the connection has read (:func:`batch_reader`), in order,
+        or none after at most ``poll`` seconds; the same keepalive."""
+        if self._stopped():
+            raise Stopped()
+        frames = self._recv_many(self.poll)
+        now = self._clock()
+        if frames:
+            self.last_inbound = now
+        elif now - self.last_inbound > self._config.keepalive_deadline:
+            raise KeepaliveExpired(f"no inbound traffic for {now - self.last_inbound:.1f}s: connection declared dead")
+        if now >= self._next_ping:
+            self._next_ping = now + self._config.keepalive_interval
+            self.conn.ping()
+        return frames
 
     def wait_for(self, timeout: float, handle: Callable[[int, Any], bool], what: str,
                  per_message: bool = False) -> None:

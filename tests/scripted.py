@@ -8,6 +8,7 @@ count connections, creates, pings per connection, and inspect what was sent on w
 """
 from __future__ import annotations
 
+import collections
 import json
 import queue
 import threading
@@ -16,6 +17,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from simclient.transport import OPCODE_PONG, OPCODE_TEXT, Closed, TransportError
 
 Handler = Callable[["ScriptedConnection", Dict[str, Any]], None]
+
+
+class _Batch(list):  # type: ignore[type-arg]
+    """Frames queued as one read's worth (ScriptedConnection.reply_batch)."""
 
 
 class ScriptedConnection:
@@ -29,6 +34,7 @@ class ScriptedConnection:
         self.pings: List[bytes] = []
         self.closed = False
         self._inbox: "queue.Queue[Any]" = queue.Queue()
+        self._front: "collections.deque[Any]" = collections.deque()  # read before the inbox
         self._lock = threading.Lock()
         self._pinged = threading.Condition(self._lock)
 
@@ -44,6 +50,11 @@ class ScriptedConnection:
 
     def reply_raw(self, text: str) -> None:
         self._inbox.put((OPCODE_TEXT, text.encode()))
+
+    def reply_batch(self, *frames: Dict[str, Any]) -> None:
+        """Frames that arrive together, as one socket read brings them: one batch for ``recv_many`` (a reader
+        that has started on it cannot see half of it)."""
+        self._inbox.put(_Batch((OPCODE_TEXT, json.dumps(f).encode()) for f in frames))
 
     def drop(self, code: Optional[int] = None) -> None:
         """The connection breaks (``code``: a close frame with that code, else a reset)."""
@@ -68,15 +79,48 @@ class ScriptedConnection:
         self.server.on_send(self, obj)
 
     def recv(self, timeout: Optional[float]) -> Optional[Tuple[int, Any]]:
-        try:
-            item = self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        if self._front:
+            item = self._front.popleft()
+        else:
+            try:
+                item = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            if type(item) is _Batch:
+                self._front.extend(item[1:])
+                item = item[0]
         if isinstance(item, BaseException):
             self.closed = True
-            self._inbox.put(item)  # every later read sees it too
+            self._front.appendleft(item)  # every later read sees it too
             raise item
         return item  # type: ignore[no-any-return]
+
+    def recv_many(self, timeout: Optional[float]) -> List[Tuple[int, Any]]:
+        """Every frame queued by now as one batch, as :meth:`simclient.transport.Connection.recv_many` gives what
+        one socket read brought (waiting at most ``timeout`` for the first); a break queued behind frames is
+        raised by the next read."""
+        first = self.recv(timeout)
+        if first is None:
+            return []
+        out = [first]
+        while True:
+            if self._front:
+                if isinstance(self._front[0], BaseException):
+                    break
+                out.append(self._front.popleft())
+                continue
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if type(item) is _Batch:
+                self._front.extend(item)
+            elif isinstance(item, BaseException):
+                self._front.append(item)
+                break
+            else:
+                out.append(item)
+        return out
 
     def ping(self, payload: bytes = b"") -> None:
         if self.closed:
@@ -98,12 +142,20 @@ class ScriptedConnection:
         self._inbox.put(TransportError("connection lost: released"))
 
 
+class OneFrameConnection(ScriptedConnection):
+    """A scripted connection without ``recv_many``: the SDK reads it one frame per ``recv`` (batch_reader)."""
+
+    recv_many = None  # type: ignore[assignment]
+
+
 class ScriptedServer:
     """The factory and the script. ``refuse`` > 0 refuses that many connects; ``handler`` answers requests."""
 
-    def __init__(self, handler: Optional[Handler] = None, answer_pings: bool = True):
+    def __init__(self, handler: Optional[Handler] = None, answer_pings: bool = True, batches: bool = True):
         self.handler = handler
         self.answer_pings = answer_pings
+        #: connections read in batches (recv_many, as the SDK's real connections are); False: one frame per recv
+        self.batches = batches
         self.connections: List[ScriptedConnection] = []
         self.refuse = 0
         self.refused = 0
@@ -119,7 +171,7 @@ class ScriptedServer:
                 self.refuse -= 1
                 self.refused += 1
                 raise TransportError(f"connect to {url} failed: refused by the script")
-            conn = ScriptedConnection(self, len(self.connections) + 1, url)
+            conn = (ScriptedConnection if self.batches else OneFrameConnection)(self, len(self.connections) + 1, url)
             self.connections.append(conn)
             self.connected.notify_all()
         return conn

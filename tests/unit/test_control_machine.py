@@ -403,8 +403,8 @@ def test_session_busy_error_is_delivered(closing: Any) -> None:
 class ParallelServer(ScriptedServer):
     """Two sub-sessions; ``top_level`` errors are sent (one per continue) at control level."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, batches: bool = True) -> None:
+        super().__init__(batches=batches)
         self.top_level: List[Any] = []
         self.seq: Dict[str, int] = {"a": 0, "b": 0}
 
@@ -436,6 +436,28 @@ def _parallel(closing: Any, server: ParallelServer) -> Any:
     for sid in ("a", "b"):
         assert isinstance(_next(cc.routes[sid]), ev.ReadyForContinue)
     return cc
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["recv_many", "recv"])
+def test_frames_after_the_last_completion_in_one_batch_are_not_read(closing: Any, batches: bool) -> None:
+    """The reader takes what one read brought as a batch; once the work is done (every sub-session completed) it
+    stops at that frame, as a frame-at-a-time reader does: the rest of the batch is neither routed nor counted."""
+    server = ParallelServer(batches=batches)
+    cc = _parallel(closing, server)
+    received = cc.stats.frames_received
+
+    def event(sid: str, seq: int, method: str, params: Any = None) -> Dict[str, Any]:
+        inner: Dict[str, Any] = {"method": method} if params is None else {"method": method, "params": params}
+        return {"method": "sessionEventV2", "params": {"session_id": sid, "seq_id": seq, "event": inner}}
+    server.connections[0].reply_batch(event("a", 2, "slotNotification", 101), event("a", 3, "completed", {}),
+                                      event("b", 2, "completed", {}), event("b", 3, "slotNotification", 107),
+                                      event("a", 4, "slotNotification", 102))
+    assert _next(cc.routes["a"]) == ev.Slot(101) and isinstance(_next(cc.routes["a"]), ev.Completed)
+    assert isinstance(_next(cc.routes["b"]), ev.Completed)
+    cc._thread.join(WAIT)  # the reader ends once every sub-session completed
+    assert not cc._thread.is_alive()
+    assert cc.stats.frames_received == received + 3
+    assert cc.routes["a"].sink.empty() and cc.routes["b"].sink.empty()
 
 
 def test_control_terminal_error_fails_every_sub_session_with_its_own_exception(closing: Any) -> None:
