@@ -375,8 +375,28 @@ class _BaseSession:
     def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
         """Yield events until ``Completed`` (inclusive). Raises the session's fatal error, SessionClosedError
         if closed meanwhile, or TimeoutError if ``timeout`` seconds pass without an event."""
+        next_event, get, requeue, stats = self.next_event, self._route.sink.get, self._requeue, self._route.stats
         while True:
-            event = self.next_event(timeout)
+            drain = self._drain
+            if drain is not None and not requeue and not self._finished:
+                # the completion drain's common case, _serve_drain's first step without its two calls per event
+                try:
+                    item = get(False)
+                except queue.Empty:
+                    pass
+                else:
+                    kind = type(item)
+                    if kind in _DATA_EVENTS:
+                        drain.spent = 0.0
+                        drain.last = None
+                        stats.events_delivered += 1
+                        yield item
+                        continue
+                    if kind is SlotMark:
+                        self._apply_marker(item)
+                        continue
+                    requeue.append(item)  # anything else: next_event reads it first
+            event = next_event(timeout)
             if event is None:
                 return
             yield event

@@ -103,3 +103,26 @@ def test_streamed_writer_keeps_every_drained_notification():
     assert rec.late_events == 0
     assert [(r["slot"], r["signature"], sorted(r["account_diffs"])) for r in written] == [
         (80, "w", ["acc-w"]), (81, "x", ["acc-x"]), (81, "y", ["acc-y"])]
+
+
+def test_events_serves_the_drain_itself_with_the_same_events_and_marks():
+    """``events()`` serves the drain's common case (a queued notification, a SlotMark) itself, without a
+    ``next_event`` per event: the same events, the same ``delivered_through`` after each, the same end."""
+    runs = []
+    for use_events in (False, True):
+        a, b = FakeSub("transaction"), FakeSub("accountDiff")
+        s, sink = session(a, b)
+        script(s, sink, a, b)
+        calls = []
+        serve = s._serve_drain
+
+        def counted(timeout: Optional[float], serve: Any = serve, calls: Any = calls) -> Any:
+            calls.append(timeout)
+            return serve(timeout)
+        s._serve_drain = counted  # type: ignore[method-assign]
+        source = s.events(1.0) if use_events else iter(lambda s=s: s.next_event(1.0), None)
+        runs.append(([(event, s.delivered_through) for event in source], len(calls)))
+    (plain, plain_calls), (fast, fast_calls) = runs
+    assert fast == plain
+    assert [through for _, through in fast] == [79, 79, 80, 200]
+    assert plain_calls == 5 and fast_calls == 3  # events() took the notification after the first itself
