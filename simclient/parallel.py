@@ -187,21 +187,29 @@ class ParallelRun:
             active = list(group)
 
             def serve(sub: SubSession, timeout: Optional[float]) -> bool:
-                """One event of ``sub``; True once ``sub`` is finished (completed or failed)."""
+                """The next event of ``sub`` (waiting at most ``timeout``), then every other one it has queued by
+                then, never waiting (one call per sub-session and turn, not per event); True once ``sub`` is
+                finished (completed or failed)."""
+                next_event, queued, count = sub.next_event, sub._route.sink.qsize, counts[sub]
                 try:
-                    event = sub.next_event(timeout)
-                    if event is None:
-                        raise SessionClosedError(f"session {sub.session_id} ended without Completed")
-                    if on_event is not None:
-                        on_event(sub, event)
-                    kind = type(event)
-                    if kind is ev.ReadyForContinue or kind is ev.Paused:
-                        sub.send_continue(Continue(advance_count=counts[sub]))
-                    elif kind is ev.Completed:
-                        with lock:
-                            result.completed[sub.session_id] = event  # type: ignore[assignment]
-                        return True
-                    return False
+                    while True:
+                        event = next_event(timeout)
+                        if event is None:
+                            raise SessionClosedError(f"session {sub.session_id} ended without Completed")
+                        if on_event is not None:
+                            on_event(sub, event)
+                        kind = type(event)
+                        if kind is ev.ReadyForContinue or kind is ev.Paused:
+                            sub.send_continue(Continue(advance_count=count))
+                        elif kind is ev.Completed:
+                            with lock:
+                                result.completed[sub.session_id] = event  # type: ignore[assignment]
+                            return True
+                        # what is queued may be only a marker (a SlotMark, a barrier's pong): next_event(0) then
+                        # consumes it and raises Timeout, and the thread moves on to its other sub-sessions
+                        if not queued() and not (sub._drain is not None and sub._drain_ready()):  # _has_queued
+                            return False
+                        timeout = 0.0
                 except Timeout:
                     if timeout is None:  # pragma: no cover - next_event(None) does not time out
                         raise
@@ -216,13 +224,12 @@ class ParallelRun:
             while active:
                 progressed = False
                 for sub in list(active):
-                    while _has_queued(sub):
+                    # never blocks: waiting on one sub-session for its next event would starve the others of this
+                    # thread
+                    if _has_queued(sub):
                         progressed = True
-                        # never blocks: what is queued may be only a marker (a SlotMark, a barrier's pong), and
-                        # waiting on this sub-session for its next event would starve the others of this thread
                         if serve(sub, 0.0):
                             active.remove(sub)
-                            break
                 if not progressed and active:
                     sub = active[turn % len(active)]
                     turn += 1
