@@ -111,7 +111,8 @@ FRAMES = [
     tx_frame(',"big":-9223372036854775809'),
     tx_frame(',"nan":NaN'),
     tx_frame(',"deep":' + "[" * 600 + "]" * 600),
-    tx_frame(',"deep":' + "[" * 1100 + "]" * 1100),  # beyond simdjson's depth (1024), within orjson's
+    tx_frame(',"deep":' + "[" * 1000 + "]" * 1000),  # beyond msgspec's depth, within orjson's
+    tx_frame(',"deep":' + "[" * 1100 + "]" * 1100),  # beyond both
     tx_frame(',"deep":' + "[" * 5000 + "]" * 5000),
     tx_frame(slot="-1"), tx_frame(slot="true"), tx_frame(slot='"5"'), tx_frame(slot="1.5"),
     tx_frame(slot="18446744073709551616"),
