@@ -237,14 +237,7 @@ class LinkReader:
             raise Stopped()
         wait = self.poll if timeout is None else max(0.0, min(timeout, self.poll))
         frame = self._recv(wait)
-        now = self._clock()
-        if frame is not None:
-            self.last_inbound = now
-        elif now - self.last_inbound > self._config.keepalive_deadline:
-            raise KeepaliveExpired(f"no inbound traffic for {now - self.last_inbound:.1f}s: connection declared dead")
-        if now >= self._next_ping:
-            self._next_ping = now + self._config.keepalive_interval
-            self.conn.ping()
+        self._keepalive(frame is not None)
         return frame
 
     def recv_many(self) -> Sequence[Frame]:
@@ -253,15 +246,20 @@ class LinkReader:
         if self._stopped():
             raise Stopped()
         frames = self._recv_many(self.poll)
+        self._keepalive(bool(frames))
+        return frames
+
+    def _keepalive(self, inbound: bool) -> None:
+        """After a read: inbound traffic moves the deadline, none past it raises :class:`KeepaliveExpired`; a
+        ping goes out every ``keepalive_interval``."""
         now = self._clock()
-        if frames:
+        if inbound:
             self.last_inbound = now
         elif now - self.last_inbound > self._config.keepalive_deadline:
             raise KeepaliveExpired(f"no inbound traffic for {now - self.last_inbound:.1f}s: connection declared dead")
         if now >= self._next_ping:
             self._next_ping = now + self._config.keepalive_interval
             self.conn.ping()
-        return frames
 
     def wait_for(self, timeout: float, handle: Callable[[int, Any], bool], what: str,
                  per_message: bool = False) -> None:
