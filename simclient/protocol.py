@@ -34,7 +34,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from . import events as ev
 from ._base58 import b58encode
@@ -1177,6 +1177,10 @@ def _transaction_decoder() -> Optional[Callable[[bytes], Any]]:
 
 
 _decode_transaction = _transaction_decoder()
+#: what msgspec raises for a frame it refuses: its DecodeError (a ValueError in msgspec 0.23, not in 0.20, the last
+#: release with a cp39 wheel), and RecursionError for a frame nested deeper than it goes
+_MSGSPEC_REFUSALS: Tuple[Type[BaseException], ...] = (ValueError, RecursionError) + (
+    (_msgspec.DecodeError,) if _msgspec is not None else ())
 
 
 def read_transaction_frame(raw: Any) -> Optional[Tuple[int, ev.Transaction]]:
@@ -1190,7 +1194,7 @@ def read_transaction_frame(raw: Any) -> Optional[Tuple[int, ev.Transaction]]:
         return None
     try:
         doc = decode(raw)
-    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError: not JSON, or another shape
+    except _MSGSPEC_REFUSALS:  # not JSON, or another shape: the general path's verdict
         return None
     params = doc.params
     sub = params.subscription
